@@ -1,0 +1,939 @@
+//! The DynamoDB store: every table access of natter. Key, update and condition expressions are written here by
+//! hand; items go through serde_dynamo.
+
+use super::{
+    call_error,
+    items::{ClaimItem, ConnectionItem, IndexItem, MessageItem, PresenceItem, time_key},
+};
+use crate::{
+    aws::attr,
+    config::{Settings, Tables},
+    error::BackendError,
+    ids::{ConnectionId, MessageId, UserId},
+    jobs::HistoryJob,
+    model::{Claim, ClaimKey, NewConnection, Presence, StoredMessage, Transition},
+    ports::{Directory, IndexStore, MessageStore, PresenceStore, Res},
+};
+use aws_sdk_dynamodb::{
+    Client,
+    operation::{put_item::PutItemError, transact_write_items::TransactWriteItemsError},
+    types::{
+        AttributeValue as Av, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+        TransactWriteItem, Update,
+    },
+};
+use futures::{StreamExt, stream};
+use serde::{Serialize, de::DeserializeOwned};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+use tracing::warn;
+
+type Item = HashMap<String, Av>;
+
+/// The most keys one BatchGetItem call takes.
+const BATCH_GET_MAX: usize = 100;
+/// Concurrent single-item writes an ack issues.
+const ACK_CONCURRENCY: usize = 16;
+
+fn s(v: impl Into<String>) -> Av {
+    Av::S(v.into())
+}
+
+fn n(v: impl ToString) -> Av {
+    Av::N(v.to_string())
+}
+
+fn to_item<T: Serialize>(what: &'static str, v: &T) -> Res<Item> {
+    serde_dynamo::to_item(v).map_err(|e| BackendError::corrupt(what, e))
+}
+
+fn from_item<T: DeserializeOwned>(what: &'static str, item: Item) -> Res<T> {
+    serde_dynamo::from_item(item).map_err(|e| BackendError::corrupt(what, e))
+}
+
+/// Builds `#name` placeholders for attribute names: every name goes through one, so reserved words
+/// (`timestamp`, `status`, ...) never matter.
+fn names(list: &[&str]) -> Option<HashMap<String, String>> {
+    Some(list.iter().map(|a| (format!("#{a}"), (*a).to_owned())).collect())
+}
+
+/// Whether `expr` uses the placeholder `token` (`#name` or `:value`) as a whole token.
+fn uses(expr: &str, token: &str) -> bool {
+    expr.match_indices(token)
+        .any(|(i, _)| !expr[i + token.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+/// `#name` placeholders for the attributes that the expressions use (DynamoDB refuses unused ones).
+fn names_in(exprs: &[&str], attrs: &[&str]) -> Option<HashMap<String, String>> {
+    Some(
+        attrs
+            .iter()
+            .filter(|a| exprs.iter().any(|e| uses(e, &format!("#{a}"))))
+            .map(|a| (format!("#{a}"), (*a).to_owned()))
+            .collect(),
+    )
+}
+
+/// Drops the `:values` the expressions do not use.
+fn values_in(exprs: &[&str], mut values: Item) -> Option<Item> {
+    values.retain(|k, _| exprs.iter().any(|e| uses(e, k)));
+    Some(values)
+}
+
+fn build_err(what: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
+    BackendError::Call {
+        service: "DynamoDB",
+        operation: what,
+        retryable: false,
+        source: Box::new(e),
+    }
+}
+
+/// The DynamoDB implementation of the stores.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Arc<Tables>,
+    settings: Settings,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: Tables, settings: Settings) -> Self {
+        Self {
+            client,
+            tables: Arc::new(tables),
+            settings,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// BatchGetItem over any tables, retrying unprocessed keys with backoff; returns the items per table.
+    async fn batch_get(&self, mut request: HashMap<String, KeysAndAttributes>) -> Res<HashMap<String, Vec<Item>>> {
+        let mut out: HashMap<String, Vec<Item>> = HashMap::new();
+        let mut backoff = Duration::from_millis(25);
+        for attempt in 0..6 {
+            if request.values().all(|k| k.keys().is_empty()) {
+                return Ok(out);
+            }
+            if attempt > 0 {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            let r = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(|e| call_error("DynamoDB", "BatchGetItem", e))?;
+            for (table, items) in r.responses.unwrap_or_default() {
+                out.entry(table).or_default().extend(items);
+            }
+            request = r.unprocessed_keys.unwrap_or_default();
+        }
+        Err(BackendError::Call {
+            service: "DynamoDB",
+            operation: "BatchGetItem",
+            retryable: true,
+            source: "keys still unprocessed after retries (throttled)".into(),
+        })
+    }
+
+    fn user_keys(users: &[&UserId]) -> Vec<Item> {
+        users
+            .iter()
+            .map(|u| HashMap::from([(attr::USER_ID.to_owned(), s(u.as_str()))]))
+            .collect()
+    }
+
+    /// Presence items of `users` (deduplicated), in chunks of 100 keys.
+    async fn presence_items(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
+        let unique: Vec<&UserId> = users.iter().collect::<HashSet<_>>().into_iter().collect();
+        let mut out = HashMap::new();
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let keys = KeysAndAttributes::builder()
+                .set_keys(Some(Self::user_keys(chunk)))
+                .build()
+                .map_err(|e| build_err("BatchGetItem", e))?;
+            let mut got = self
+                .batch_get(HashMap::from([(self.tables.presence.clone(), keys)]))
+                .await?;
+            for item in got.remove(&self.tables.presence).unwrap_or_default() {
+                let p: PresenceItem = from_item("presence", item)?;
+                if let Ok(user) = UserId::parse(&p.user_id) {
+                    out.insert(user, p.into_presence());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes connections whose expiry passed (they vanished without `$disconnect`) from a presence item.
+    async fn prune(&self, user: &UserId, stale: Vec<String>) {
+        if stale.is_empty() {
+            return;
+        }
+        let mut names = HashMap::from([("#conns".to_owned(), attr::CONNS.to_owned())]);
+        let mut paths = Vec::new();
+        for (i, c) in stale.into_iter().enumerate() {
+            names.insert(format!("#s{i}"), c);
+            paths.push(format!("#conns.#s{i}"));
+        }
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key(attr::USER_ID, s(user.as_str()))
+            .update_expression(format!("REMOVE {}", paths.join(", ")))
+            .condition_expression("attribute_exists(#conns)")
+            .set_expression_attribute_names(Some(names))
+            .send()
+            .await;
+        if let Err(e) = r {
+            warn!(error = %call_error("DynamoDB", "UpdateItem", e), %user, "could not prune expired connections");
+        }
+    }
+
+    /// Adds a connection to the user's presence; returns the item as it was before.
+    async fn add_presence(&self, c: &NewConnection) -> Res<Option<PresenceItem>> {
+        for _ in 0..3 {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.tables.presence)
+                .key(attr::USER_ID, s(c.user.as_str()))
+                .update_expression("SET #conns.#c = :exp")
+                .condition_expression("attribute_exists(#conns)")
+                .expression_attribute_names("#conns", attr::CONNS)
+                .expression_attribute_names("#c", c.id.as_str())
+                .expression_attribute_values(":exp", n(c.expires_at))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await;
+            match r {
+                Ok(out) => return Ok(Some(from_item("presence", out.attributes.unwrap_or_default())?)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|x| x.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(call_error("DynamoDB", "UpdateItem", e)),
+            }
+            // First connection ever: create the item, unless a concurrent first connection just did.
+            let item = PresenceItem {
+                user_id: c.user.to_string(),
+                conns: HashMap::from([(c.id.to_string(), c.expires_at)]),
+                ..Default::default()
+            };
+            let r = self
+                .client
+                .put_item()
+                .table_name(&self.tables.presence)
+                .set_item(Some(to_item("presence", &item)?))
+                .condition_expression("attribute_not_exists(#user_id)")
+                .set_expression_attribute_names(names(&[attr::USER_ID]))
+                .send()
+                .await;
+            match r {
+                Ok(_) => return Ok(None),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|x| x.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(call_error("DynamoDB", "PutItem", e)),
+            }
+        }
+        Err(BackendError::Call {
+            service: "DynamoDB",
+            operation: "UpdateItem",
+            retryable: true,
+            source: "presence item kept changing".into(),
+        })
+    }
+
+    async fn claim_update(&self, key: &ClaimKey, update: &str, condition: Option<&str>, values: Item) -> Res<bool> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.send_claims)
+            .key(attr::CLAIM, s(key.as_str()))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(names_in(
+                &[update, condition.unwrap_or_default()],
+                &[attr::LEASE_UNTIL, attr::DONE],
+            ))
+            .set_expression_attribute_values(values_in(&[update, condition.unwrap_or_default()], values))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    async fn get_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.messages)
+            .key(attr::MESSAGE_ID, s(id.to_string()))
+            .key(attr::TIMESTAMP, n(id.timestamp()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "GetItem", e))?;
+        r.item
+            .map(|i| from_item::<MessageItem>("message", i).and_then(StoredMessage::try_from))
+            .transpose()
+    }
+
+    async fn ack_one(&self, acker: &UserId, id: &MessageId, now: i64) -> Res<Option<StoredMessage>> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.messages)
+            .key(attr::MESSAGE_ID, s(id.to_string()))
+            .key(attr::TIMESTAMP, n(id.timestamp()))
+            .update_expression("SET #delivered_at = if_not_exists(#delivered_at, :now) REMOVE #inbox")
+            .condition_expression("#recipient = :acker")
+            .set_expression_attribute_names(names(&[attr::DELIVERED_AT, attr::INBOX, attr::RECIPIENT]))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":acker", s(acker.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                let item: MessageItem = from_item("message", out.attributes.unwrap_or_default())?;
+                Ok(Some(item.try_into()?))
+            }
+            // Not addressed to the acker, or no such message: nothing to acknowledge.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// The recipient's half of indexing: its history row and its session, in one transaction so that unread counts
+    /// each message exactly once. The row's `attribute_not_exists` condition is the idempotency guard.
+    async fn index_recipient(&self, job: &HistoryJob, row: Item) -> Res<()> {
+        let ts = job.timestamp();
+        // Fast path: the message is newer than everything in the session and than the last read.
+        let fast = SessionWrite {
+            set_last: true,
+            set_recv: true,
+            count_unread: true,
+            expect: Expect::Newest,
+        };
+        let mut write = fast;
+        for _ in 0..5 {
+            match self.index_transaction(job, &row, write).await? {
+                TxOutcome::Applied | TxOutcome::AlreadyIndexed => return Ok(()),
+                TxOutcome::SessionChanged | TxOutcome::Conflict => {}
+            }
+            // Out of order, already read past it, or raced: read the session and write exactly what applies.
+            let seen = self.session_marks(&job.to, &job.from).await?;
+            write = SessionWrite {
+                set_last: seen.last_ts.is_none_or(|t| t < ts),
+                set_recv: seen.last_recv_ts.is_none_or(|t| t < ts),
+                count_unread: seen.last_read_ts.is_none_or(|t| t < ts),
+                expect: Expect::Exactly(seen),
+            };
+        }
+        Err(BackendError::Call {
+            service: "DynamoDB",
+            operation: "TransactWriteItems",
+            retryable: true,
+            source: "the session kept changing".into(),
+        })
+    }
+
+    async fn session_marks(&self, user: &UserId, peer: &UserId) -> Res<SessionMarks> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.sessions)
+            .key(attr::USER_ID, s(user.as_str()))
+            .key(attr::PEER_ID, s(peer.as_str()))
+            .consistent_read(true)
+            .projection_expression("#last_ts, #last_recv_ts, #last_read_ts")
+            .set_expression_attribute_names(names(&[attr::LAST_TS, attr::LAST_RECV_TS, attr::LAST_READ_TS]))
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "GetItem", e))?;
+        let item = r.item.unwrap_or_default();
+        let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+        Ok(SessionMarks {
+            last_ts: num(attr::LAST_TS),
+            last_recv_ts: num(attr::LAST_RECV_TS),
+            last_read_ts: num(attr::LAST_READ_TS),
+        })
+    }
+
+    async fn index_transaction(&self, job: &HistoryJob, row: &Item, w: SessionWrite) -> Res<TxOutcome> {
+        let ts = job.timestamp();
+        let put_row = Put::builder()
+            .table_name(&self.tables.message_index)
+            .set_item(Some(row.clone()))
+            .condition_expression("attribute_not_exists(#owner_id)")
+            .set_expression_attribute_names(names(&[attr::OWNER_ID]))
+            .build()
+            .map_err(|e| build_err("TransactWriteItems", e))?;
+        let mut items = vec![TransactWriteItem::builder().put(put_row).build()];
+        if w.set_last || w.set_recv || w.count_unread {
+            let mut sets = Vec::new();
+            let mut values: Item = HashMap::new();
+            let mut attrs = vec![attr::LAST_TS, attr::LAST_RECV_TS, attr::LAST_READ_TS];
+            if w.set_last {
+                sets.push("#last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts");
+                attrs.extend([attr::LAST_MESSAGE_ID, attr::LAST_FROM, attr::LAST_PREVIEW]);
+                values.insert(":mid".into(), s(job.message_id.to_string()));
+                values.insert(":from".into(), s(job.from.as_str()));
+                values.insert(":preview".into(), s(job.preview.as_str()));
+            }
+            if w.set_recv {
+                sets.push("#last_recv_ts = :ts");
+            }
+            values.insert(":ts".into(), n(ts));
+            let mut expr = if sets.is_empty() {
+                String::new()
+            } else {
+                format!("SET {}", sets.join(", "))
+            };
+            if w.count_unread {
+                expr.push_str(" ADD #unread :one");
+                attrs.push(attr::UNREAD);
+                values.insert(":one".into(), n(1));
+            }
+            let condition = match w.expect {
+                Expect::Newest => "(attribute_not_exists(#last_ts) OR #last_ts < :ts) AND \
+                     (attribute_not_exists(#last_read_ts) OR #last_read_ts < :ts)"
+                    .to_owned(),
+                Expect::Exactly(seen) => {
+                    let mut parts = Vec::new();
+                    for (name, v) in [
+                        ("last_ts", seen.last_ts),
+                        ("last_recv_ts", seen.last_recv_ts),
+                        ("last_read_ts", seen.last_read_ts),
+                    ] {
+                        match v {
+                            Some(v) => {
+                                parts.push(format!("#{name} = :seen_{name}"));
+                                values.insert(format!(":seen_{name}"), n(v));
+                            }
+                            None => parts.push(format!("attribute_not_exists(#{name})")),
+                        }
+                    }
+                    parts.join(" AND ")
+                }
+            };
+            let exprs = [expr.trim(), condition.as_str()];
+            let update = Update::builder()
+                .table_name(&self.tables.sessions)
+                .key(attr::USER_ID, s(job.to.as_str()))
+                .key(attr::PEER_ID, s(job.from.as_str()))
+                .set_expression_attribute_names(names_in(&exprs, &attrs))
+                .set_expression_attribute_values(values_in(&exprs, values))
+                .update_expression(expr.trim())
+                .condition_expression(condition.as_str())
+                .build()
+                .map_err(|e| build_err("TransactWriteItems", e))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let r = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(TxOutcome::Applied),
+            Err(e) => {
+                let reasons: Vec<Option<String>> = match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().map(str::to_owned))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let code = |i: usize| reasons.get(i).cloned().flatten();
+                if code(0).as_deref() == Some("ConditionalCheckFailed") {
+                    Ok(TxOutcome::AlreadyIndexed)
+                } else if code(1).as_deref() == Some("ConditionalCheckFailed") {
+                    Ok(TxOutcome::SessionChanged)
+                } else if reasons.iter().flatten().any(|c| c == "TransactionConflict")
+                    || matches!(
+                        e.as_service_error(),
+                        Some(TransactWriteItemsError::TransactionInProgressException(_))
+                    )
+                {
+                    Ok(TxOutcome::Conflict)
+                } else {
+                    Err(call_error("DynamoDB", "TransactWriteItems", e))
+                }
+            }
+        }
+    }
+
+    /// The sender's half of indexing: its history row and the preview of its session (no unread).
+    async fn index_sender(&self, job: &HistoryJob, row: Item) -> Res<()> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.message_index)
+            .set_item(Some(row))
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "PutItem", e))?;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(attr::USER_ID, s(job.from.as_str()))
+            .key(attr::PEER_ID, s(job.to.as_str()))
+            .update_expression(
+                "SET #last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts",
+            )
+            .condition_expression("attribute_not_exists(#last_ts) OR #last_ts < :ts")
+            .set_expression_attribute_names(names(&[
+                attr::LAST_MESSAGE_ID,
+                attr::LAST_FROM,
+                attr::LAST_PREVIEW,
+                attr::LAST_TS,
+            ]))
+            .expression_attribute_values(":mid", s(job.message_id.to_string()))
+            .expression_attribute_values(":from", s(job.from.as_str()))
+            .expression_attribute_values(":preview", s(job.preview.as_str()))
+            .expression_attribute_values(":ts", n(job.timestamp()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // The session already shows a newer message.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+        }
+    }
+}
+
+/// The ordering marks of a session, as read.
+#[derive(Debug, Clone, Copy)]
+struct SessionMarks {
+    last_ts: Option<i64>,
+    last_recv_ts: Option<i64>,
+    last_read_ts: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// The session's last message and last read are older than the message (or absent).
+    Newest,
+    /// The session's marks are exactly these (optimistic concurrency).
+    Exactly(SessionMarks),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SessionWrite {
+    set_last: bool,
+    set_recv: bool,
+    count_unread: bool,
+    expect: Expect,
+}
+
+enum TxOutcome {
+    Applied,
+    AlreadyIndexed,
+    SessionChanged,
+    Conflict,
+}
+
+fn index_row(owner: &UserId, peer: &UserId, direction: &str, job: &HistoryJob, expires_at: Option<i64>) -> IndexItem {
+    let tk = time_key(&job.message_id);
+    IndexItem {
+        owner_id: owner.to_string(),
+        peer_sk: format!("{peer}#{tk}"),
+        sk: tk,
+        peer_id: peer.to_string(),
+        direction: direction.to_owned(),
+        message_id: job.message_id.to_string(),
+        timestamp: job.timestamp(),
+        expires_at,
+    }
+}
+
+impl Directory for DynamoStore {
+    async fn register(&self, user: &UserId, now: i64) -> Res<()> {
+        self.client
+            .update_item()
+            .table_name(&self.tables.users)
+            .key(attr::USER_ID, s(user.as_str()))
+            .update_expression("SET #joined_at = if_not_exists(#joined_at, :now)")
+            .set_expression_attribute_names(names(&[attr::JOINED_AT]))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn lookup(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
+        let unique: Vec<&UserId> = users.iter().collect::<HashSet<_>>().into_iter().collect();
+        let mut out = HashMap::new();
+        // Users (existence) and Presence (connections) in one BatchGetItem: 2 keys per user.
+        for chunk in unique.chunks(BATCH_GET_MAX / 2) {
+            let users_keys = KeysAndAttributes::builder()
+                .set_keys(Some(Self::user_keys(chunk)))
+                .projection_expression("#user_id")
+                .set_expression_attribute_names(names(&[attr::USER_ID]))
+                .build()
+                .map_err(|e| build_err("BatchGetItem", e))?;
+            let presence_keys = KeysAndAttributes::builder()
+                .set_keys(Some(Self::user_keys(chunk)))
+                .build()
+                .map_err(|e| build_err("BatchGetItem", e))?;
+            let mut got = self
+                .batch_get(HashMap::from([
+                    (self.tables.users.clone(), users_keys),
+                    (self.tables.presence.clone(), presence_keys),
+                ]))
+                .await?;
+            let mut presence: HashMap<String, Presence> = HashMap::new();
+            for item in got.remove(&self.tables.presence).unwrap_or_default() {
+                let p: PresenceItem = from_item("presence", item)?;
+                presence.insert(p.user_id.clone(), p.into_presence());
+            }
+            for item in got.remove(&self.tables.users).unwrap_or_default() {
+                if let Some(Ok(user)) = item
+                    .get(attr::USER_ID)
+                    .and_then(|v| v.as_s().ok())
+                    .map(|u| UserId::parse(u))
+                {
+                    let p = presence.remove(user.as_str()).unwrap_or_default();
+                    out.insert(user, p);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl PresenceStore for DynamoStore {
+    async fn open(&self, c: &NewConnection) -> Res<Transition> {
+        let item = ConnectionItem {
+            connection_id: c.id.to_string(),
+            user_id: c.user.to_string(),
+            connected_at: c.connected_at,
+            expires_at: c.expires_at,
+        };
+        let put = async {
+            self.client
+                .put_item()
+                .table_name(&self.tables.connections)
+                .set_item(Some(to_item("connection", &item)?))
+                .send()
+                .await
+                .map_err(|e| call_error("DynamoDB", "PutItem", e))
+        };
+        let (_, before) = futures::try_join!(put, self.add_presence(c))?;
+        let Some(before) = before else {
+            return Ok(Transition::CameOnline);
+        };
+        let now_s = c.connected_at / 1000;
+        let was_online = before.conns.values().any(|exp| *exp > now_s);
+        let stale: Vec<String> = before
+            .conns
+            .iter()
+            .filter(|(id, exp)| **exp <= now_s && id.as_str() != c.id.as_str())
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.prune(&c.user, stale).await;
+        Ok(if was_online {
+            Transition::Unchanged
+        } else {
+            Transition::CameOnline
+        })
+    }
+
+    async fn close(&self, user: &UserId, connection: &ConnectionId, now: i64) -> Res<Transition> {
+        let delete = async {
+            self.client
+                .delete_item()
+                .table_name(&self.tables.connections)
+                .key(attr::CONNECTION_ID, s(connection.as_str()))
+                .send()
+                .await
+                .map_err(|e| call_error("DynamoDB", "DeleteItem", e))
+        };
+        let remove = async {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.tables.presence)
+                .key(attr::USER_ID, s(user.as_str()))
+                .update_expression("REMOVE #conns.#c SET #last_seen = :now")
+                .condition_expression("attribute_exists(#conns)")
+                .expression_attribute_names("#conns", attr::CONNS)
+                .expression_attribute_names("#c", connection.as_str())
+                .expression_attribute_names("#last_seen", attr::LAST_SEEN)
+                .expression_attribute_values(":now", n(now))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await;
+            match r {
+                Ok(out) => Ok(Some(from_item::<PresenceItem>(
+                    "presence",
+                    out.attributes.unwrap_or_default(),
+                )?)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+            }
+        };
+        let (_, before) = futures::try_join!(delete, remove)?;
+        let Some(before) = before else {
+            return Ok(Transition::Unchanged);
+        };
+        let now_s = now / 1000;
+        let live_before: Vec<&String> = before
+            .conns
+            .iter()
+            .filter(|(_, exp)| **exp > now_s)
+            .map(|(id, _)| id)
+            .collect();
+        let live_after = live_before
+            .iter()
+            .filter(|id| id.as_str() != connection.as_str())
+            .count();
+        let stale: Vec<String> = before
+            .conns
+            .iter()
+            .filter(|(id, exp)| **exp <= now_s && id.as_str() != connection.as_str())
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.prune(user, stale).await;
+        Ok(if !live_before.is_empty() && live_after == 0 {
+            Transition::WentOffline
+        } else {
+            Transition::Unchanged
+        })
+    }
+
+    async fn presence(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
+        self.presence_items(users).await
+    }
+}
+
+impl MessageStore for DynamoStore {
+    async fn claim(&self, key: &ClaimKey, fresh: &Claim, expires_at: i64) -> Res<Option<Claim>> {
+        let item = ClaimItem {
+            claim: key.as_str().to_owned(),
+            message_id: fresh.message_id.to_string(),
+            lease_until: fresh.lease_until,
+            done: fresh.done,
+            expires_at,
+        };
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.tables.send_claims)
+            .set_item(Some(to_item("claim", &item)?))
+            .condition_expression("attribute_not_exists(#claim)")
+            .set_expression_attribute_names(names(&[attr::CLAIM]))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(ccf)) => match ccf.item() {
+                    Some(existing) => Ok(Some(from_item::<ClaimItem>("claim", existing.clone())?.try_into()?)),
+                    None => self.read_claim(key).await,
+                },
+                _ => Err(call_error("DynamoDB", "PutItem", e)),
+            },
+        }
+    }
+
+    async fn read_claim(&self, key: &ClaimKey) -> Res<Option<Claim>> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.send_claims)
+            .key(attr::CLAIM, s(key.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "GetItem", e))?;
+        r.item
+            .map(|i| from_item::<ClaimItem>("claim", i).and_then(Claim::try_from))
+            .transpose()
+    }
+
+    async fn take_over(&self, key: &ClaimKey, seen: &Claim, lease_until: i64) -> Res<bool> {
+        let values = HashMap::from([
+            (":new".to_owned(), n(lease_until)),
+            (":seen".to_owned(), n(seen.lease_until)),
+            (":false".to_owned(), Av::Bool(false)),
+        ]);
+        self.claim_update(
+            key,
+            "SET #lease_until = :new",
+            Some("#lease_until = :seen AND #done = :false"),
+            values,
+        )
+        .await
+    }
+
+    async fn release(&self, key: &ClaimKey, lease_until: i64) -> Res<()> {
+        let values = HashMap::from([
+            (":zero".to_owned(), n(0)),
+            (":mine".to_owned(), n(lease_until)),
+            (":false".to_owned(), Av::Bool(false)),
+        ]);
+        self.claim_update(
+            key,
+            "SET #lease_until = :zero",
+            Some("#lease_until = :mine AND #done = :false"),
+            values,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn finish(&self, key: &ClaimKey) -> Res<()> {
+        let values = HashMap::from([(":true".to_owned(), Av::Bool(true))]);
+        self.claim_update(key, "SET #done = :true", None, values)
+            .await
+            .map(drop)
+    }
+
+    async fn forget(&self, key: &ClaimKey, claim: &Claim) -> Res<()> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.send_claims)
+            .key(attr::CLAIM, s(key.as_str()))
+            .condition_expression("#message_id = :mid")
+            .set_expression_attribute_names(names(&[attr::MESSAGE_ID]))
+            .expression_attribute_values(":mid", s(claim.message_id.to_string()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(call_error("DynamoDB", "DeleteItem", e)),
+        }
+    }
+
+    async fn put_message(&self, message: &StoredMessage, expires_at: Option<i64>) -> Res<Option<StoredMessage>> {
+        let item = to_item("message", &MessageItem::new(message, expires_at))?;
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.tables.messages)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#message_id)")
+            .set_expression_attribute_names(names(&[attr::MESSAGE_ID]))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(ccf)) => match ccf.item() {
+                    Some(existing) => Ok(Some(from_item::<MessageItem>("message", existing.clone())?.try_into()?)),
+                    None => self.get_message(&message.id).await,
+                },
+                _ => Err(call_error("DynamoDB", "PutItem", e)),
+            },
+        }
+    }
+
+    async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<StoredMessage>> {
+        let results: Vec<Res<Option<StoredMessage>>> = stream::iter(ids.iter().copied())
+            .map(move |id| async move { self.ack_one(acker, &id, now).await })
+            .buffer_unordered(ACK_CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+}
+
+impl IndexStore for DynamoStore {
+    async fn index_direct(&self, job: &HistoryJob, expires_at: Option<i64>) -> Res<()> {
+        let recipient_row = to_item("index row", &index_row(&job.to, &job.from, "received", job, expires_at))?;
+        let sender_row = to_item("index row", &index_row(&job.from, &job.to, "sent", job, expires_at))?;
+        futures::try_join!(
+            self.index_recipient(job, recipient_row),
+            self.index_sender(job, sender_row)
+        )?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// For tests and tools: the settings this store was built with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_match_whole_tokens_only() {
+        assert!(uses("SET #last_ts = :ts", "#last_ts"));
+        assert!(!uses("SET #last_ts_x = :ts", "#last_ts"));
+        assert!(uses("a = :ts AND b", ":ts"));
+        assert!(!uses("a = :tsx", ":ts"));
+        let n = names_in(&["SET #done = :true"], &[attr::LEASE_UNTIL, attr::DONE]).unwrap();
+        assert_eq!(n.len(), 1);
+        let v = values_in(
+            &["SET #done = :true"],
+            HashMap::from([(":true".into(), Av::Bool(true)), (":x".into(), n_av())]),
+        );
+        assert_eq!(v.unwrap().len(), 1);
+    }
+
+    fn n_av() -> Av {
+        n(1)
+    }
+}

@@ -1,0 +1,230 @@
+//! One item struct per table, mapped with serde_dynamo, and their conversions to the domain records.
+//! Optional attributes are left out when empty: an index key attribute must be absent, never NULL.
+
+use crate::{
+    error::BackendError,
+    frames::{Status, Target},
+    ids::{Body, ClientMsgId, ConnectionId, GroupId, MessageId, UserId},
+    model::{Claim, Presence, StoredMessage},
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Attribute names, for key and condition expressions.
+pub mod attr {
+    pub const USER_ID: &str = "user_id";
+    pub const JOINED_AT: &str = "joined_at";
+    pub const CONNECTION_ID: &str = "connection_id";
+    pub const CONNS: &str = "conns";
+    pub const LAST_SEEN: &str = "last_seen";
+    pub const CLAIM: &str = "claim";
+    pub const LEASE_UNTIL: &str = "lease_until";
+    pub const DONE: &str = "done";
+    pub const MESSAGE_ID: &str = "message_id";
+    pub const TIMESTAMP: &str = "timestamp";
+    pub const RECIPIENT: &str = "recipient";
+    pub const INBOX: &str = "inbox";
+    pub const DELIVERED_AT: &str = "delivered_at";
+    pub const OWNER_ID: &str = "owner_id";
+    pub const SK: &str = "sk";
+    pub const PEER_SK: &str = "peer_sk";
+    pub const PEER_ID: &str = "peer_id";
+    pub const UNREAD: &str = "unread";
+    pub const LAST_MESSAGE_ID: &str = "last_message_id";
+    pub const LAST_FROM: &str = "last_from";
+    pub const LAST_PREVIEW: &str = "last_preview";
+    pub const LAST_TS: &str = "last_ts";
+    pub const LAST_RECV_TS: &str = "last_recv_ts";
+    pub const LAST_READ_TS: &str = "last_read_ts";
+    pub const EXPIRES_AT: &str = "expires_at";
+    /// The sparse index of Messages over `inbox`: a user's unacknowledged one-on-one messages.
+    pub const INBOX_INDEX: &str = "Inbox";
+    /// The local index of MessageIndex over `peer_sk`: one conversation's rows.
+    pub const BY_PEER_INDEX: &str = "ByPeer";
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConnectionItem {
+    pub connection_id: String,
+    pub user_id: String,
+    pub connected_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct PresenceItem {
+    pub user_id: String,
+    /// Connection id -> expiry (epoch seconds).
+    #[serde(default)]
+    pub conns: HashMap<String, i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<Status>,
+}
+
+impl PresenceItem {
+    pub fn into_presence(self) -> Presence {
+        Presence {
+            // Ids this code did not write cannot be posted to anyway; skip them rather than fail the read.
+            connections: self
+                .conns
+                .into_iter()
+                .filter_map(|(c, exp)| Some((ConnectionId::parse(&c).ok()?, exp)))
+                .collect(),
+            last_seen: self.last_seen,
+            announced: self.announced,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClaimItem {
+    pub claim: String,
+    pub message_id: String,
+    pub lease_until: i64,
+    pub done: bool,
+    pub expires_at: i64,
+}
+
+impl TryFrom<ClaimItem> for Claim {
+    type Error = BackendError;
+    fn try_from(c: ClaimItem) -> Result<Self, BackendError> {
+        Ok(Claim {
+            message_id: MessageId::parse(&c.message_id).map_err(|e| BackendError::corrupt("claim", e))?,
+            lease_until: c.lease_until,
+            done: c.done,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MessageItem {
+    pub message_id: String,
+    pub timestamp: i64,
+    pub sender: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// The recipient's id until it acknowledges the message: the key of the sparse Inbox index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<String>,
+    pub body: String,
+    pub client_msg_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl MessageItem {
+    pub fn new(m: &StoredMessage, expires_at: Option<i64>) -> Self {
+        let (recipient, group_id) = match &m.target {
+            Target::To(u) => (Some(u.to_string()), None),
+            Target::Group(g) => (None, Some(g.to_string())),
+        };
+        Self {
+            message_id: m.id.to_string(),
+            timestamp: m.timestamp(),
+            sender: m.from.to_string(),
+            inbox: recipient.clone(),
+            recipient,
+            group_id,
+            body: m.body.as_str().to_owned(),
+            client_msg_id: m.client_msg_id.to_string(),
+            seq: m.seq,
+            delivered_at: m.delivered_at,
+            expires_at,
+        }
+    }
+}
+
+impl TryFrom<MessageItem> for StoredMessage {
+    type Error = BackendError;
+    fn try_from(i: MessageItem) -> Result<Self, BackendError> {
+        let bad = |e: crate::ids::FieldError| BackendError::corrupt("message", e);
+        let target = match (i.recipient, i.group_id) {
+            (Some(u), None) => Target::To(UserId::parse(&u).map_err(bad)?),
+            (None, Some(g)) => Target::Group(GroupId::parse(&g).map_err(bad)?),
+            _ => {
+                return Err(BackendError::corrupt(
+                    "message",
+                    "a message needs exactly one recipient or group",
+                ));
+            }
+        };
+        let id = MessageId::parse(&i.message_id).map_err(bad)?;
+        if id.timestamp() != i.timestamp {
+            return Err(BackendError::corrupt(
+                "message",
+                "the timestamp is not the time of the message id",
+            ));
+        }
+        Ok(StoredMessage {
+            id,
+            from: UserId::parse(&i.sender).map_err(bad)?,
+            target,
+            body: Body::try_from(i.body).map_err(bad)?,
+            client_msg_id: ClientMsgId::parse(&i.client_msg_id).map_err(bad)?,
+            seq: i.seq,
+            delivered_at: i.delivered_at,
+        })
+    }
+}
+
+/// A row of a user's history index. `sk` = `{timestamp:013}#{message_id}` orders a user's rows by time;
+/// `peer_sk` = `{peer}#{timestamp:013}#{message_id}` (local index ByPeer) orders one conversation.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IndexItem {
+    pub owner_id: String,
+    pub sk: String,
+    pub peer_sk: String,
+    pub peer_id: String,
+    pub direction: String,
+    pub message_id: String,
+    pub timestamp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// The time-ordered sort key of a message: zero-padded so that string order is time order, then the id.
+pub fn time_key(id: &MessageId) -> String {
+    format!("{:013}#{id}", id.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_on_one_messages_enter_the_inbox_and_round_trip() {
+        let m = StoredMessage {
+            id: MessageId::generate(1_700_000_000_000),
+            from: UserId::parse("alice").unwrap(),
+            target: Target::To(UserId::parse("bob").unwrap()),
+            body: Body::parse("hi").unwrap(),
+            client_msg_id: ClientMsgId::parse("c1").unwrap(),
+            seq: Some(2),
+            delivered_at: None,
+        };
+        let item = MessageItem::new(&m, Some(9));
+        assert_eq!(item.inbox.as_deref(), Some("bob"));
+        let av: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = serde_dynamo::to_item(&item).unwrap();
+        assert!(
+            !av.contains_key("group_id") && !av.contains_key("delivered_at"),
+            "absent, not NULL"
+        );
+        let back: MessageItem = serde_dynamo::from_item(av).unwrap();
+        assert_eq!(StoredMessage::try_from(back).unwrap(), m);
+    }
+
+    #[test]
+    fn time_keys_sort_as_time() {
+        let a = time_key(&MessageId::generate(999));
+        let b = time_key(&MessageId::generate(1_000));
+        assert!(a < b, "{a} < {b}");
+    }
+}

@@ -1,0 +1,79 @@
+//! `friends` and `group`: the directory operations.
+
+use super::{Problem, fields::Fields};
+use crate::ids::{GroupId, GroupName, UserId};
+use serde::Serialize;
+
+/// The most members a `create` frame may name (more join with `add`).
+pub const MAX_CREATE_MEMBERS: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum FriendsOp {
+    Add { user: UserId },
+    Remove { user: UserId },
+    List,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum GroupOp {
+    Create { name: GroupName, members: Vec<UserId> },
+    Add { group: GroupId, user: UserId },
+    Remove { group: GroupId, user: UserId },
+    Leave { group: GroupId },
+    Members { group: GroupId },
+    List,
+}
+
+fn op<'a>(f: &'a Fields<'_>, allowed: &str) -> Result<&'a str, Problem> {
+    f.str("op")
+        .map_err(|_| Problem::bad(format!("`op` is required: one of {allowed}")))
+}
+
+pub(super) fn parse_friends(f: &Fields<'_>) -> Result<FriendsOp, Problem> {
+    const OPS: &str = "add, remove, list";
+    match op(f, OPS)? {
+        "add" => Ok(FriendsOp::Add {
+            user: f.parsed("user", UserId::parse)?,
+        }),
+        "remove" => Ok(FriendsOp::Remove {
+            user: f.parsed("user", UserId::parse)?,
+        }),
+        "list" => Ok(FriendsOp::List),
+        _ => Err(Problem::bad(format!("`op` must be one of {OPS}"))),
+    }
+}
+
+pub(super) fn parse_group(f: &Fields<'_>) -> Result<GroupOp, Problem> {
+    const OPS: &str = "create, add, remove, leave, members, list";
+    match op(f, OPS)? {
+        "create" => {
+            let name = f.parsed("name", GroupName::parse)?;
+            let mut members = if f.has("members") {
+                f.list("members", 0, MAX_CREATE_MEMBERS, UserId::parse)?
+            } else {
+                Vec::new()
+            };
+            members.sort();
+            members.dedup();
+            Ok(GroupOp::Create { name, members })
+        }
+        "add" => Ok(GroupOp::Add {
+            group: f.parsed("group", GroupId::parse)?,
+            user: f.parsed("user", UserId::parse)?,
+        }),
+        "remove" => Ok(GroupOp::Remove {
+            group: f.parsed("group", GroupId::parse)?,
+            user: f.parsed("user", UserId::parse)?,
+        }),
+        "leave" => Ok(GroupOp::Leave {
+            group: f.parsed("group", GroupId::parse)?,
+        }),
+        "members" => Ok(GroupOp::Members {
+            group: f.parsed("group", GroupId::parse)?,
+        }),
+        "list" => Ok(GroupOp::List),
+        _ => Err(Problem::bad(format!("`op` must be one of {OPS}"))),
+    }
+}

@@ -1,0 +1,223 @@
+//! The wire contract (docs/protocol.md): client frames in, replies and pushes out.
+//!
+//! Client frames are one enum tagged by `action` ([`ClientFrame`]); each action has its own file with its parse.
+//! Parsing is by hand over the JSON object rather than derived, so that every refusal names the field and gets the
+//! error code the protocol promises (`bad_request`, `unknown_action`, `too_large`). The enum also derives
+//! `Serialize`, which is what clients (tests, natter-loadgen) send; a round-trip test keeps both sides equal.
+
+mod ack;
+mod fields;
+mod group;
+mod misc;
+mod send;
+mod server;
+
+pub use ack::{Ack, Read};
+pub use group::{FriendsOp, GroupOp};
+pub use misc::{Conversation, History, Sync};
+pub use send::{Send, Target};
+pub use server::*;
+
+use crate::ids::FieldError;
+use fields::Fields;
+use serde::{Deserialize, Serialize};
+
+/// A client's correlation id, echoed on every direct reply: at most 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub const MAX_CHARS: usize = 64;
+
+    pub fn parse(s: &str) -> Result<Self, FieldError> {
+        if s.chars().count() <= Self::MAX_CHARS {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(FieldError::Invalid("a string of at most 64 characters"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One client frame, tagged by `action` (the API Gateway route key).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum ClientFrame {
+    Send(Send),
+    Ack(Ack),
+    Read(Read),
+    Sync(Sync),
+    History(History),
+    Heartbeat,
+    Friends(FriendsOp),
+    Group(GroupOp),
+}
+
+impl ClientFrame {
+    /// The route key API Gateway selects for this frame.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Send(_) => "send",
+            Self::Ack(_) => "ack",
+            Self::Read(_) => "read",
+            Self::Sync(_) => "sync",
+            Self::History(_) => "history",
+            Self::Heartbeat => "heartbeat",
+            Self::Friends(_) => "friends",
+            Self::Group(_) => "group",
+        }
+    }
+}
+
+/// Every action the protocol defines: the route keys of the WebSocket API besides `$connect`, `$disconnect`
+/// and `$default`.
+pub const ACTIONS: [&str; 8] = [
+    "send",
+    "ack",
+    "read",
+    "sync",
+    "history",
+    "heartbeat",
+    "friends",
+    "group",
+];
+
+/// A frame with its optional correlation id, as a client sends it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Request {
+    #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
+    #[serde(flatten)]
+    pub frame: ClientFrame,
+}
+
+impl Request {
+    pub fn new(frame: ClientFrame) -> Self {
+        Self {
+            request_id: None,
+            frame,
+        }
+    }
+
+    pub fn with_request_id(mut self, id: &str) -> Self {
+        self.request_id = RequestId::parse(id).ok();
+        self
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing plain structs of strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A frame the server refuses: the error reply it gets, with what of the frame could be echoed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    pub request_id: Option<RequestId>,
+    pub client_msg_id: Option<crate::ids::ClientMsgId>,
+}
+
+impl Refusal {
+    pub fn into_frame(self) -> ServerFrame {
+        ServerFrame::Error(ErrorReply {
+            code: self.code,
+            message: self.message,
+            request_id: self.request_id,
+            client_msg_id: self.client_msg_id,
+        })
+    }
+}
+
+/// Why a field of a frame was refused, before the echo fields are attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::BadRequest,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn field(name: &str, e: FieldError) -> Self {
+        match e {
+            FieldError::Invalid(rule) => Self::bad(format!("`{name}` must be {rule}")),
+            FieldError::TooLarge { limit } => Self {
+                code: ErrorCode::TooLarge,
+                message: format!("`{name}` is larger than {limit} bytes"),
+            },
+        }
+    }
+}
+
+/// Parses one text frame. Never panics, whatever the input.
+pub fn parse(text: &str) -> Result<Request, Refusal> {
+    let refuse = |p: Problem, request_id, client_msg_id| Refusal {
+        code: p.code,
+        message: p.message,
+        request_id,
+        client_msg_id,
+    };
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| refuse(Problem::bad(format!("the frame is not valid JSON: {e}")), None, None))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(refuse(Problem::bad("the frame must be a JSON object"), None, None));
+    };
+    let f = Fields(&map);
+    let request_id = match map.get("requestId") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => {
+            Some(RequestId::parse(s).map_err(|e| refuse(Problem::field("requestId", e), None, None))?)
+        }
+        Some(_) => return Err(refuse(Problem::bad("`requestId` must be a string"), None, None)),
+    };
+    // Echo a valid clientMsgId on errors so the sender can match the refusal to its message.
+    let client_msg_id = map
+        .get("clientMsgId")
+        .and_then(|v| v.as_str())
+        .and_then(|s| crate::ids::ClientMsgId::parse(s).ok());
+    let action = match map.get("action") {
+        Some(serde_json::Value::String(a)) => a.as_str(),
+        Some(_) => {
+            return Err(refuse(
+                Problem::bad("`action` must be a string"),
+                request_id,
+                client_msg_id,
+            ));
+        }
+        None => return Err(refuse(Problem::bad("`action` is required"), request_id, client_msg_id)),
+    };
+    let frame = match action {
+        "send" => send::parse(&f).map(ClientFrame::Send),
+        "ack" => ack::parse_ack(&f).map(ClientFrame::Ack),
+        "read" => ack::parse_read(&f).map(ClientFrame::Read),
+        "sync" => misc::parse_sync(&f).map(ClientFrame::Sync),
+        "history" => misc::parse_history(&f).map(ClientFrame::History),
+        "heartbeat" => Ok(ClientFrame::Heartbeat),
+        "friends" => group::parse_friends(&f).map(ClientFrame::Friends),
+        "group" => group::parse_group(&f).map(ClientFrame::Group),
+        other => Err(Problem {
+            code: ErrorCode::UnknownAction,
+            message: format!("unknown action `{}`", other.chars().take(64).collect::<String>()),
+        }),
+    };
+    frame
+        .map(|frame| Request {
+            request_id: request_id.clone(),
+            frame,
+        })
+        .map_err(|p| refuse(p, request_id, client_msg_id))
+}
+
+#[cfg(test)]
+mod tests;

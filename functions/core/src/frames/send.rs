@@ -1,0 +1,49 @@
+//! `send`: one message to a user or a group.
+
+use super::{Problem, fields::Fields};
+use crate::ids::{Body, ClientMsgId, GroupId, UserId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Send {
+    pub client_msg_id: ClientMsgId,
+    #[serde(flatten)]
+    pub target: Target,
+    pub body: Body,
+    /// The sender's own sequence number in a one-on-one conversation: stored and passed through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Target {
+    To(UserId),
+    Group(GroupId),
+}
+
+/// The largest client sequence number accepted (JavaScript's safe integer range).
+pub const MAX_CLIENT_SEQ: u64 = (1 << 53) - 1;
+
+pub(super) fn parse(f: &Fields<'_>) -> Result<Send, Problem> {
+    let client_msg_id = f.parsed("clientMsgId", ClientMsgId::parse)?;
+    let target = if f.one_of("to", "group")? {
+        Target::To(f.parsed("to", UserId::parse)?)
+    } else {
+        Target::Group(f.parsed("group", GroupId::parse)?)
+    };
+    let body = f.parsed("body", Body::parse)?;
+    // In a group the server assigns the sequence; a client's own number there would only confuse readers.
+    let seq = match target {
+        Target::To(_) => f.opt_uint("seq", 0, MAX_CLIENT_SEQ)?,
+        Target::Group(_) => None,
+    };
+    Ok(Send {
+        client_msg_id,
+        target,
+        body,
+        seq,
+    })
+}

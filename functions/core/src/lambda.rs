@@ -1,0 +1,196 @@
+//! Glue between Lambda events and the rules, shared by every function so that handlers stay thin.
+
+use crate::{
+    error::{BackendError, Failure},
+    frames::{self, ErrorCode, OkReply, Request, RequestId, ServerFrame},
+    ids::{ConnectionId, UserId},
+    service::Caller,
+};
+use futures::{StreamExt, stream};
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use tracing::{error, warn};
+
+pub use lambda_runtime::{self, Context, LambdaEvent};
+
+pub use aws_lambda_events::{
+    apigw::{
+        ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
+        ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+    },
+    encodings::Body,
+    iam::{IamPolicyEffect, IamPolicyStatement},
+    sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage},
+};
+
+/// The key of the authorizer context that carries the user id to every route.
+pub const USER_ID_KEY: &str = "userId";
+
+/// The user id the authorizer attached to the connection, if any.
+pub fn authorized_user(event: &ApiGatewayWebsocketProxyRequest) -> Option<UserId> {
+    let fields = &event.request_context.authorizer.fields;
+    fields
+        .get(USER_ID_KEY)
+        .or_else(|| fields.get("principalId"))
+        .and_then(|v| v.as_str())
+        .and_then(|s| UserId::parse(s).ok())
+}
+
+/// The connection a WebSocket event came on.
+pub fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Option<ConnectionId> {
+    event
+        .request_context
+        .connection_id
+        .as_deref()
+        .and_then(|c| ConnectionId::parse(c).ok())
+}
+
+/// The caller of a frame route: the authorizer's user on this connection.
+pub fn caller(event: &ApiGatewayWebsocketProxyRequest) -> Option<Caller> {
+    Some(Caller {
+        user: authorized_user(event)?,
+        connection: connection_id(event)?,
+    })
+}
+
+/// A route response. API Gateway sends `body` back to the client on routes that have a route response.
+pub fn response(body: Option<String>) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = 200;
+    r.body = body.map(Into::into);
+    r
+}
+
+pub fn reply(frame: &ServerFrame) -> ApiGatewayProxyResponse {
+    response(Some(frame.to_json()))
+}
+
+/// Sets the `requestId` of a direct reply.
+pub fn with_request_id(mut frame: ServerFrame, id: Option<RequestId>) -> ServerFrame {
+    let Some(id) = id else { return frame };
+    match &mut frame {
+        ServerFrame::Ack(r) => r.request_id = Some(id),
+        ServerFrame::Error(r) => r.request_id = Some(id),
+        ServerFrame::Ok(r) => r.request_id = id,
+        ServerFrame::Sync(r) => r.request_id = Some(id),
+        ServerFrame::History(r) => r.request_id = Some(id),
+        ServerFrame::Pong(r) => r.request_id = Some(id),
+        ServerFrame::Friends(r) => r.request_id = Some(id),
+        ServerFrame::Group(r) => r.request_id = Some(id),
+        ServerFrame::Groups(r) => r.request_id = Some(id),
+        ServerFrame::Message(_) | ServerFrame::Receipt(_) | ServerFrame::Presence(_) => {}
+    }
+    frame
+}
+
+/// What a frame route answers.
+pub enum Answer {
+    /// A direct reply.
+    Frame(ServerFrame),
+    /// Nothing to say: `{"type":"ok"}` if the frame carried a requestId, else no reply at all.
+    Done,
+}
+
+/// A frame reached a function that does not serve its action: the API's routes and functions disagree.
+pub fn misrouted(action: &str) -> Failure {
+    Failure::Backend(BackendError::corrupt(
+        "route",
+        format!("action `{action}` reached a function that does not serve it"),
+    ))
+}
+
+/// Runs a frame route: identifies the caller, parses the frame, runs `handle`, and turns every outcome into the
+/// reply the protocol promises. Never fails: a client's mistake or a backend failure is an error frame.
+pub async fn frame_route<F, Fut>(event: &ApiGatewayWebsocketProxyRequest, handle: F) -> ApiGatewayProxyResponse
+where
+    F: FnOnce(Caller, Request) -> Fut,
+    Fut: Future<Output = Result<Answer, Failure>>,
+{
+    let Some(caller) = caller(event) else {
+        // API Gateway only invokes routes for authorized connections: this is a wiring fault, not the client's.
+        error!("event without a connection id or authorizer user id");
+        return reply(&ServerFrame::error(ErrorCode::Internal, "internal error", None));
+    };
+    let request = match frames::parse(event.body.as_deref().unwrap_or_default()) {
+        Ok(r) => r,
+        Err(refusal) => return reply(&refusal.into_frame()),
+    };
+    let request_id = request.request_id.clone();
+    let client_msg_id = match &request.frame {
+        frames::ClientFrame::Send(s) => Some(s.client_msg_id.clone()),
+        _ => None,
+    };
+    let action = request.frame.action();
+    // Boxed: a route's future nests every SDK call it makes; kept inline it makes the runtime's task type too deep
+    // for the compiler and large for the stack. One allocation per invocation.
+    match Box::pin(handle(caller, request)).await {
+        Ok(Answer::Frame(frame)) => reply(&with_request_id(frame, request_id)),
+        Ok(Answer::Done) => match request_id {
+            Some(request_id) => reply(&ServerFrame::Ok(OkReply { request_id })),
+            None => response(None),
+        },
+        Err(failure) => {
+            match &failure {
+                Failure::Backend(e) => {
+                    error!(error = %e, source = ?std::error::Error::source(e), action, "backend failure")
+                }
+                Failure::Rejected(r) => warn!(reason = %r, action, "refused"),
+            }
+            let frame = ServerFrame::Error(frames::ErrorReply {
+                code: failure.code(),
+                message: failure.client_message(),
+                request_id,
+                client_msg_id,
+            });
+            reply(&frame)
+        }
+    }
+}
+
+/// Processes an SQS batch record by record, concurrently (bounded), and reports the records that failed so that
+/// only they are retried (ReportBatchItemFailures). A record that cannot be parsed fails on its own and reaches the
+/// DLQ after maxReceiveCount; it never fails the batch.
+pub async fn process_batch<J, F, Fut>(event: SqsEvent, concurrency: usize, work: F) -> SqsBatchResponse
+where
+    J: DeserializeOwned,
+    F: Fn(J) -> Fut,
+    Fut: Future<Output = Result<(), BackendError>>,
+{
+    let work = &work;
+    let failed: Vec<String> = stream::iter(event.records)
+        .map(|record| async move {
+            let id = record.message_id.clone().unwrap_or_default();
+            let job = match record.body.as_deref().map(serde_json::from_str::<J>) {
+                Some(Ok(job)) => job,
+                Some(Err(e)) => {
+                    error!(message_id = %id, error = %e, "malformed job");
+                    return Some(id);
+                }
+                None => {
+                    error!(message_id = %id, "job without a body");
+                    return Some(id);
+                }
+            };
+            match work(job).await {
+                Ok(()) => None,
+                Err(e) => {
+                    error!(message_id = %id, error = %e, source = ?std::error::Error::source(&e), "job failed");
+                    Some(id)
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}

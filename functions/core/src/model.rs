@@ -1,0 +1,129 @@
+//! The records the rules work on, independent of how they are stored.
+
+use crate::{
+    frames::{MessagePush, Status, Target},
+    ids::{Body, ClientMsgId, ConnectionId, MessageId, UserId},
+};
+use std::collections::BTreeMap;
+
+/// A stored message. Its timestamp is the time part of its id (see [`MessageId::timestamp`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub from: UserId,
+    pub target: Target,
+    pub body: Body,
+    pub client_msg_id: ClientMsgId,
+    /// Group: the server sequence. One-on-one: the sender's own number, if it gave one.
+    pub seq: Option<u64>,
+    /// One-on-one: when the recipient acknowledged it.
+    pub delivered_at: Option<i64>,
+}
+
+impl StoredMessage {
+    pub fn timestamp(&self) -> i64 {
+        self.id.timestamp()
+    }
+
+    pub fn to_push(&self) -> MessagePush {
+        MessagePush {
+            message_id: self.id,
+            from: self.from.clone(),
+            target: self.target.clone(),
+            body: self.body.clone(),
+            timestamp: self.timestamp(),
+            client_msg_id: self.client_msg_id.clone(),
+            seq: self.seq,
+            status: None,
+        }
+    }
+}
+
+/// Where a user can be reached: live connections with their expiry, and when the user was last seen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Presence {
+    /// Connection id -> expiry in epoch seconds. Entries past their expiry are connections that vanished without
+    /// `$disconnect`; they count for nothing.
+    pub connections: BTreeMap<ConnectionId, i64>,
+    pub last_seen: Option<i64>,
+    /// The status last pushed to friends, so a flap inside the presence delay pushes nothing.
+    pub announced: Option<Status>,
+}
+
+impl Presence {
+    /// Connections that may still be open at `now_ms`.
+    pub fn live(&self, now_ms: i64) -> impl Iterator<Item = &ConnectionId> {
+        let now_s = now_ms / 1000;
+        self.connections
+            .iter()
+            .filter(move |(_, exp)| **exp > now_s)
+            .map(|(c, _)| c)
+    }
+
+    pub fn status(&self, now_ms: i64) -> Status {
+        if self.live(now_ms).next().is_some() {
+            Status::Online
+        } else {
+            Status::Offline
+        }
+    }
+}
+
+/// A connection being opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConnection {
+    pub id: ConnectionId,
+    pub user: UserId,
+    pub connected_at: i64,
+    /// Epoch seconds (DynamoDB TTL).
+    pub expires_at: i64,
+}
+
+/// What a connection change did to the user's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    CameOnline,
+    WentOffline,
+    Unchanged,
+}
+
+/// The idempotency record of a send: the first attempt's id, who is working on it, and whether it finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub message_id: MessageId,
+    /// Epoch ms until which the attempt that holds the claim may still be working.
+    pub lease_until: i64,
+    /// Stored, delivered and queued: a retry only gets the ack.
+    pub done: bool,
+}
+
+/// The key of a claim: one per sender and clientMsgId.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClaimKey(String);
+
+impl ClaimKey {
+    pub fn new(sender: &UserId, client_msg_id: &ClientMsgId) -> Self {
+        // '#' cannot occur in either id, so the key is unambiguous.
+        Self(format!("{sender}#{client_msg_id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_connections_do_not_make_a_user_online() {
+        let mut p = Presence::default();
+        assert_eq!(p.status(10_000), Status::Offline);
+        p.connections.insert(ConnectionId::parse("old").unwrap(), 5);
+        p.connections.insert(ConnectionId::parse("new").unwrap(), 20);
+        assert_eq!(p.live(10_000).map(|c| c.as_str()).collect::<Vec<_>>(), vec!["new"]);
+        assert_eq!(p.status(10_000), Status::Online);
+        assert_eq!(p.status(20_000), Status::Offline, "expiry is exclusive");
+    }
+}

@@ -1,0 +1,47 @@
+//! `ack` of one-on-one messages: delivered, out of the recipient's mailbox, receipt to the sender.
+
+use super::{App, delivery::connections_of};
+use crate::{
+    error::Failure,
+    frames::{ReceiptPush, ReceiptStatus, ServerFrame},
+    ids::{MessageId, UserId},
+    ports::{JobQueue, MessageStore, PresenceStore, Pusher},
+};
+use std::collections::BTreeMap;
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: PresenceStore + MessageStore,
+    P: Pusher,
+    Q: JobQueue,
+{
+    /// Acknowledges receipt of `ids` by `acker`. Ids of messages not addressed to `acker` are ignored; acking again
+    /// is harmless and sends the receipt again (the sender may have missed it).
+    pub async fn ack_direct(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Result<(), Failure> {
+        let acked = self.store.mark_delivered(acker, ids, now).await?;
+        let mut by_sender: BTreeMap<UserId, Vec<MessageId>> = BTreeMap::new();
+        for m in acked {
+            by_sender.entry(m.from).or_default().push(m.id);
+        }
+        if by_sender.is_empty() {
+            return Ok(());
+        }
+        let senders: Vec<UserId> = by_sender.keys().cloned().collect();
+        let presence = self.store.presence(&senders).await?;
+        let deliveries = by_sender.into_iter().map(|(sender, mut message_ids)| {
+            message_ids.sort();
+            let frame = ServerFrame::Receipt(ReceiptPush {
+                status: ReceiptStatus::Delivered,
+                by: acker.clone(),
+                message_ids: Some(message_ids),
+                with: None,
+                up_to: None,
+            })
+            .to_json();
+            let targets = connections_of(&presence, &[&sender], None, now);
+            async move { self.deliver(&targets, &frame, now).await }
+        });
+        futures::future::join_all(deliveries).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! Connecting and disconnecting: the registry, presence and first-sight registration.
+
+use super::App;
+use crate::{
+    error::BackendError,
+    ids::{ConnectionId, UserId},
+    model::{NewConnection, Transition},
+    ports::{Directory, JobQueue, PresenceStore},
+};
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: Directory + PresenceStore,
+    Q: JobQueue,
+{
+    /// `$connect`: registers the user on first sight, records the connection and adds it to the user's presence.
+    /// Nothing is pushed: API Gateway does not accept posts to a connection before `$connect` returns.
+    pub async fn connect(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        now: i64,
+    ) -> Result<Transition, BackendError> {
+        let c = NewConnection {
+            id: connection.clone(),
+            user: user.clone(),
+            connected_at: now,
+            expires_at: now / 1000 + self.settings.connection_ttl_secs,
+        };
+        let ((), transition) = futures::try_join!(self.store.register(user, now), self.store.open(&c))?;
+        Ok(transition)
+    }
+}
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: PresenceStore,
+    Q: JobQueue,
+{
+    /// `$disconnect`, and a connection found gone (410): removes it; the user goes offline with last_seen when no
+    /// connection is left.
+    pub async fn drop_connection(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        now: i64,
+    ) -> Result<Transition, BackendError> {
+        self.store.close(user, connection, now).await
+    }
+}

@@ -1,0 +1,383 @@
+//! The rules over in-memory ports: what a user would see, including failures and retries.
+
+use super::{App, Caller};
+use crate::{
+    config::Settings,
+    error::Failure,
+    frames::{ErrorCode, Send, Target},
+    ids::{Body, ClientMsgId, ConnectionId, UserId},
+    jobs::Job,
+    memory::{MemoryPusher, MemoryQueue, MemoryStore},
+    model::Transition,
+    now_ms,
+};
+
+type TestApp = App<MemoryStore, MemoryPusher, MemoryQueue>;
+
+fn app(users: &[&str]) -> TestApp {
+    let settings = Settings {
+        claim_lease_ms: 300,
+        ..Settings::default()
+    };
+    App::new(
+        MemoryStore::with_users(users),
+        MemoryPusher::default(),
+        MemoryQueue::default(),
+        settings,
+    )
+}
+
+fn user(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+fn conn(s: &str) -> ConnectionId {
+    ConnectionId::parse(s).unwrap()
+}
+
+fn caller(u: &str, c: &str) -> Caller {
+    Caller {
+        user: user(u),
+        connection: conn(c),
+    }
+}
+
+fn send_frame(cmid: &str, to: &str, body: &str) -> Send {
+    Send {
+        client_msg_id: ClientMsgId::parse(cmid).unwrap(),
+        target: Target::To(user(to)),
+        body: Body::parse(body).unwrap(),
+        seq: None,
+    }
+}
+
+fn far() -> i64 {
+    now_ms() + 10_000
+}
+
+async fn online(app: &TestApp, u: &str, connections: &[&str]) {
+    for c in connections {
+        app.connect(&user(u), &conn(c), now_ms()).await.unwrap();
+    }
+}
+
+fn messages(app: &TestApp) -> usize {
+    app.store.state.lock().unwrap().messages.len()
+}
+
+fn history_jobs(app: &TestApp) -> usize {
+    app.queue
+        .jobs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|j| matches!(j, Job::History(_)))
+        .count()
+}
+
+#[tokio::test]
+async fn connect_registers_and_disconnect_of_the_last_connection_goes_offline() {
+    let app = app(&[]);
+    let now = now_ms();
+    assert_eq!(
+        app.connect(&user("alice"), &conn("c1"), now).await.unwrap(),
+        Transition::CameOnline
+    );
+    assert_eq!(
+        app.connect(&user("alice"), &conn("c2"), now).await.unwrap(),
+        Transition::Unchanged
+    );
+    assert!(app.store.state.lock().unwrap().users.contains_key(&user("alice")));
+    assert_eq!(
+        app.drop_connection(&user("alice"), &conn("c1"), now + 5).await.unwrap(),
+        Transition::Unchanged
+    );
+    assert_eq!(
+        app.drop_connection(&user("alice"), &conn("c2"), now + 9).await.unwrap(),
+        Transition::WentOffline
+    );
+    let s = app.store.state.lock().unwrap();
+    assert_eq!(s.presence[&user("alice")].last_seen, Some(now + 9));
+    assert!(s.connections.is_empty());
+}
+
+#[tokio::test]
+async fn a_message_reaches_every_recipient_device_and_the_senders_other_devices() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1", "a2"]).await;
+    online(&app, "bob", &["b1", "b2"]).await;
+    let ack = app
+        .send(
+            &caller("alice", "a1"),
+            &send_frame("m1", "bob", "hello"),
+            now_ms(),
+            far(),
+        )
+        .await
+        .unwrap();
+    for c in ["b1", "b2", "a2"] {
+        let got = app.pusher.posts_to(c);
+        assert_eq!(got.len(), 1, "{c} gets the message once");
+        assert_eq!(got[0]["type"], "message");
+        assert_eq!(got[0]["messageId"], ack.message_id.to_string());
+        assert_eq!(
+            (got[0]["from"].as_str(), got[0]["to"].as_str()),
+            (Some("alice"), Some("bob"))
+        );
+    }
+    assert!(
+        app.pusher.posts_to("a1").is_empty(),
+        "the sending connection gets the ack, not a push"
+    );
+    assert_eq!(ack.timestamp, ack.message_id.timestamp());
+    assert_eq!(history_jobs(&app), 1);
+    assert_eq!(messages(&app), 1);
+}
+
+#[tokio::test]
+async fn unknown_recipient_is_not_found_and_nothing_is_kept() {
+    let app = app(&["alice"]);
+    let err = app
+        .send(
+            &caller("alice", "a1"),
+            &send_frame("m1", "nobody", "x"),
+            now_ms(),
+            far(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    let s = app.store.state.lock().unwrap();
+    assert!(
+        s.messages.is_empty() && s.claims.is_empty(),
+        "the claim of a refused send is dropped"
+    );
+}
+
+#[tokio::test]
+async fn sending_to_oneself_is_a_bad_request() {
+    let app = app(&["alice"]);
+    let err = app
+        .send(&caller("alice", "a1"), &send_frame("m1", "alice", "x"), now_ms(), far())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadRequest);
+}
+
+#[tokio::test]
+async fn a_retry_gets_the_same_ack_and_is_not_delivered_again() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    online(&app, "bob", &["b1"]).await;
+    let c = caller("alice", "a1");
+    let first = app
+        .send(&c, &send_frame("m1", "bob", "hello"), now_ms(), far())
+        .await
+        .unwrap();
+    let retry = app
+        .send(&c, &send_frame("m1", "bob", "something else"), now_ms(), far())
+        .await
+        .unwrap();
+    assert_eq!(first, retry);
+    assert_eq!(app.pusher.posts_to("b1").len(), 1);
+    assert_eq!(messages(&app), 1);
+    assert_eq!(history_jobs(&app), 1);
+    let stored = app.store.state.lock().unwrap().messages[&first.message_id].body.clone();
+    assert_eq!(stored.as_str(), "hello", "the first attempt wins");
+}
+
+#[tokio::test]
+async fn ten_concurrent_retries_store_one_message() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    online(&app, "bob", &["b1"]).await;
+    let c = caller("alice", "a1");
+    let frame = send_frame("m1", "bob", "hello");
+    let acks = futures::future::join_all((0..10).map(|_| app.send(&c, &frame, now_ms(), far()))).await;
+    let ids: std::collections::HashSet<_> = acks.into_iter().map(|a| a.unwrap().message_id).collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(messages(&app), 1);
+    assert_eq!(app.pusher.posts_to("b1").len(), 1);
+}
+
+#[tokio::test]
+async fn a_backend_failure_is_unavailable_and_the_retry_succeeds_exactly_once() {
+    for op in ["put_message", "lookup", "finish"] {
+        let app = app(&[]);
+        online(&app, "alice", &["a1"]).await;
+        online(&app, "bob", &["b1"]).await;
+        let c = caller("alice", "a1");
+        app.store.faults.fail_next(op, 1);
+        let err = app
+            .send(&c, &send_frame("m1", "bob", "hello"), now_ms(), far())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Unavailable, "{op}");
+        let ack = app
+            .send(&c, &send_frame("m1", "bob", "hello"), now_ms(), far())
+            .await
+            .unwrap();
+        assert_eq!(messages(&app), 1, "{op}");
+        let ids: Vec<_> = app
+            .pusher
+            .posts_to("b1")
+            .iter()
+            .map(|p| p["messageId"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            !ids.is_empty() && ids.iter().all(|i| *i == ack.message_id.to_string()),
+            "{op}: {ids:?}"
+        );
+        // A third attempt is a plain duplicate now.
+        let again = app
+            .send(&c, &send_frame("m1", "bob", "hello"), now_ms(), far())
+            .await
+            .unwrap();
+        assert_eq!(again, ack, "{op}");
+    }
+}
+
+#[tokio::test]
+async fn a_queue_failure_is_unavailable_and_the_retry_queues_indexing() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    online(&app, "bob", &["b1"]).await;
+    let c = caller("alice", "a1");
+    app.queue.faults.fail_next("enqueue", 1);
+    let err = app
+        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Failure::Backend(_)));
+    app.send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
+        .await
+        .unwrap();
+    assert_eq!(history_jobs(&app), 1);
+    assert_eq!(messages(&app), 1);
+}
+
+#[tokio::test]
+async fn a_crashed_attempt_is_taken_over_after_its_lease() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    online(&app, "bob", &["b1"]).await;
+    let c = caller("alice", "a1");
+    // The first attempt claimed and stored, then died without releasing (its lease runs 300 ms).
+    app.store.faults.fail_next("finish", 1);
+    app.store.faults.fail_next("release", 1);
+    let _ = app
+        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
+        .await
+        .unwrap_err();
+    let ack = app
+        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
+        .await
+        .unwrap();
+    assert_eq!(messages(&app), 1);
+    assert!(
+        app.store
+            .state
+            .lock()
+            .unwrap()
+            .claims
+            .values()
+            .all(|c| c.done && c.message_id == ack.message_id)
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_retry_gives_up_before_the_deadline() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    online(&app, "bob", &["b1"]).await;
+    let c = caller("alice", "a1");
+    app.store.faults.fail_next("finish", 1);
+    app.store.faults.fail_next("release", 1);
+    let _ = app
+        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
+        .await
+        .unwrap_err();
+    // The lease still runs and the invocation has almost no time left: unavailable, not a hang.
+    let err = app
+        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), now_ms() + 100)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable);
+}
+
+#[tokio::test]
+async fn a_gone_connection_is_removed_and_the_message_is_still_stored() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    online(&app, "bob", &["b1", "b2"]).await;
+    app.pusher.gone.lock().unwrap().insert(conn("b2"));
+    app.send(&caller("alice", "a1"), &send_frame("m1", "bob", "x"), now_ms(), far())
+        .await
+        .unwrap();
+    assert_eq!(messages(&app), 1);
+    assert_eq!(app.pusher.posts_to("b1").len(), 1);
+    let s = app.store.state.lock().unwrap();
+    assert!(!s.connections.contains_key(&conn("b2")));
+    assert!(!s.presence[&user("bob")].connections.contains_key(&conn("b2")));
+}
+
+#[tokio::test]
+async fn an_ack_marks_delivered_and_sends_a_receipt_to_the_sender() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1", "a2"]).await;
+    online(&app, "bob", &["b1"]).await;
+    let ack = app
+        .send(&caller("alice", "a1"), &send_frame("m1", "bob", "x"), now_ms(), far())
+        .await
+        .unwrap();
+    // Someone else acking changes nothing.
+    app.ack_direct(&user("mallory"), &[ack.message_id], now_ms())
+        .await
+        .unwrap();
+    assert!(app.pusher.posts_to("a1").is_empty());
+    app.ack_direct(&user("bob"), &[ack.message_id], now_ms()).await.unwrap();
+    for c in ["a1", "a2"] {
+        let receipts: Vec<_> = app
+            .pusher
+            .posts_to(c)
+            .into_iter()
+            .filter(|p| p["type"] == "receipt")
+            .collect();
+        assert_eq!(receipts.len(), 1, "{c}");
+        assert_eq!(receipts[0]["status"], "delivered");
+        assert_eq!(receipts[0]["by"], "bob");
+        assert_eq!(receipts[0]["messageIds"][0], ack.message_id.to_string());
+    }
+    let s = app.store.state.lock().unwrap();
+    assert!(s.messages[&ack.message_id].delivered_at.is_some());
+    assert!(s.inbox[&user("bob")].is_empty());
+}
+
+#[tokio::test]
+async fn indexing_counts_unread_once_and_keeps_the_newest_preview() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    app.store.register(&user("bob"), 0).await.unwrap();
+    let c = caller("alice", "a1");
+    let first = app
+        .send(&c, &send_frame("m1", "bob", "first"), now_ms(), far())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    app.send(&c, &send_frame("m2", "bob", "second"), now_ms(), far())
+        .await
+        .unwrap();
+    let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
+    // Delivered out of order and twice, as SQS may.
+    for job in jobs.iter().rev().chain(jobs.iter()) {
+        let Job::History(h) = job;
+        app.index_direct(h).await.unwrap();
+    }
+    let s = app.store.state.lock().unwrap();
+    let session = &s.sessions[&(user("bob"), user("alice"))];
+    assert_eq!(session.unread, 2);
+    assert_eq!(session.last.as_ref().unwrap().2, "second");
+    assert!(s.index.contains(&(user("alice"), first.message_id)) && s.index.contains(&(user("bob"), first.message_id)));
+}
+
+use crate::ports::Directory as _;
