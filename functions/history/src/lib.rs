@@ -1,0 +1,23 @@
+//! SQS consumer of history jobs: indexes each sent one-on-one message for both participants (MessageIndex) and
+//! updates their sessions (recipient: unread +1 and preview; sender: preview). Records are processed on their own
+//! and only failed ones are retried (ReportBatchItemFailures); a redelivered job changes nothing twice.
+
+use natter_core::{
+    aws::AwsApp,
+    jobs::HistoryJob,
+    lambda::{self, LambdaEvent, SqsBatchResponse, SqsEvent},
+};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Records indexed at once within a batch.
+const CONCURRENCY: usize = 10;
+
+pub async fn handle(app: &AwsApp, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    Ok(
+        lambda::process_batch(event.payload, CONCURRENCY, |job: HistoryJob| async move {
+            app.index_direct(&job).await
+        })
+        .await,
+    )
+}

@@ -1,0 +1,94 @@
+//! The history consumer against the real emulator: index rows and sessions exactly once, newest preview, partial
+//! batch failures.
+
+use natter_core::{aws::AwsApp, ids::MessageId, ids::UserId, jobs::HistoryJob};
+use natter_local::testkit::{TestStack, invocation, sqs_event};
+
+fn job(from: &str, to: &str, at: i64, text: &str) -> HistoryJob {
+    HistoryJob {
+        message_id: MessageId::generate(at),
+        from: UserId::parse(from).unwrap(),
+        to: UserId::parse(to).unwrap(),
+        preview: text.to_owned(),
+    }
+}
+
+async fn run(stack: &TestStack, app: &AwsApp, bodies: Vec<String>) -> Vec<String> {
+    let e = sqs_event(&bodies, &stack.queue_arn("HistoryQueue"));
+    let r = natter_history::handle(app, invocation(e, 20_000)).await.unwrap();
+    r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+}
+
+fn json(j: &HistoryJob) -> String {
+    serde_json::to_string(j).unwrap()
+}
+
+async fn session(
+    stack: &TestStack,
+    user: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    stack
+        .scan("SessionsTable")
+        .await
+        .into_iter()
+        .find(|s| s["user_id"].as_s().unwrap() == user)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_redelivered_job_does_not_count_unread_twice() {
+    let stack = TestStack::new(None).await;
+    let app = stack.app("HistoryFunction");
+    let j = job("alice", "bob", natter_core::now_ms(), "hello");
+    assert!(run(&stack, &app, vec![json(&j)]).await.is_empty());
+    assert!(run(&stack, &app, vec![json(&j), json(&j)]).await.is_empty());
+    assert_eq!(stack.scan("MessageIndexTable").await.len(), 2);
+    assert_eq!(session(&stack, "bob").await["unread"].as_n().unwrap(), "1");
+}
+
+#[tokio::test]
+async fn out_of_order_jobs_count_each_message_and_keep_the_newest_preview() {
+    let stack = TestStack::new(None).await;
+    let app = stack.app("HistoryFunction");
+    let t = natter_core::now_ms();
+    let (first, second, third) = (
+        job("alice", "bob", t, "one"),
+        job("alice", "bob", t + 5, "two"),
+        job("alice", "bob", t + 9, "three"),
+    );
+    // The newest first, then the older ones in separate batches: each hits the out-of-order path.
+    for j in [&third, &first, &second] {
+        assert!(run(&stack, &app, vec![json(j)]).await.is_empty());
+    }
+    let bob = session(&stack, "bob").await;
+    assert_eq!(bob["unread"].as_n().unwrap(), "3");
+    assert_eq!(bob["last_preview"].as_s().unwrap(), "three");
+    assert_eq!(bob["last_message_id"].as_s().unwrap(), &third.message_id.to_string());
+    let alice = session(&stack, "alice").await;
+    assert_eq!(alice["last_preview"].as_s().unwrap(), "three");
+    assert_eq!(stack.scan("MessageIndexTable").await.len(), 6);
+}
+
+#[tokio::test]
+async fn a_bad_record_fails_alone_and_the_rest_of_the_batch_is_indexed() {
+    let stack = TestStack::new(None).await;
+    let app = stack.app("HistoryFunction");
+    let good = job("alice", "bob", natter_core::now_ms(), "fine");
+    let e = sqs_event(
+        &[json(&good), "{\"messageId\": 7}".to_owned(), "not json".to_owned()],
+        &stack.queue_arn("HistoryQueue"),
+    );
+    let ids: Vec<String> = e["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    let r = natter_history::handle(&app, invocation(e, 20_000)).await.unwrap();
+    let mut failed: Vec<_> = r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+    failed.sort();
+    let mut expected = vec![ids[1].clone(), ids[2].clone()];
+    expected.sort();
+    assert_eq!(failed, expected);
+    assert_eq!(session(&stack, "bob").await["unread"].as_n().unwrap(), "1");
+}

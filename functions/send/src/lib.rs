@@ -1,0 +1,29 @@
+//! `send`: validates, claims (sender, clientMsgId) so retries never store twice, stores the message, pushes it to
+//! every connection of the recipient and to the sender's other connections (removing connections that answer
+//! 410), queues its indexing, and answers `ack` through the route response.
+
+use natter_core::{
+    aws::AwsApp,
+    frames::{ClientFrame, ServerFrame},
+    lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
+    now_ms,
+};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+pub async fn handle(
+    app: &AwsApp,
+    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Error> {
+    let deadline = event.context.deadline as i64;
+    Ok(lambda::frame_route(&event.payload, |caller, request| async move {
+        match &request.frame {
+            ClientFrame::Send(frame) => {
+                let ack = app.send(&caller, frame, now_ms(), deadline).await?;
+                Ok(Answer::Frame(ServerFrame::Ack(ack)))
+            }
+            other => Err(lambda::misrouted(other.action())),
+        }
+    })
+    .await)
+}

@@ -1,0 +1,3 @@
+fn main() {
+    eprintln!("natter-local: not yet");
+}

@@ -1,0 +1,127 @@
+//! The embedded emulator: moto_server (DynamoDB + SQS) from the project's .venv on a free loopback port, stopped
+//! with natter-local (and killed by the kernel if natter-local dies first).
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MotoError {
+    #[error(
+        "moto_server not found (looked at $NATTER_MOTO_SERVER, {0}/.venv/bin/moto_server and PATH); run `make setup`"
+    )]
+    NotFound(String),
+    #[error("could not start moto_server: {0}")]
+    Spawn(std::io::Error),
+    #[error("moto_server did not answer on {0} within 60 s")]
+    NotReady(String),
+}
+
+/// The workspace root: where template.yaml and .venv live.
+pub fn workspace_root() -> PathBuf {
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut dir = std::env::current_dir().unwrap_or_default();
+    loop {
+        if dir.join("template.yaml").is_file() && dir.join("Cargo.toml").is_file() {
+            return dir;
+        }
+        if !dir.pop() {
+            return compiled.canonicalize().unwrap_or(compiled);
+        }
+    }
+}
+
+fn find_moto() -> Result<PathBuf, MotoError> {
+    if let Some(p) = std::env::var_os("NATTER_MOTO_SERVER") {
+        return Ok(PathBuf::from(p));
+    }
+    let root = workspace_root();
+    let venv = root.join(".venv/bin/moto_server");
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("moto_server"))
+                .find(|p| p.is_file())
+        })
+        .ok_or_else(|| MotoError::NotFound(root.display().to_string()))
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Makes a child die with its parent thread's process: the kernel sends SIGKILL when natter-local exits, so no
+/// emulator or function process outlives it, even after a crash.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; the closure touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto_server and waits until it answers. Blocking: call it from a thread that lives as long as the
+    /// server should (the parent-death signal follows the spawning thread).
+    pub fn start() -> Result<Self, MotoError> {
+        let exe = find_moto()?;
+        let port = free_port();
+        let mut cmd = Command::new(&exe);
+        // The emulator's own log (every request, and tracebacks of its 500s) when NATTER_MOTO_LOG names a file.
+        let log = || -> Stdio {
+            std::env::var_os("NATTER_MOTO_LOG")
+                .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok())
+                .map(Stdio::from)
+                .unwrap_or_else(Stdio::null)
+        };
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log())
+            .stderr(log());
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().map_err(MotoError::Spawn)?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let mut moto = Self { child, endpoint };
+        while started.elapsed() < Duration::from_secs(60) {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(moto);
+            }
+            if let Ok(Some(_)) = moto.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = moto.child.kill();
+        Err(MotoError::NotReady(moto.endpoint.clone()))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,231 @@
+//! Creates every table and queue of the template in the emulator, idempotently: keys, indexes, TTL, billing mode,
+//! queue attributes and the redrive policy to each dead-letter queue.
+
+use crate::{
+    stack::{QueueSpec, Stack, TableSpec},
+    template::plain,
+};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex, Projection,
+    ProjectionType, ProvisionedThroughput, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
+use std::collections::HashMap;
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("table {table}: {message}")]
+    Table { table: String, message: String },
+    #[error("queue {queue}: {message}")]
+    Queue { queue: String, message: String },
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+}
+
+fn table_err(t: &TableSpec, e: impl std::fmt::Display) -> ProvisionError {
+    ProvisionError::Table {
+        table: t.name.clone(),
+        message: e.to_string(),
+    }
+}
+
+fn key_schema(t: &TableSpec, v: &Value) -> Result<Vec<KeySchemaElement>, ProvisionError> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(plain(&k["AttributeName"]))
+                .key_type(KeyType::from(plain(&k["KeyType"]).as_str()))
+                .build()
+                .map_err(|e| table_err(t, e))
+        })
+        .collect()
+}
+
+fn projection(v: &Value) -> Projection {
+    let p = Projection::builder().projection_type(ProjectionType::from(plain(&v["ProjectionType"]).as_str()));
+    match v["NonKeyAttributes"].as_array() {
+        Some(attrs) => p
+            .set_non_key_attributes(Some(attrs.iter().map(plain).collect()))
+            .build(),
+        None => p.build(),
+    }
+}
+
+fn throughput(t: &TableSpec, v: &Value) -> Result<Option<ProvisionedThroughput>, ProvisionError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let n = |k: &str| {
+        plain(&v[k])
+            .parse::<i64>()
+            .map_err(|_| table_err(t, format!("ProvisionedThroughput.{k}")))
+    };
+    Ok(Some(
+        ProvisionedThroughput::builder()
+            .read_capacity_units(n("ReadCapacityUnits")?)
+            .write_capacity_units(n("WriteCapacityUnits")?)
+            .build()
+            .map_err(|e| table_err(t, e))?,
+    ))
+}
+
+async fn create_table(dynamo: &aws_sdk_dynamodb::Client, t: &TableSpec) -> Result<(), ProvisionError> {
+    let p = &t.properties;
+    let attributes = p["AttributeDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(plain(&a["AttributeName"]))
+                .attribute_type(ScalarAttributeType::from(plain(&a["AttributeType"]).as_str()))
+                .build()
+                .map_err(|e| table_err(t, e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let on_demand = plain(&p["BillingMode"]) == "PAY_PER_REQUEST";
+    let mut req = dynamo
+        .create_table()
+        .table_name(&t.name)
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(key_schema(t, &p["KeySchema"])?))
+        .billing_mode(if on_demand {
+            BillingMode::PayPerRequest
+        } else {
+            BillingMode::Provisioned
+        })
+        .set_provisioned_throughput(throughput(t, &p["ProvisionedThroughput"])?);
+    for g in p["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
+        req = req.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(plain(&g["IndexName"]))
+                .set_key_schema(Some(key_schema(t, &g["KeySchema"])?))
+                .projection(projection(&g["Projection"]))
+                .set_provisioned_throughput(throughput(t, &g["ProvisionedThroughput"])?)
+                .build()
+                .map_err(|e| table_err(t, e))?,
+        );
+    }
+    for l in p["LocalSecondaryIndexes"].as_array().into_iter().flatten() {
+        req = req.local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name(plain(&l["IndexName"]))
+                .set_key_schema(Some(key_schema(t, &l["KeySchema"])?))
+                .projection(projection(&l["Projection"]))
+                .build()
+                .map_err(|e| table_err(t, e))?,
+        );
+    }
+    match req.send().await {
+        Ok(_) => info!(table = %t.name, "created table"),
+        Err(e) if e.as_service_error().is_some_and(|x| x.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(table_err(t, aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+    }
+    let ttl = &p["TimeToLiveSpecification"];
+    if plain(&ttl["Enabled"]) == "true" {
+        let spec = TimeToLiveSpecification::builder()
+            .attribute_name(plain(&ttl["AttributeName"]))
+            .enabled(true)
+            .build()
+            .map_err(|e| table_err(t, e))?;
+        let current = dynamo
+            .describe_time_to_live()
+            .table_name(&t.name)
+            .send()
+            .await
+            .map_err(|e| table_err(t, e))?;
+        let enabled = current
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status())
+            .is_some_and(|s| s.as_str() == "ENABLED");
+        if !enabled {
+            dynamo
+                .update_time_to_live()
+                .table_name(&t.name)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .map_err(|e| table_err(t, aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+        }
+    }
+    Ok(())
+}
+
+fn queue_attributes(q: &QueueSpec) -> HashMap<QueueAttributeName, String> {
+    let mut out = HashMap::new();
+    for (k, v) in q.properties.as_object().into_iter().flatten() {
+        let value = match k.as_str() {
+            "QueueName" | "Tags" => continue,
+            // SQS takes the redrive policy as a JSON string.
+            "RedrivePolicy" | "RedriveAllowPolicy" => v.to_string(),
+            _ => plain(v),
+        };
+        out.insert(QueueAttributeName::from(k.as_str()), value);
+    }
+    out
+}
+
+async fn create_queue(sqs: &aws_sdk_sqs::Client, q: &QueueSpec) -> Result<String, ProvisionError> {
+    let qerr = |e: String| ProvisionError::Queue {
+        queue: q.name.clone(),
+        message: e,
+    };
+    let attributes = queue_attributes(q);
+    let r = sqs
+        .create_queue()
+        .queue_name(&q.name)
+        .set_attributes(Some(attributes.clone()))
+        .send()
+        .await;
+    let url = match r {
+        Ok(out) => out.queue_url.unwrap_or_default(),
+        // Exists with other attributes (the template changed): bring it up to date.
+        Err(e) if e.as_service_error().is_some_and(|x| x.is_queue_name_exists()) => {
+            let url = sqs
+                .get_queue_url()
+                .queue_name(&q.name)
+                .send()
+                .await
+                .map_err(|e| qerr(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?
+                .queue_url
+                .unwrap_or_default();
+            let mutable: HashMap<_, _> = attributes
+                .into_iter()
+                .filter(|(k, _)| !matches!(k, QueueAttributeName::FifoQueue))
+                .collect();
+            sqs.set_queue_attributes()
+                .queue_url(&url)
+                .set_attributes(Some(mutable))
+                .send()
+                .await
+                .map_err(|e| qerr(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            url
+        }
+        Err(e) => return Err(qerr(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())),
+    };
+    Ok(url)
+}
+
+/// Provisions every table and queue, then records the queue URLs the emulator gave in the stack.
+pub async fn provision(
+    stack: &mut Stack,
+    dynamo: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+) -> Result<(), ProvisionError> {
+    let tables = stack.tables()?;
+    futures::future::try_join_all(tables.iter().map(|t| create_table(dynamo, t))).await?;
+    // Dead-letter queues first: a redrive policy must name an existing queue.
+    let (with_redrive, plain_queues): (Vec<QueueSpec>, Vec<QueueSpec>) = stack
+        .queues()?
+        .into_iter()
+        .partition(|q| q.properties.get("RedrivePolicy").is_some());
+    for q in plain_queues.iter().chain(with_redrive.iter()) {
+        let url = create_queue(sqs, q).await?;
+        stack.set_queue_url(&q.logical_id, &url);
+    }
+    Ok(())
+}
