@@ -56,13 +56,13 @@ fn to_json(v: serde_norway::Value) -> Result<Value, TemplateError> {
             };
             let mut value = to_json(t.value)?;
             // `!GetAtt A.B` is the string form of `Fn::GetAtt: [A, B]`.
-            if key == "Fn::GetAtt" {
-                if let Value::String(s) = &value {
-                    let (a, b) = s
-                        .split_once('.')
-                        .ok_or_else(|| invalid(format!("!GetAtt {s} lacks an attribute")))?;
-                    value = Value::Array(vec![Value::String(a.into()), Value::String(b.into())]);
-                }
+            if key == "Fn::GetAtt"
+                && let Value::String(s) = &value
+            {
+                let (a, b) = s
+                    .split_once('.')
+                    .ok_or_else(|| invalid(format!("!GetAtt {s} lacks an attribute")))?;
+                value = Value::Array(vec![Value::String(a.into()), Value::String(b.into())]);
             }
             Value::Object(Map::from_iter([(key, value)]))
         }

@@ -6,6 +6,7 @@
 //! - unfinished, lease running: waits for the attempt that holds it (a concurrent retry);
 //! - unfinished, lease over: the first attempt failed or died; the retry takes the claim over and finishes the same
 //!   message (same id and timestamp; a message already stored wins over what the retry carries).
+//!
 //! The lease is longer than the function timeout, so a takeover never races a live attempt.
 
 use super::{App, delivery::connections_of};
@@ -87,10 +88,10 @@ where
             }
         };
         if !lookup.contains_key(to) {
-            if claimed.is_none() {
-                if let Err(e) = self.store.forget(&key, &fresh).await {
-                    warn!(error = %e, "could not drop the claim of a refused send");
-                }
+            if claimed.is_none()
+                && let Err(e) = self.store.forget(&key, &fresh).await
+            {
+                warn!(error = %e, "could not drop the claim of a refused send");
             }
             return Err(not_found(format!("no user `{to}`")));
         }

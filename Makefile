@@ -1,0 +1,52 @@
+# natter: `make dev` runs the whole stack locally, `make test` runs every test. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+STAMP := $(VENV)/.installed
+# Tools of the venv (sam, cargo-lambda, cfn-lint, moto_server) come first on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+# The Lambda architecture sam builds for: arm64 on AWS by default; this machine only has the x86_64 target.
+ARCH ?= $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+CARGO ?= cargo
+
+.PHONY: help setup build dev test lint fmt deploy clean
+
+help:
+	@echo "make setup   install the pinned Python tools (moto, sam, cargo-lambda, cfn-lint) into .venv"
+	@echo "make dev     build and run the whole stack on ws://127.0.0.1:3001 (natter-local + embedded moto)"
+	@echo "make test    every test: lints, unit, handler tests on moto, end-to-end over websockets"
+	@echo "make lint    cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint"
+	@echo "make build   sam build (release binaries with cargo-lambda, ARCH=$(ARCH))"
+	@echo "make deploy  sam deploy --guided (needs AWS credentials)"
+
+$(STAMP): infra/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: $(STAMP)
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	sam validate --lint
+	cfn-lint
+
+fmt:
+	$(CARGO) fmt --all
+
+test: $(STAMP) lint
+	$(CARGO) build --workspace --bins --quiet
+	$(CARGO) test --workspace --quiet
+
+build: $(STAMP)
+	sam build --beta-features --parameter-overrides Architecture=$(ARCH)
+
+deploy: build
+	sam deploy --guided --parameter-overrides Architecture=$(ARCH)
+
+clean:
+	$(CARGO) clean
+	rm -rf .aws-sam
