@@ -3,11 +3,20 @@
 //! - [`template`]: reads the SAM template (CloudFormation tags included) and resolves intrinsics.
 //! - [`stack`]: local names of every resource; each function's environment, the routes, the event sources.
 //! - [`provision`]: creates the tables and queues in the emulator, idempotently.
+//! - [`runtime`]: the Lambda Runtime API; every function runs as its real binary, scaled out on demand.
+//! - [`gateway`]: the WebSocket API (authorizer, routes, route responses, limits) and @connections.
+//! - [`poller`]: SQS event sources (batch size, batching window, partial batch failures).
+//! - [`local`]: starting and stopping the whole stack.
 //! - [`moto`]: the embedded emulator (moto_server from the project's .venv).
 //! - [`testkit`]: what handler and end-to-end tests share (emulator per binary, fresh stacks, stubs, events).
 
+pub mod gateway;
+pub mod local;
 pub mod moto;
+pub mod poller;
 pub mod provision;
+pub mod runtime;
 pub mod stack;
 pub mod template;
 pub mod testkit;
+mod time;

@@ -1,3 +1,158 @@
-fn main() {
-    eprintln!("natter-local: not yet");
+//! `natter-local`: the whole natter stack on one machine. See README.md and docs/architecture.md.
+
+use clap::{Parser, Subcommand};
+use natter_core::ids::UserId;
+use natter_local::{
+    local::{Local, LocalOptions},
+    moto::Moto,
+};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+#[derive(Parser)]
+#[command(
+    name = "natter-local",
+    about = "natter's WebSocket API, functions and queues on one machine, from template.yaml"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Serve,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the stack (the default).
+    Serve(Serve),
+    /// Print a development token for USER (signed with NATTER_JWT_SECRET or the local secret).
+    Token {
+        user: String,
+        /// Validity in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct Serve {
+    /// Port of the WebSocket API and the @connections endpoint.
+    #[arg(long, default_value_t = 3001)]
+    port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// An emulator (or `aws` for AWS itself) instead of the embedded moto_server.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: Option<String>,
+    /// The SAM template.
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Where the function binaries are (target/debug by default).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Most instances of one function running at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Pollers per SQS event source.
+    #[arg(long, default_value_t = 2)]
+    pollers: usize,
+    /// Seconds without a client frame before a connection is closed (API Gateway: 600).
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+    /// Seconds a connection may last (API Gateway: 7200).
+    #[arg(long, default_value_t = 7200)]
+    max_duration: u64,
+    /// Caps queue visibility timeouts (seconds) so that failed jobs come back quickly.
+    #[arg(long)]
+    max_visibility_timeout: Option<u64>,
+    /// Template parameter overrides, KEY=VALUE.
+    #[arg(long = "parameter", value_parser = key_value)]
+    parameters: Vec<(String, String)>,
+    /// Run another binary for a function, LOGICALID=PATH.
+    #[arg(long = "function-binary", value_parser = key_value)]
+    binaries: Vec<(String, String)>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serve = match cli.command {
+        Some(Command::Token { user, ttl }) => {
+            let Ok(user) = UserId::parse(&user) else {
+                eprintln!("natter-local: `{user}` is not a valid user id (1-64 characters of A-Z a-z 0-9 _ . -)");
+                return ExitCode::FAILURE;
+            };
+            let secret = natter_local::local::local_parameter_defaults()
+                .remove("JwtSecret")
+                .unwrap_or_default();
+            println!("{}", natter_core::auth::mint(secret.as_bytes(), &user, ttl));
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Serve(s)) => s,
+        None => cli.serve,
+    };
+    // The embedded emulator starts on the main thread, which lives as long as natter-local: if natter-local dies,
+    // the kernel stops moto too.
+    let (endpoint, _moto) = match serve.endpoint.as_deref() {
+        Some("aws") => (None, None),
+        Some(e) => (Some(e.to_owned()), None),
+        None => match Moto::start() {
+            Ok(m) => (Some(m.endpoint.clone()), Some(m)),
+            Err(e) => {
+                eprintln!("natter-local: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("natter-local: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(serve, endpoint))
+}
+
+async fn run(serve: Serve, endpoint: Option<String>) -> ExitCode {
+    natter_core::lambda::lambda_runtime::tracing::init_default_subscriber();
+    let mut opts = LocalOptions::new(endpoint);
+    opts.host = serve.host;
+    opts.port = serve.port;
+    if let Some(t) = serve.template {
+        opts.template = t;
+    }
+    if let Some(b) = serve.bin_dir {
+        opts.bin_dir = b;
+    }
+    opts.concurrency = serve.concurrency;
+    opts.pollers = serve.pollers;
+    opts.idle_timeout = Duration::from_secs(serve.idle_timeout);
+    opts.max_duration = Duration::from_secs(serve.max_duration);
+    opts.max_visibility = serve.max_visibility_timeout;
+    opts.parameters.extend(serve.parameters);
+    opts.binaries
+        .extend(serve.binaries.into_iter().map(|(k, v)| (k, PathBuf::from(v))));
+    let local = match Local::start(opts).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("natter-local: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "natter-local ready: {} (stage {}; @connections {}; emulator {}; token: natter-local token USER)",
+        local.ws_url,
+        local.stack.api().map(|a| a.stage).unwrap_or_default(),
+        local.management_url,
+        local.emulator.as_deref().unwrap_or("AWS"),
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    println!("natter-local: stopping");
+    local.stop().await;
+    ExitCode::SUCCESS
 }

@@ -73,6 +73,17 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// [`die_with_parent`] for tokio's `Command`.
+pub fn die_with_parent_tokio(cmd: &mut tokio::process::Command) {
+    // SAFETY: as above.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 pub struct Moto {
     child: Child,
     pub endpoint: String,

@@ -169,12 +169,23 @@ fn queue_attributes(q: &QueueSpec) -> HashMap<QueueAttributeName, String> {
     out
 }
 
-async fn create_queue(sqs: &aws_sdk_sqs::Client, q: &QueueSpec) -> Result<String, ProvisionError> {
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    q: &QueueSpec,
+    max_visibility: Option<u64>,
+) -> Result<String, ProvisionError> {
     let qerr = |e: String| ProvisionError::Queue {
         queue: q.name.clone(),
         message: e,
     };
-    let attributes = queue_attributes(q);
+    let mut attributes = queue_attributes(q);
+    if let Some(cap) = max_visibility {
+        let v = attributes
+            .get(&QueueAttributeName::VisibilityTimeout)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(30);
+        attributes.insert(QueueAttributeName::VisibilityTimeout, v.min(cap).to_string());
+    }
     let r = sqs
         .create_queue()
         .queue_name(&q.name)
@@ -211,10 +222,12 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, q: &QueueSpec) -> Result<String
 }
 
 /// Provisions every table and queue, then records the queue URLs the emulator gave in the stack.
+/// `max_visibility` caps queue visibility timeouts, so that locally a failed job returns in seconds.
 pub async fn provision(
     stack: &mut Stack,
     dynamo: &aws_sdk_dynamodb::Client,
     sqs: &aws_sdk_sqs::Client,
+    max_visibility: Option<u64>,
 ) -> Result<(), ProvisionError> {
     let tables = stack.tables()?;
     futures::future::try_join_all(tables.iter().map(|t| create_table(dynamo, t))).await?;
@@ -224,7 +237,7 @@ pub async fn provision(
         .into_iter()
         .partition(|q| q.properties.get("RedrivePolicy").is_some());
     for q in plain_queues.iter().chain(with_redrive.iter()) {
-        let url = create_queue(sqs, q).await?;
+        let url = create_queue(sqs, q, max_visibility).await?;
         stack.set_queue_url(&q.logical_id, &url);
     }
     Ok(())

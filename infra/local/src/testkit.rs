@@ -96,7 +96,7 @@ impl TestStack {
         let sdk = sdk_for(&endpoint).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        provision(&mut stack, &dynamo, &sqs).await.expect("provisioning");
+        provision(&mut stack, &dynamo, &sqs, None).await.expect("provisioning");
         Self {
             stack,
             endpoint,

@@ -1,0 +1,231 @@
+//! Starting and stopping the whole local stack: provision the emulator, start the functions, the SQS pollers and
+//! the gateway, all from template.yaml.
+
+use crate::{
+    gateway::{Gateway, GatewayOptions},
+    poller::Mapping,
+    provision::{ProvisionError, provision},
+    runtime::{Function, LogSink, RuntimeOptions},
+    stack::{Naming, Stack},
+    template::{Template, TemplateError, plain},
+};
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use tokio::{sync::watch, task::JoinHandle};
+
+/// Parameters natter-local gives the template unless told otherwise.
+pub fn local_parameter_defaults() -> HashMap<String, String> {
+    let secret = std::env::var("NATTER_JWT_SECRET").unwrap_or_else(|_| natter_core::auth::DEV_SECRET.to_owned());
+    HashMap::from([
+        ("JwtSecret".to_owned(), secret),
+        ("PresenceDelaySeconds".to_owned(), "2".to_owned()),
+    ])
+}
+
+#[derive(Clone)]
+pub struct LocalOptions {
+    pub template: PathBuf,
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// The emulator (or AWS, with `None` and `aws` = true).
+    pub endpoint: Option<String>,
+    pub bin_dir: PathBuf,
+    pub binaries: HashMap<String, PathBuf>,
+    pub concurrency: usize,
+    pub pollers: usize,
+    pub idle_timeout: Duration,
+    pub max_duration: Duration,
+    pub parameters: HashMap<String, String>,
+    /// Prepended to every table, queue and function name.
+    pub prefix: String,
+    pub max_visibility: Option<u64>,
+    pub warm: bool,
+    pub log: LogSink,
+}
+
+impl LocalOptions {
+    pub fn new(endpoint: Option<String>) -> Self {
+        let root = crate::moto::workspace_root();
+        Self {
+            template: root.join("template.yaml"),
+            host: "127.0.0.1".into(),
+            port: 3001,
+            endpoint,
+            bin_dir: root.join("target/debug"),
+            binaries: HashMap::new(),
+            concurrency: 4,
+            pollers: 2,
+            idle_timeout: Duration::from_secs(600),
+            max_duration: Duration::from_secs(7200),
+            parameters: local_parameter_defaults(),
+            prefix: String::new(),
+            max_visibility: None,
+            warm: true,
+            log: crate::runtime::stdout_sink(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+    #[error("function binary {0} is missing; build them with `cargo build --workspace --bins` (or `make dev`)")]
+    MissingBinary(String),
+    #[error("function {0} failed to start: {1}")]
+    Start(String, String),
+}
+
+/// A running local stack.
+pub struct Local {
+    /// `ws://host:port`: what clients connect to (append `?token=JWT`).
+    pub ws_url: String,
+    /// `http://host:port/{stage}`: the @connections endpoint the functions post to.
+    pub management_url: String,
+    pub emulator: Option<String>,
+    pub stack: Stack,
+    pub functions: HashMap<String, Arc<Function>>,
+    pub gateway: Arc<Gateway>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Local {
+    pub async fn start(opts: LocalOptions) -> Result<Self, LocalError> {
+        let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
+            .await
+            .map_err(|e| LocalError::Listen(format!("{}:{}", opts.host, opts.port), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| LocalError::Listen(opts.host.clone(), e))?;
+        let http = format!("http://{addr}");
+
+        let template = Template::load(&opts.template)?;
+        let mut naming = Naming::local(
+            opts.endpoint
+                .as_deref()
+                .unwrap_or("https://sqs.us-east-1.amazonaws.com"),
+        );
+        naming.prefix = opts.prefix.clone();
+        naming.gateway = Some(http.clone());
+        let mut parameters = opts.parameters.clone();
+        let declared = template.parameter_names();
+        parameters.retain(|k, _| declared.contains(k));
+        let mut stack = Stack::new(template, naming.clone(), &parameters)?;
+
+        let sdk = match &opts.endpoint {
+            Some(e) => crate::testkit::sdk_for(e).await,
+            None => natter_core::aws::sdk_config().await,
+        };
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        provision(
+            &mut stack,
+            &aws_sdk_dynamodb::Client::new(&sdk),
+            &sqs,
+            opts.max_visibility,
+        )
+        .await?;
+
+        let runtime = RuntimeOptions {
+            bin_dir: opts.bin_dir.clone(),
+            binaries: opts.binaries.clone(),
+            concurrency: opts.concurrency.max(1),
+            region: naming.region.clone(),
+            account: naming.account.clone(),
+            emulator: opts.endpoint.clone(),
+            log: opts.log.clone(),
+        };
+        let mut functions = HashMap::new();
+        for spec in stack.functions()? {
+            let f = Function::new(spec, runtime.clone());
+            if !f.exe().is_file() {
+                return Err(LocalError::MissingBinary(f.exe().display().to_string()));
+            }
+            functions.insert(f.spec.logical_id.clone(), f);
+        }
+        if opts.warm {
+            let warmed = futures::future::join_all(
+                functions
+                    .values()
+                    .map(|f| async move { (f.logical_id().to_owned(), f.warm().await) }),
+            )
+            .await;
+            for (name, r) in warmed {
+                r.map_err(|e| LocalError::Start(name, e.to_string()))?;
+            }
+        }
+
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for f in functions.values() {
+            for source in &f.spec.sqs_sources {
+                let queue_url = stack.queue_url(&source.queue).unwrap_or_default();
+                let queue_arn = plain(&stack.names.attrs[&(source.queue.clone(), "Arn".to_owned())]);
+                let mapping = Mapping {
+                    sqs: sqs.clone(),
+                    queue_url,
+                    queue_arn,
+                    region: naming.region.clone(),
+                    source: source.clone(),
+                    function: f.clone(),
+                };
+                for _ in 0..opts.pollers.max(1) {
+                    tasks.push(tokio::spawn(mapping.clone().run(stop_rx.clone())));
+                }
+            }
+        }
+
+        let api = stack.api()?;
+        let stage = api.stage.clone();
+        let gateway = Gateway::new(
+            api,
+            functions.clone(),
+            GatewayOptions {
+                idle_timeout: opts.idle_timeout,
+                max_duration: opts.max_duration,
+                api_id: naming.api_id.clone(),
+                region: naming.region.clone(),
+                account: naming.account.clone(),
+                domain: addr.to_string(),
+            },
+        );
+        let app = gateway.router().into_make_service_with_connect_info::<SocketAddr>();
+        let mut server_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            };
+            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        }));
+
+        Ok(Self {
+            ws_url: format!("ws://{addr}"),
+            management_url: format!("{http}/{stage}"),
+            emulator: opts.endpoint.clone(),
+            stack,
+            functions,
+            gateway,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn function(&self, logical_id: &str) -> Arc<Function> {
+        self.functions[logical_id].clone()
+    }
+
+    /// Stops the gateway, the pollers and every function process.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for f in self.functions.values() {
+            f.shutdown();
+        }
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! natter-tests: end-to-end suites with real websocket clients against natter-local (and moto).
+//!
+//! - [`start`] runs natter-local in-process on this test binary's emulator, with a table prefix of its own and
+//!   the function binaries cargo built (it builds them once if needed).
+//! - [`Client`] is a websocket client that speaks the protocol: it sends frames, waits for the one it expects and
+//!   keeps the others for later.
+
+use futures::{SinkExt, StreamExt};
+use natter_core::ids::UserId;
+use natter_local::{
+    local::{Local, LocalOptions},
+    moto::workspace_root,
+    testkit,
+};
+use serde_json::{Value, json};
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
+
+pub use tokio_tungstenite::tungstenite;
+
+static BUILT: OnceLock<()> = OnceLock::new();
+static PREFIX: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes sure the function binaries are built and current (a no-op when `make test` built them).
+pub fn build_binaries() {
+    BUILT.get_or_init(|| {
+        let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--workspace", "--bins", "--quiet"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "cargo build --workspace --bins failed");
+    });
+}
+
+/// Output lines of the functions, kept for assertions (and printed when a test fails).
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Options for a stack on this test binary's emulator, on a free port, with a fresh set of tables and queues.
+pub fn options() -> (LocalOptions, Logs) {
+    build_binaries();
+    let mut o = LocalOptions::new(Some(testkit::emulator()));
+    o.port = 0;
+    o.prefix = format!("e{}n{}_", std::process::id(), PREFIX.fetch_add(1, Ordering::Relaxed));
+    o.concurrency = 4;
+    o.pollers = 1;
+    o.max_visibility = Some(1);
+    let logs = Logs::default();
+    let sink = logs.clone();
+    o.log = Arc::new(move |f, line| {
+        sink.0.lock().unwrap().push(format!("[{f}] {line}"));
+    });
+    (o, logs)
+}
+
+pub async fn start() -> Local {
+    Local::start(options().0).await.expect("natter-local")
+}
+
+/// Every item of one of the stack's tables (by logical id).
+pub async fn scan(
+    local: &Local,
+    logical_id: &str,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let sdk = testkit::sdk_for(local.emulator.as_deref().expect("an emulator")).await;
+    let table = natter_local::template::plain(&local.stack.names.refs[logical_id]);
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .expect("scan")
+        .items
+        .unwrap_or_default()
+}
+
+/// A token for `user`, signed with the local secret.
+pub fn token(user: &str) -> String {
+    let secret = natter_local::local::local_parameter_defaults()
+        .remove("JwtSecret")
+        .unwrap_or_default();
+    natter_core::auth::mint(secret.as_bytes(), &UserId::parse(user).expect("user id"), 3600)
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct Client {
+    pub user: String,
+    ws: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    kept: VecDeque<Value>,
+    next_id: usize,
+    pub closed: Option<(u16, String)>,
+}
+
+impl Client {
+    /// Connects as `user` with a valid token.
+    pub async fn connect(url: &str, user: &str) -> Client {
+        Self::connect_with(url, user, &token(user))
+            .await
+            .unwrap_or_else(|e| panic!("{user} could not connect: {e}"))
+    }
+
+    /// Connects with any token; `Err` carries the HTTP status of a refused upgrade.
+    pub async fn connect_with(url: &str, user: &str, token: &str) -> Result<Client, u16> {
+        match connect_async(format!("{url}/?token={token}")).await {
+            Ok((ws, _)) => Ok(Client {
+                user: user.to_owned(),
+                ws,
+                kept: VecDeque::new(),
+                next_id: 0,
+                closed: None,
+            }),
+            Err(tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.ws
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        let _ = self.ws.send(Message::Text(text.into())).await;
+    }
+
+    async fn read(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(wait, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(None) => return None,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return Some(serde_json::from_str(&t).unwrap_or(Value::String(t.to_string())));
+                }
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    self.closed = Some(
+                        f.map(|f| (u16::from(f.code), f.reason.to_string()))
+                            .unwrap_or((1005, String::new())),
+                    );
+                    return None;
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) => {
+                    self.closed.get_or_insert((1006, String::new()));
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The first frame (kept or new) that `pred` accepts, within `wait`; others are kept for later.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.try_wait_for(pred, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("{}: no {what} within {WAIT:?}; kept {:?}", self.user, self.kept))
+    }
+
+    pub async fn try_wait_for(&mut self, pred: impl Fn(&Value) -> bool, wait: Duration) -> Option<Value> {
+        if let Some(i) = self.kept.iter().position(&pred) {
+            return self.kept.remove(i);
+        }
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let v = self.read(left).await?;
+            if pred(&v) {
+                return Some(v);
+            }
+            self.kept.push_back(v);
+        }
+    }
+
+    /// Sends `frame` with a fresh requestId and returns the direct reply.
+    pub async fn request(&mut self, mut frame: Value) -> Value {
+        self.next_id += 1;
+        let id = format!("{}-{}", self.user, self.next_id);
+        frame["requestId"] = id.clone().into();
+        self.send(frame).await;
+        self.wait_for("reply", |v| v["requestId"] == id.as_str()).await
+    }
+
+    /// Sends a one-on-one message and returns the ack.
+    pub async fn send_message(&mut self, cmid: &str, to: &str, body: &str) -> Value {
+        let reply = self
+            .request(json!({"action": "send", "clientMsgId": cmid, "to": to, "body": body}))
+            .await;
+        assert_eq!(reply["type"], "ack", "{reply}");
+        reply
+    }
+
+    /// Every `message` push received within `wait`.
+    pub async fn messages_within(&mut self, wait: Duration) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Some(m) = self.try_wait_for(|v| v["type"] == "message", wait).await {
+            out.push(m);
+        }
+        out
+    }
+
+    /// Waits until the server closes the connection; returns its close code.
+    pub async fn closed_within(&mut self, wait: Duration) -> Option<u16> {
+        let until = tokio::time::Instant::now() + wait;
+        while self.closed.is_none() {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            if let Some(v) = self.read(left).await {
+                self.kept.push_back(v);
+            } else if self.closed.is_none() {
+                return None;
+            }
+        }
+        self.closed.as_ref().map(|c| c.0)
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
