@@ -24,6 +24,12 @@ struct Cli {
 enum Command {
     /// Run the stack (the default).
     Serve(Serve),
+    /// Connect as USER: every line typed is sent as a frame, every frame received is printed.
+    Connect {
+        user: String,
+        #[arg(long, default_value = "ws://127.0.0.1:3001")]
+        url: String,
+    },
     /// Print a development token for USER (signed with NATTER_JWT_SECRET or the local secret).
     Token {
         user: String,
@@ -92,6 +98,18 @@ fn main() -> ExitCode {
             println!("{}", natter_core::auth::mint(secret.as_bytes(), &user, ttl));
             return ExitCode::SUCCESS;
         }
+        Some(Command::Connect { user, url }) => {
+            let Ok(user) = UserId::parse(&user) else {
+                eprintln!("natter-local: `{user}` is not a valid user id");
+                return ExitCode::FAILURE;
+            };
+            let secret = natter_local::local::local_parameter_defaults().remove("JwtSecret").unwrap_or_default();
+            let token = natter_core::auth::mint(secret.as_bytes(), &user, 86_400);
+            return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(connect(&url, &token)),
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
         Some(Command::Serve(s)) => s,
         None => cli.serve,
     };
@@ -155,4 +173,43 @@ async fn run(serve: Serve, endpoint: Option<String>) -> ExitCode {
     println!("natter-local: stopping");
     local.stop().await;
     ExitCode::SUCCESS
+}
+
+/// A line-oriented client: stdin lines out as text frames, frames in printed as lines.
+async fn connect(url: &str, token: &str) -> ExitCode {
+    use futures::{SinkExt, StreamExt};
+    use tokio::io::AsyncBufReadExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (ws, _) = match tokio_tungstenite::connect_async(format!("{url}/?token={token}")).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("natter-local: cannot connect to {url}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("connected to {url}; type frames, e.g. {{\"action\":\"sync\"}}");
+    let (mut sink, mut stream) = ws.split();
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(l)) if !l.trim().is_empty() => {
+                    if sink.send(Message::Text(l.into())).await.is_err() {
+                        return ExitCode::FAILURE;
+                    }
+                }
+                Ok(Some(_)) => {}
+                _ => return ExitCode::SUCCESS,
+            },
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(t))) => println!("{t}"),
+                Some(Ok(Message::Close(f))) => {
+                    eprintln!("closed: {f:?}");
+                    return ExitCode::SUCCESS;
+                }
+                Some(Ok(_)) => {}
+                _ => return ExitCode::FAILURE,
+            },
+        }
+    }
 }
