@@ -90,9 +90,7 @@ pub async fn scan(
 
 /// A token for `user`, signed with the local secret.
 pub fn token(user: &str) -> String {
-    let secret = natter_local::local::local_parameter_defaults()
-        .remove("JwtSecret")
-        .unwrap_or_default();
+    let secret = natter_local::local::dev_secret();
     natter_core::auth::mint(secret.as_bytes(), &UserId::parse(user).expect("user id"), 3600)
 }
 

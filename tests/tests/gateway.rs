@@ -10,9 +10,7 @@ use std::{collections::HashMap, time::Duration};
 #[tokio::test]
 async fn the_authorizer_refuses_bad_tokens_at_the_upgrade() {
     let local = start().await;
-    let secret = natter_local::local::local_parameter_defaults()
-        .remove("JwtSecret")
-        .unwrap();
+    let secret = natter_local::local::dev_secret();
     let now = natter_core::now_ms() as u64 / 1000;
     assert_eq!(
         Client::connect_with(&local.ws_url, "x", "").await.err(),

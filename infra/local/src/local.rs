@@ -12,11 +12,15 @@ use crate::{
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle};
 
+/// The secret local tokens are signed with: `NATTER_JWT_SECRET`, or the development secret.
+pub fn dev_secret() -> String {
+    std::env::var("NATTER_JWT_SECRET").unwrap_or_else(|_| natter_core::auth::DEV_SECRET.to_owned())
+}
+
 /// Parameters natter-local gives the template unless told otherwise.
 pub fn local_parameter_defaults() -> HashMap<String, String> {
-    let secret = std::env::var("NATTER_JWT_SECRET").unwrap_or_else(|_| natter_core::auth::DEV_SECRET.to_owned());
     HashMap::from([
-        ("JwtSecret".to_owned(), secret),
+        ("JwtSecret".to_owned(), dev_secret()),
         ("PresenceDelaySeconds".to_owned(), "2".to_owned()),
     ])
 }

@@ -92,9 +92,7 @@ fn main() -> ExitCode {
                 eprintln!("natter-local: `{user}` is not a valid user id (1-64 characters of A-Z a-z 0-9 _ . -)");
                 return ExitCode::FAILURE;
             };
-            let secret = natter_local::local::local_parameter_defaults()
-                .remove("JwtSecret")
-                .unwrap_or_default();
+            let secret = natter_local::local::dev_secret();
             println!("{}", natter_core::auth::mint(secret.as_bytes(), &user, ttl));
             return ExitCode::SUCCESS;
         }
@@ -103,7 +101,7 @@ fn main() -> ExitCode {
                 eprintln!("natter-local: `{user}` is not a valid user id");
                 return ExitCode::FAILURE;
             };
-            let secret = natter_local::local::local_parameter_defaults().remove("JwtSecret").unwrap_or_default();
+            let secret = natter_local::local::dev_secret();
             let token = natter_core::auth::mint(secret.as_bytes(), &user, 86_400);
             return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt.block_on(connect(&url, &token)),
