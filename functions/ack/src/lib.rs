@@ -1,11 +1,12 @@
-//! `ack`: a recipient acknowledges one-on-one messages; they leave its mailbox, are marked delivered, and the
-//! sender's connections get a `delivered` receipt. Answered only when the frame carries a requestId.
+//! `ack` and `read`. One-on-one acks take messages out of the recipient's mailbox, mark them delivered and send
+//! the senders a `delivered` receipt. Group acks and reads are batched: they move the member's last acked (or
+//! read) sequence forward, never backwards, and send no receipts. Answered only when the frame has a requestId.
 
 use natter_core::{
     aws::AwsApp,
-    error::bad_request,
-    frames::{Ack, ClientFrame},
+    frames::{Ack, ClientFrame, Read},
     lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
+    model::Mark,
     now_ms,
 };
 
@@ -21,7 +22,18 @@ pub async fn handle(
                 app.ack_direct(&caller.user, message_ids, now_ms()).await?;
                 Ok(Answer::Done)
             }
-            ClientFrame::Ack(Ack::Group { .. }) => Err(bad_request("group acks are not supported yet")),
+            ClientFrame::Ack(Ack::Group { group, up_to_seq }) => {
+                app.mark_group(&caller.user, group, Mark::Ack, *up_to_seq).await?;
+                Ok(Answer::Done)
+            }
+            ClientFrame::Read(Read::Group { group, up_to_seq }) => {
+                app.mark_group(&caller.user, group, Mark::Read, *up_to_seq).await?;
+                Ok(Answer::Done)
+            }
+            ClientFrame::Read(Read::With { with }) => {
+                app.read_direct(&caller.user, with, now_ms()).await?;
+                Ok(Answer::Done)
+            }
             other => Err(lambda::misrouted(other.action())),
         }
     })

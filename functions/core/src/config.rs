@@ -98,6 +98,8 @@ pub struct Settings {
     pub fanout_chunk: usize,
     /// Concurrent @connections posts per invocation.
     pub push_concurrency: usize,
+    /// The most members a group may have (replies list them all within API Gateway's 128 KB).
+    pub max_group_members: u64,
 }
 
 impl Settings {
@@ -117,6 +119,7 @@ impl Default for Settings {
             presence_delay_secs: 5,
             fanout_chunk: 100,
             push_concurrency: 32,
+            max_group_members: 1024,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Queue payloads: what one function asks another to do later. JSON in the SQS message body.
 
-use crate::ids::{MessageId, UserId};
+use crate::{
+    frames::MessagePush,
+    ids::{ConnectionId, MessageId, UserId},
+};
 use serde::{Deserialize, Serialize};
 
 /// Index a one-on-one message in both participants' history and update their sessions (unread, preview).
@@ -19,11 +22,26 @@ impl HistoryJob {
     }
 }
 
+/// Push a group message to the group's online members. A root job (`members` absent) reads the members and
+/// splits them into chunk jobs; a chunk job carries the members it serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanoutJob {
+    /// The `message` frame as pushed (its `group` names the group).
+    pub message: MessagePush,
+    /// The connection the message was sent from: it got the ack, not a push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<ConnectionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<UserId>>,
+}
+
 /// Every job, with the queue it travels on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Job {
     History(HistoryJob),
+    Fanout(FanoutJob),
 }
 
 /// The queues jobs travel on.
@@ -38,6 +56,7 @@ impl Job {
     pub fn queue(&self) -> QueueKind {
         match self {
             Self::History(_) => QueueKind::History,
+            Self::Fanout(_) => QueueKind::Fanout,
         }
     }
 

@@ -95,6 +95,8 @@ pub struct Claim {
     pub lease_until: i64,
     /// Stored, delivered and queued: a retry only gets the ack.
     pub done: bool,
+    /// The group sequence the message got (recorded when done, for the retries' acks).
+    pub seq: Option<u64>,
 }
 
 /// The key of a claim: one per sender and clientMsgId.
@@ -126,4 +128,75 @@ mod tests {
         assert_eq!(p.status(10_000), Status::Online);
         assert_eq!(p.status(20_000), Status::Offline, "expiry is exclusive");
     }
+}
+
+/// A group: its identity, owner and server sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub id: crate::ids::GroupId,
+    pub name: crate::ids::GroupName,
+    pub owner: UserId,
+    pub created_at: i64,
+    /// The sequence of the newest message (0: none yet).
+    pub last_seq: u64,
+    pub member_count: u64,
+    pub last: Option<crate::frames::LastMessage>,
+}
+
+/// One member of a group, with its marks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user: UserId,
+    pub joined_at: i64,
+    /// The group's sequence when the member joined: it receives what comes after.
+    pub joined_seq: u64,
+    /// Every message up to this sequence was received (never moves backwards).
+    pub last_ack_seq: u64,
+    /// Every message up to this sequence was read (never moves backwards).
+    pub last_read_seq: u64,
+}
+
+impl Member {
+    pub fn joining(user: UserId, now: i64, seq: u64) -> Self {
+        Self {
+            user,
+            joined_at: now,
+            joined_seq: seq,
+            last_ack_seq: seq,
+            last_read_seq: seq,
+        }
+    }
+}
+
+impl Group {
+    /// Unread is arithmetic: the group's sequence minus the member's read mark. No write per member per message.
+    pub fn unread_for(&self, member: &Member) -> u64 {
+        self.last_seq.saturating_sub(member.last_read_seq)
+    }
+}
+
+/// Which mark of a member moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Ack,
+    Read,
+}
+
+/// What moving a mark did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marked {
+    Moved,
+    /// The mark was already there or further: marks never move backwards.
+    Unchanged,
+    NotMember,
+}
+
+/// What adding a member did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    Added,
+    AlreadyMember,
+    /// The group has its maximum number of members.
+    Full,
+    NoGroup,
 }

@@ -3,9 +3,10 @@
 
 use crate::{
     error::BackendError,
-    ids::{ConnectionId, MessageId, UserId},
+    frames::LastMessage,
+    ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::{HistoryJob, Job},
-    model::{Claim, ClaimKey, NewConnection, Presence, StoredMessage, Transition},
+    model::{Added, Claim, ClaimKey, Group, Mark, Marked, Member, NewConnection, Presence, StoredMessage, Transition},
 };
 use std::{collections::HashMap, future::Future};
 
@@ -48,8 +49,8 @@ pub trait MessageStore: Send + Sync {
     /// Ends this attempt's lease early so a retry can resume at once (after a failure).
     fn release(&self, key: &ClaimKey, lease_until: i64) -> impl Future<Output = Res<()>> + Send;
 
-    /// Marks the send complete: retries only get the ack from now on.
-    fn finish(&self, key: &ClaimKey) -> impl Future<Output = Res<()>> + Send;
+    /// Marks the send complete (with the group sequence it got): retries only get the ack from now on.
+    fn finish(&self, key: &ClaimKey, seq: Option<u64>) -> impl Future<Output = Res<()>> + Send;
 
     /// Drops a claim that led to no message (the send was refused).
     fn forget(&self, key: &ClaimKey, claim: &Claim) -> impl Future<Output = Res<()>> + Send;
@@ -61,6 +62,9 @@ pub trait MessageStore: Send + Sync {
         expires_at: Option<i64>,
     ) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
+    /// A stored message, read consistently.
+    fn get_message(&self, id: &MessageId) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
+
     /// Marks one-on-one messages addressed to `acker` delivered and takes them out of its mailbox. Returns those
     /// that were addressed to `acker` (acked now or before); others are ignored.
     fn mark_delivered(
@@ -71,12 +75,64 @@ pub trait MessageStore: Send + Sync {
     ) -> impl Future<Output = Res<Vec<StoredMessage>>> + Send;
 }
 
+/// Groups, their members and their history.
+pub trait GroupStore: Send + Sync {
+    /// Creates a group with its members (the owner among them). Up to 99 members it is one transaction; beyond,
+    /// the members are written first and the group item last, so a failure leaves no visible group.
+    fn create_group(&self, group: &Group, members: &[Member]) -> impl Future<Output = Res<()>> + Send;
+
+    /// The group and `user`'s membership, in one read.
+    fn membership(
+        &self,
+        group: &GroupId,
+        user: &UserId,
+    ) -> impl Future<Output = Res<(Option<Group>, Option<Member>)>> + Send;
+
+    /// Every member with its marks, in user id order.
+    fn members(&self, group: &GroupId) -> impl Future<Output = Res<Vec<Member>>> + Send;
+
+    /// Every member's id (a keys-only read for fan-out).
+    fn member_ids(&self, group: &GroupId) -> impl Future<Output = Res<Vec<UserId>>> + Send;
+
+    /// Adds a member and counts it on the group, atomically; at most `max_members`.
+    fn add_member(&self, group: &GroupId, member: &Member, max_members: u64)
+    -> impl Future<Output = Res<Added>> + Send;
+
+    /// Removes a member and uncounts it; `false` if it was not a member.
+    fn remove_member(&self, group: &GroupId, user: &UserId) -> impl Future<Output = Res<bool>> + Send;
+
+    /// Hands ownership from `from` to `to`, if `from` still owns the group.
+    fn transfer(&self, group: &GroupId, from: &UserId, to: &UserId) -> impl Future<Output = Res<bool>> + Send;
+
+    fn delete_group(&self, group: &GroupId) -> impl Future<Output = Res<()>> + Send;
+
+    /// The groups `user` belongs to, each with the user's membership.
+    fn groups_of(&self, user: &UserId) -> impl Future<Output = Res<Vec<(Group, Member)>>> + Send;
+
+    /// Takes the group's next sequence number (an atomic `ADD`) and makes `last` its preview. `None`: no group.
+    fn next_seq(&self, group: &GroupId, last: &LastMessage) -> impl Future<Output = Res<Option<u64>>> + Send;
+
+    /// Writes a group message's GroupHistory row.
+    fn record_group_message(
+        &self,
+        message: &StoredMessage,
+        expires_at: Option<i64>,
+    ) -> impl Future<Output = Res<()>> + Send;
+
+    /// Moves a member's mark forward to `seq` (never backwards).
+    fn mark(&self, group: &GroupId, user: &UserId, mark: Mark, seq: u64) -> impl Future<Output = Res<Marked>> + Send;
+}
+
 /// The history index and conversation sessions.
 pub trait IndexStore: Send + Sync {
     /// Indexes a one-on-one message for both participants and updates both sessions, exactly once per message
     /// however often it is called: unread +1 for the recipient (unless it already read past the message), preview
     /// and time of the newest message for both.
     fn index_direct(&self, job: &HistoryJob, expires_at: Option<i64>) -> impl Future<Output = Res<()>> + Send;
+
+    /// `reader` read its conversation with `peer`: unread becomes 0 and the read mark moves to the newest
+    /// message received from `peer`. Returns that message's timestamp if it was not read before.
+    fn read_direct(&self, reader: &UserId, peer: &UserId) -> impl Future<Output = Res<Option<i64>>> + Send;
 }
 
 /// The outcome of one post to a connection.
@@ -95,4 +151,7 @@ pub trait Pusher: Send + Sync {
 /// Queues jobs for the asynchronous consumers.
 pub trait JobQueue: Send + Sync {
     fn enqueue(&self, job: &Job) -> impl Future<Output = Res<()>> + Send;
+
+    /// Queues several jobs of one queue (SQS takes 10 per call).
+    fn enqueue_all(&self, jobs: &[Job]) -> impl Future<Output = Res<()>> + Send;
 }

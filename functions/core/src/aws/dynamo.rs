@@ -3,20 +3,24 @@
 
 use super::{
     call_error,
-    items::{ClaimItem, ConnectionItem, IndexItem, MessageItem, PresenceItem, time_key},
+    items::{
+        ClaimItem, ConnectionItem, GroupHistoryItem, GroupItem, IndexItem, MemberItem, MessageItem, PresenceItem,
+        time_key,
+    },
 };
 use crate::{
     aws::attr,
     config::{Settings, Tables},
     error::BackendError,
-    ids::{ConnectionId, MessageId, UserId},
+    frames::LastMessage,
+    ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::HistoryJob,
-    model::{Claim, ClaimKey, NewConnection, Presence, StoredMessage, Transition},
-    ports::{Directory, IndexStore, MessageStore, PresenceStore, Res},
+    model::{Added, Claim, ClaimKey, Group, Mark, Marked, Member, NewConnection, Presence, StoredMessage, Transition},
+    ports::{Directory, GroupStore, IndexStore, MessageStore, PresenceStore, Res},
 };
 use aws_sdk_dynamodb::{
     Client,
-    operation::{put_item::PutItemError, transact_write_items::TransactWriteItemsError},
+    operation::{put_item::PutItemError, transact_write_items::TransactWriteItemsError, update_item::UpdateItemError},
     types::{
         AttributeValue as Av, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
         TransactWriteItem, Update,
@@ -268,7 +272,7 @@ impl DynamoStore {
             .set_condition_expression(condition.map(str::to_owned))
             .set_expression_attribute_names(names_in(
                 &[update, condition.unwrap_or_default()],
-                &[attr::LEASE_UNTIL, attr::DONE],
+                &[attr::LEASE_UNTIL, attr::DONE, attr::SEQ],
             ))
             .set_expression_attribute_values(values_in(&[update, condition.unwrap_or_default()], values))
             .send()
@@ -285,7 +289,7 @@ impl DynamoStore {
         }
     }
 
-    async fn get_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
+    async fn read_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
         let r = self
             .client
             .get_item()
@@ -757,6 +761,7 @@ impl MessageStore for DynamoStore {
             message_id: fresh.message_id.to_string(),
             lease_until: fresh.lease_until,
             done: fresh.done,
+            seq: fresh.seq,
             expires_at,
         };
         let r = self
@@ -827,11 +832,20 @@ impl MessageStore for DynamoStore {
         .map(drop)
     }
 
-    async fn finish(&self, key: &ClaimKey) -> Res<()> {
-        let values = HashMap::from([(":true".to_owned(), Av::Bool(true))]);
-        self.claim_update(key, "SET #done = :true", None, values)
-            .await
-            .map(drop)
+    async fn finish(&self, key: &ClaimKey, seq: Option<u64>) -> Res<()> {
+        let mut values = HashMap::from([(":true".to_owned(), Av::Bool(true))]);
+        let update = match seq {
+            Some(v) => {
+                values.insert(":seq".into(), n(v));
+                "SET #done = :true, #seq = :seq"
+            }
+            None => "SET #done = :true",
+        };
+        self.claim_update(key, update, None, values).await.map(drop)
+    }
+
+    async fn get_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
+        self.read_message(id).await
     }
 
     async fn forget(&self, key: &ClaimKey, claim: &Claim) -> Res<()> {
@@ -874,7 +888,7 @@ impl MessageStore for DynamoStore {
             Err(e) => match e.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(ccf)) => match ccf.item() {
                     Some(existing) => Ok(Some(from_item::<MessageItem>("message", existing.clone())?.try_into()?)),
-                    None => self.get_message(&message.id).await,
+                    None => self.read_message(&message.id).await,
                 },
                 _ => Err(call_error("DynamoDB", "PutItem", e)),
             },
@@ -896,6 +910,42 @@ impl MessageStore for DynamoStore {
 }
 
 impl IndexStore for DynamoStore {
+    async fn read_direct(&self, reader: &UserId, peer: &UserId) -> Res<Option<i64>> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(attr::USER_ID, s(reader.as_str()))
+            .key(attr::PEER_ID, s(peer.as_str()))
+            .update_expression("SET #unread = :zero, #last_read_ts = #last_recv_ts")
+            // Nothing received from the peer yet: nothing to read (and the read mark must not move back).
+            .condition_expression("attribute_exists(#last_recv_ts)")
+            .set_expression_attribute_names(names(&[attr::UNREAD, attr::LAST_READ_TS, attr::LAST_RECV_TS]))
+            .expression_attribute_values(":zero", n(0))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                let old = out.attributes.unwrap_or_default();
+                let num = |k: &str| {
+                    old.get(k)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                };
+                let (recv, read) = (num(attr::LAST_RECV_TS), num(attr::LAST_READ_TS));
+                Ok(recv.filter(|r| read.is_none_or(|d| d < *r)))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
     async fn index_direct(&self, job: &HistoryJob, expires_at: Option<i64>) -> Res<()> {
         let recipient_row = to_item("index row", &index_row(&job.to, &job.from, "received", job, expires_at))?;
         let sender_row = to_item("index row", &index_row(&job.from, &job.to, "sent", job, expires_at))?;
@@ -911,6 +961,510 @@ impl DynamoStore {
     /// For tests and tools: the settings this store was built with.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+}
+
+/// Items one BatchWriteItem call takes.
+const BATCH_WRITE_MAX: usize = 25;
+/// Items one TransactWriteItems call takes.
+const TRANSACTION_MAX: usize = 100;
+
+impl DynamoStore {
+    /// BatchWriteItem puts into one table, 25 a call, retrying unprocessed items with backoff.
+    async fn batch_put(&self, table: &str, items: Vec<Item>) -> Res<()> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|i| {
+                    PutRequest::builder()
+                        .set_item(Some(i.clone()))
+                        .build()
+                        .map(|p| WriteRequest::builder().put_request(p).build())
+                        .map_err(|e| build_err("BatchWriteItem", e))
+                })
+                .collect::<Res<_>>()?;
+            let mut backoff = Duration::from_millis(25);
+            for attempt in 0..6 {
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                let r = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| call_error("DynamoDB", "BatchWriteItem", e))?;
+                pending = r
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(table))
+                    .unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(BackendError::Call {
+                    service: "DynamoDB",
+                    operation: "BatchWriteItem",
+                    retryable: true,
+                    source: "items still unprocessed after retries (throttled)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn member_key(group: &GroupId, user: &UserId) -> Item {
+        HashMap::from([
+            (attr::GROUP_ID.to_owned(), s(group.as_str())),
+            (attr::USER_ID.to_owned(), s(user.as_str())),
+        ])
+    }
+
+    /// Every page of a query.
+    async fn query_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Res<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let r = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| call_error("DynamoDB", "Query", e))?;
+            items.extend(r.items.unwrap_or_default());
+            start = r.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// A two-item transaction over a member row and its group; the cancellation reason of each item.
+    async fn member_transaction(&self, items: Vec<TransactWriteItem>) -> Res<Option<Vec<Option<String>>>> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => Ok(Some(
+                    tc.cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().map(str::to_owned))
+                        .collect(),
+                )),
+                _ => Err(call_error("DynamoDB", "TransactWriteItems", e)),
+            },
+        }
+    }
+}
+
+fn ccf(reason: Option<&Option<String>>) -> bool {
+    reason.and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed")
+}
+
+impl GroupStore for DynamoStore {
+    async fn create_group(&self, group: &Group, members: &[Member]) -> Res<()> {
+        let group_item = to_item("group", &GroupItem::new(group))?;
+        let rows = members
+            .iter()
+            .map(|m| to_item("member", &MemberItem::new(&group.id, m)))
+            .collect::<Res<Vec<_>>>()?;
+        if rows.len() < TRANSACTION_MAX {
+            let mut items = vec![
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.tables.groups)
+                            .set_item(Some(group_item))
+                            .condition_expression("attribute_not_exists(#group_id)")
+                            .set_expression_attribute_names(names(&[attr::GROUP_ID]))
+                            .build()
+                            .map_err(|e| build_err("TransactWriteItems", e))?,
+                    )
+                    .build(),
+            ];
+            for r in rows {
+                items.push(
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&self.tables.group_members)
+                                .set_item(Some(r))
+                                .build()
+                                .map_err(|e| build_err("TransactWriteItems", e))?,
+                        )
+                        .build(),
+                );
+            }
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+                .map_err(|e| call_error("DynamoDB", "TransactWriteItems", e))?;
+            return Ok(());
+        }
+        // Too many for one transaction: members first, the group item last (until it exists, no group is visible).
+        self.batch_put(&self.tables.group_members, rows).await?;
+        self.client
+            .put_item()
+            .table_name(&self.tables.groups)
+            .set_item(Some(group_item))
+            .condition_expression("attribute_not_exists(#group_id)")
+            .set_expression_attribute_names(names(&[attr::GROUP_ID]))
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "PutItem", e))?;
+        Ok(())
+    }
+
+    async fn membership(&self, group: &GroupId, user: &UserId) -> Res<(Option<Group>, Option<Member>)> {
+        let group_keys = KeysAndAttributes::builder()
+            .keys(HashMap::from([(attr::GROUP_ID.to_owned(), s(group.as_str()))]))
+            .build()
+            .map_err(|e| build_err("BatchGetItem", e))?;
+        let member_keys = KeysAndAttributes::builder()
+            .keys(Self::member_key(group, user))
+            .build()
+            .map_err(|e| build_err("BatchGetItem", e))?;
+        let mut got = self
+            .batch_get(HashMap::from([
+                (self.tables.groups.clone(), group_keys),
+                (self.tables.group_members.clone(), member_keys),
+            ]))
+            .await?;
+        let g = got.remove(&self.tables.groups).and_then(|mut v| v.pop());
+        let m = got.remove(&self.tables.group_members).and_then(|mut v| v.pop());
+        Ok((
+            g.map(|i| from_item::<GroupItem>("group", i).and_then(Group::try_from))
+                .transpose()?,
+            m.map(|i| from_item::<MemberItem>("member", i).and_then(Member::try_from))
+                .transpose()?,
+        ))
+    }
+
+    async fn members(&self, group: &GroupId) -> Res<Vec<Member>> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.group_members)
+            .key_condition_expression("#group_id = :g")
+            .set_expression_attribute_names(names(&[attr::GROUP_ID]))
+            .expression_attribute_values(":g", s(group.as_str()));
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(|i| from_item::<MemberItem>("member", i).and_then(Member::try_from))
+            .collect()
+    }
+
+    async fn member_ids(&self, group: &GroupId) -> Res<Vec<UserId>> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.group_members)
+            .key_condition_expression("#group_id = :g")
+            .projection_expression("#user_id")
+            .set_expression_attribute_names(names(&[attr::GROUP_ID, attr::USER_ID]))
+            .expression_attribute_values(":g", s(group.as_str()));
+        Ok(self
+            .query_all(q)
+            .await?
+            .into_iter()
+            .filter_map(|i| {
+                i.get(attr::USER_ID)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|u| UserId::parse(u).ok())
+            })
+            .collect())
+    }
+
+    async fn add_member(&self, group: &GroupId, member: &Member, max_members: u64) -> Res<Added> {
+        let put = Put::builder()
+            .table_name(&self.tables.group_members)
+            .set_item(Some(to_item("member", &MemberItem::new(group, member))?))
+            .condition_expression("attribute_not_exists(#user_id)")
+            .set_expression_attribute_names(names(&[attr::USER_ID]))
+            .build()
+            .map_err(|e| build_err("TransactWriteItems", e))?;
+        let count = Update::builder()
+            .table_name(&self.tables.groups)
+            .key(attr::GROUP_ID, s(group.as_str()))
+            .update_expression("ADD #member_count :one")
+            .condition_expression("attribute_exists(#group_id) AND #member_count < :max")
+            .set_expression_attribute_names(names(&[attr::MEMBER_COUNT, attr::GROUP_ID]))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max_members))
+            .build()
+            .map_err(|e| build_err("TransactWriteItems", e))?;
+        let reasons = self
+            .member_transaction(vec![
+                TransactWriteItem::builder().put(put).build(),
+                TransactWriteItem::builder().update(count).build(),
+            ])
+            .await?;
+        Ok(match reasons {
+            None => Added::Added,
+            Some(r) if ccf(r.first()) => Added::AlreadyMember,
+            Some(r) if ccf(r.get(1)) => {
+                let (g, _) = self.membership(group, &member.user).await?;
+                if g.is_some() { Added::Full } else { Added::NoGroup }
+            }
+            Some(_) => {
+                return Err(BackendError::Call {
+                    service: "DynamoDB",
+                    operation: "TransactWriteItems",
+                    retryable: true,
+                    source: "transaction conflict".into(),
+                });
+            }
+        })
+    }
+
+    async fn remove_member(&self, group: &GroupId, user: &UserId) -> Res<bool> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.tables.group_members)
+            .set_key(Some(Self::member_key(group, user)))
+            .condition_expression("attribute_exists(#user_id)")
+            .set_expression_attribute_names(names(&[attr::USER_ID]))
+            .build()
+            .map_err(|e| build_err("TransactWriteItems", e))?;
+        let count = Update::builder()
+            .table_name(&self.tables.groups)
+            .key(attr::GROUP_ID, s(group.as_str()))
+            .update_expression("ADD #member_count :minus")
+            .condition_expression("attribute_exists(#group_id)")
+            .set_expression_attribute_names(names(&[attr::MEMBER_COUNT, attr::GROUP_ID]))
+            .expression_attribute_values(":minus", n(-1))
+            .build()
+            .map_err(|e| build_err("TransactWriteItems", e))?;
+        let reasons = self
+            .member_transaction(vec![
+                TransactWriteItem::builder().delete(delete).build(),
+                TransactWriteItem::builder().update(count).build(),
+            ])
+            .await?;
+        match reasons {
+            None => Ok(true),
+            Some(r) if ccf(r.first()) => Ok(false),
+            // The group item is gone (the group ended): removing the row alone is what is left to do.
+            Some(r) if ccf(r.get(1)) => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.tables.group_members)
+                    .set_key(Some(Self::member_key(group, user)))
+                    .send()
+                    .await
+                    .map_err(|e| call_error("DynamoDB", "DeleteItem", e))?;
+                Ok(true)
+            }
+            Some(_) => Err(BackendError::Call {
+                service: "DynamoDB",
+                operation: "TransactWriteItems",
+                retryable: true,
+                source: "transaction conflict".into(),
+            }),
+        }
+    }
+
+    async fn transfer(&self, group: &GroupId, from: &UserId, to: &UserId) -> Res<bool> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.groups)
+            .key(attr::GROUP_ID, s(group.as_str()))
+            .update_expression("SET #owner = :to")
+            .condition_expression("#owner = :from")
+            .set_expression_attribute_names(names(&[attr::OWNER]))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":from", s(from.as_str()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    async fn delete_group(&self, group: &GroupId) -> Res<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.tables.groups)
+            .key(attr::GROUP_ID, s(group.as_str()))
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "DeleteItem", e))?;
+        Ok(())
+    }
+
+    async fn groups_of(&self, user: &UserId) -> Res<Vec<(Group, Member)>> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.group_members)
+            .index_name(attr::BY_USER_INDEX)
+            .key_condition_expression("#user_id = :u")
+            .set_expression_attribute_names(names(&[attr::USER_ID]))
+            .expression_attribute_values(":u", s(user.as_str()));
+        let rows: Vec<(GroupId, Member)> = self
+            .query_all(q)
+            .await?
+            .into_iter()
+            .map(|i| {
+                let item: MemberItem = from_item("member", i)?;
+                let group = GroupId::parse(&item.group_id).map_err(|e| BackendError::corrupt("member", e))?;
+                Ok((group, Member::try_from(item)?))
+            })
+            .collect::<Res<_>>()?;
+        let mut out = Vec::new();
+        for chunk in rows.chunks(BATCH_GET_MAX) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|(g, _)| HashMap::from([(attr::GROUP_ID.to_owned(), s(g.as_str()))]))
+                .collect();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(|e| build_err("BatchGetItem", e))?;
+            let mut got = self
+                .batch_get(HashMap::from([(self.tables.groups.clone(), request)]))
+                .await?;
+            let groups: HashMap<GroupId, Group> = got
+                .remove(&self.tables.groups)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| {
+                    from_item::<GroupItem>("group", i)
+                        .and_then(Group::try_from)
+                        .map(|g| (g.id.clone(), g))
+                })
+                .collect::<Res<_>>()?;
+            // Rows of a group whose item is gone (ended, or a create that failed half-way) are not groups.
+            out.extend(
+                chunk
+                    .iter()
+                    .filter_map(|(g, m)| Some((groups.get(g)?.clone(), m.clone()))),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn next_seq(&self, group: &GroupId, last: &LastMessage) -> Res<Option<u64>> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.groups)
+            .key(attr::GROUP_ID, s(group.as_str()))
+            .update_expression(
+                "ADD #last_seq :one SET #last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts",
+            )
+            .condition_expression("attribute_exists(#group_id)")
+            .set_expression_attribute_names(names(&[
+                attr::LAST_SEQ,
+                attr::LAST_MESSAGE_ID,
+                attr::LAST_FROM,
+                attr::LAST_PREVIEW,
+                attr::LAST_TS,
+                attr::GROUP_ID,
+            ]))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":mid", s(last.message_id.to_string()))
+            .expression_attribute_values(":from", s(last.from.as_str()))
+            .expression_attribute_values(":preview", s(last.preview.as_str()))
+            .expression_attribute_values(":ts", n(last.timestamp))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                let seq = out
+                    .attributes
+                    .and_then(|a| {
+                        a.get(attr::LAST_SEQ)
+                            .and_then(|v| v.as_n().ok())
+                            .and_then(|v| v.parse().ok())
+                    })
+                    .ok_or_else(|| BackendError::corrupt("group", "ADD returned no sequence"))?;
+                Ok(Some(seq))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    async fn record_group_message(&self, message: &StoredMessage, expires_at: Option<i64>) -> Res<()> {
+        let crate::frames::Target::Group(group) = &message.target else {
+            return Err(BackendError::corrupt("message", "not a group message"));
+        };
+        let item = GroupHistoryItem {
+            group_id: group.to_string(),
+            seq: message.seq.unwrap_or_default(),
+            message_id: message.id.to_string(),
+            timestamp: message.timestamp(),
+            sender: message.from.to_string(),
+            expires_at,
+        };
+        self.client
+            .put_item()
+            .table_name(&self.tables.group_history)
+            .set_item(Some(to_item("group history row", &item)?))
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "PutItem", e))?;
+        Ok(())
+    }
+
+    async fn mark(&self, group: &GroupId, user: &UserId, mark: Mark, seq: u64) -> Res<Marked> {
+        let field = match mark {
+            Mark::Ack => attr::LAST_ACK_SEQ,
+            Mark::Read => attr::LAST_READ_SEQ,
+        };
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.group_members)
+            .set_key(Some(Self::member_key(group, user)))
+            .update_expression("SET #mark = :seq")
+            .condition_expression("attribute_exists(#user_id) AND (attribute_not_exists(#mark) OR #mark < :seq)")
+            .expression_attribute_names("#mark", field)
+            .expression_attribute_names("#user_id", attr::USER_ID)
+            .expression_attribute_values(":seq", n(seq))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Marked::Moved),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(c)) => Ok(if c.item().is_some() {
+                    Marked::Unchanged
+                } else {
+                    Marked::NotMember
+                }),
+                _ => Err(call_error("DynamoDB", "UpdateItem", e)),
+            },
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 
 use crate::{
     error::BackendError,
-    frames::{Status, Target},
-    ids::{Body, ClientMsgId, ConnectionId, GroupId, MessageId, UserId},
-    model::{Claim, Presence, StoredMessage},
+    frames::{LastMessage, Status, Target},
+    ids::{Body, ClientMsgId, ConnectionId, GroupId, GroupName, MessageId, UserId},
+    model::{Claim, Group, Member, Presence, StoredMessage},
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -41,6 +41,15 @@ pub mod attr {
     pub const INBOX_INDEX: &str = "Inbox";
     /// The local index of MessageIndex over `peer_sk`: one conversation's rows.
     pub const BY_PEER_INDEX: &str = "ByPeer";
+    pub const GROUP_ID: &str = "group_id";
+    pub const OWNER: &str = "owner";
+    pub const LAST_SEQ: &str = "last_seq";
+    pub const MEMBER_COUNT: &str = "member_count";
+    pub const LAST_ACK_SEQ: &str = "last_ack_seq";
+    pub const LAST_READ_SEQ: &str = "last_read_seq";
+    pub const SEQ: &str = "seq";
+    /// The global index of GroupMembers over `user_id`: the groups of a user.
+    pub const BY_USER_INDEX: &str = "ByUser";
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -84,6 +93,8 @@ pub struct ClaimItem {
     pub message_id: String,
     pub lease_until: i64,
     pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
     pub expires_at: i64,
 }
 
@@ -94,6 +105,7 @@ impl TryFrom<ClaimItem> for Claim {
             message_id: MessageId::parse(&c.message_id).map_err(|e| BackendError::corrupt("claim", e))?,
             lease_until: c.lease_until,
             done: c.done,
+            seq: c.seq,
         })
     }
 }
@@ -173,6 +185,119 @@ impl TryFrom<MessageItem> for StoredMessage {
             delivered_at: i.delivered_at,
         })
     }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GroupItem {
+    pub group_id: String,
+    pub name: String,
+    pub owner: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub last_seq: u64,
+    #[serde(default)]
+    pub member_count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_preview: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ts: Option<i64>,
+}
+
+impl GroupItem {
+    pub fn new(g: &Group) -> Self {
+        Self {
+            group_id: g.id.to_string(),
+            name: g.name.as_str().to_owned(),
+            owner: g.owner.to_string(),
+            created_at: g.created_at,
+            last_seq: g.last_seq,
+            member_count: g.member_count,
+            last_message_id: g.last.as_ref().map(|l| l.message_id.to_string()),
+            last_from: g.last.as_ref().map(|l| l.from.to_string()),
+            last_preview: g.last.as_ref().map(|l| l.preview.clone()),
+            last_ts: g.last.as_ref().map(|l| l.timestamp),
+        }
+    }
+}
+
+impl TryFrom<GroupItem> for Group {
+    type Error = BackendError;
+    fn try_from(i: GroupItem) -> Result<Self, BackendError> {
+        let bad = |e: crate::ids::FieldError| BackendError::corrupt("group", e);
+        let last = match (i.last_message_id, i.last_from, i.last_preview, i.last_ts) {
+            (Some(id), Some(from), Some(preview), Some(timestamp)) => Some(LastMessage {
+                message_id: MessageId::parse(&id).map_err(bad)?,
+                from: UserId::parse(&from).map_err(bad)?,
+                preview,
+                timestamp,
+            }),
+            _ => None,
+        };
+        Ok(Group {
+            id: GroupId::parse(&i.group_id).map_err(bad)?,
+            name: GroupName::try_from(i.name).map_err(bad)?,
+            owner: UserId::parse(&i.owner).map_err(bad)?,
+            created_at: i.created_at,
+            last_seq: i.last_seq,
+            member_count: i.member_count,
+            last,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MemberItem {
+    pub group_id: String,
+    pub user_id: String,
+    pub joined_at: i64,
+    #[serde(default)]
+    pub joined_seq: u64,
+    #[serde(default)]
+    pub last_ack_seq: u64,
+    #[serde(default)]
+    pub last_read_seq: u64,
+}
+
+impl MemberItem {
+    pub fn new(group: &GroupId, m: &Member) -> Self {
+        Self {
+            group_id: group.to_string(),
+            user_id: m.user.to_string(),
+            joined_at: m.joined_at,
+            joined_seq: m.joined_seq,
+            last_ack_seq: m.last_ack_seq,
+            last_read_seq: m.last_read_seq,
+        }
+    }
+}
+
+impl TryFrom<MemberItem> for Member {
+    type Error = BackendError;
+    fn try_from(i: MemberItem) -> Result<Self, BackendError> {
+        Ok(Member {
+            user: UserId::parse(&i.user_id).map_err(|e| BackendError::corrupt("member", e))?,
+            joined_at: i.joined_at,
+            joined_seq: i.joined_seq,
+            last_ack_seq: i.last_ack_seq,
+            last_read_seq: i.last_read_seq,
+        })
+    }
+}
+
+/// A group message's place in its group: `seq` orders the group's history.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GroupHistoryItem {
+    pub group_id: String,
+    pub seq: u64,
+    pub message_id: String,
+    pub timestamp: i64,
+    pub sender: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// A row of a user's history index. `sk` = `{timestamp:013}#{message_id}` orders a user's rows by time;

@@ -43,4 +43,45 @@ impl JobQueue for SqsQueue {
             .map_err(|e| call_error("SQS", "SendMessage", e))?;
         Ok(())
     }
+
+    async fn enqueue_all(&self, jobs: &[Job]) -> Res<()> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        for chunk in jobs.chunks(10) {
+            let Some(first) = chunk.first() else { continue };
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(job.to_json())
+                        .set_delay_seconds(job.delay_secs())
+                        .build()
+                        .map_err(|e| BackendError::Call {
+                            service: "SQS",
+                            operation: "SendMessageBatch",
+                            retryable: false,
+                            source: Box::new(e),
+                        })
+                })
+                .collect::<Res<Vec<_>>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(self.url(first.queue())?)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| call_error("SQS", "SendMessageBatch", e))?;
+            if !out.failed.is_empty() {
+                return Err(BackendError::Call {
+                    service: "SQS",
+                    operation: "SendMessageBatch",
+                    retryable: true,
+                    source: format!("{} of {} entries failed", out.failed.len(), chunk.len()).into(),
+                });
+            }
+        }
+        Ok(())
+    }
 }

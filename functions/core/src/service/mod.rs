@@ -3,6 +3,8 @@
 mod ack;
 mod connection;
 mod delivery;
+mod fanout;
+mod group;
 mod history;
 mod send;
 
@@ -33,3 +35,6 @@ impl<S, P, Q> App<S, P, Q> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod group_tests;

@@ -1,24 +1,26 @@
-//! `send`: idempotent on (sender, clientMsgId), even for concurrent retries.
+//! `send`: idempotent on (sender, clientMsgId), even for concurrent retries, one-on-one and in groups.
 //!
 //! The first attempt claims the key (a conditional put) with a fresh message id and a lease, stores the message,
-//! pushes it, queues its follow-up job and marks the claim done. A retry that finds the claim:
+//! pushes it (or queues its group fan-out), queues its follow-up work and marks the claim done. A retry that finds
+//! the claim:
 //! - done: answers with the same ack and delivers nothing;
 //! - unfinished, lease running: waits for the attempt that holds it (a concurrent retry);
 //! - unfinished, lease over: the first attempt failed or died; the retry takes the claim over and finishes the same
-//!   message (same id and timestamp; a message already stored wins over what the retry carries).
+//!   message (same id and timestamp, and in a group the same sequence number if one was taken and stored; a
+//!   message already stored wins over what the retry carries).
 //!
 //! The lease is longer than the function timeout, so a takeover never races a live attempt.
 
 use super::{App, delivery::connections_of};
 use crate::{
-    error::{BackendError, Failure, bad_request, not_found},
-    frames::{AckReply, Send, ServerFrame, Target},
-    ids::{ConnectionId, MessageId, UserId},
-    jobs::{HistoryJob, Job},
-    model::{Claim, ClaimKey, StoredMessage},
-    ports::{Directory, JobQueue, MessageStore, PresenceStore, Pusher},
+    error::{BackendError, Failure, bad_request, forbidden, not_found},
+    frames::{AckReply, LastMessage, Send, ServerFrame, Target},
+    ids::{ConnectionId, GroupId, MessageId, UserId},
+    jobs::{FanoutJob, HistoryJob, Job},
+    model::{Claim, ClaimKey, Mark, Presence, StoredMessage},
+    ports::{Directory, GroupStore, JobQueue, MessageStore, PresenceStore, Pusher},
 };
-use std::time::Duration;
+use std::{collections::HashMap, future::Future, time::Duration};
 use tracing::{info, warn};
 
 /// Who sent a frame: the authorizer's user (never a field of the frame) and the connection it came on.
@@ -36,12 +38,18 @@ enum Settled {
     Resume(Claim),
 }
 
+/// How a send starts: done before (answer with the ack), or this attempt must carry it out.
+enum Start<C> {
+    Done(Claim),
+    Go { claim: Claim, resumed: bool, checked: C },
+}
+
 /// How close to the invocation deadline a waiting retry gives up (and answers `unavailable`).
 const DEADLINE_MARGIN_MS: i64 = 500;
 
 impl<S, P, Q> App<S, P, Q>
 where
-    S: Directory + PresenceStore + MessageStore,
+    S: Directory + PresenceStore + MessageStore + GroupStore,
     P: Pusher,
     Q: JobQueue,
 {
@@ -49,8 +57,82 @@ where
     pub async fn send(&self, caller: &Caller, frame: &Send, now: i64, deadline: i64) -> Result<AckReply, Failure> {
         match &frame.target {
             Target::To(to) => self.send_direct(caller, frame, to, now, deadline).await,
-            Target::Group(_) => Err(bad_request("group messages are not supported yet")),
+            Target::Group(group) => self.send_group(caller, frame, group, now, deadline).await,
         }
+    }
+
+    /// Claims the send while `check` runs (the two are independent), and settles a claim found taken.
+    async fn start<C>(
+        &self,
+        key: &ClaimKey,
+        now: i64,
+        deadline: i64,
+        check: impl Future<Output = Result<C, Failure>>,
+    ) -> Result<Start<C>, Failure> {
+        let fresh = Claim {
+            message_id: MessageId::generate(now),
+            lease_until: now + self.settings.claim_lease_ms,
+            done: false,
+            seq: None,
+        };
+        let (checked, claimed) = futures::join!(
+            check,
+            self.store.claim(key, &fresh, now / 1000 + self.settings.claim_ttl_secs)
+        );
+        let claimed = claimed?;
+        let checked = match checked {
+            Ok(c) => c,
+            Err(failure) => {
+                if claimed.is_none() {
+                    match &failure {
+                        // Refused: the key was never used; a corrected retry may use it.
+                        Failure::Rejected(_) => {
+                            if let Err(e) = self.store.forget(key, &fresh).await {
+                                warn!(error = %e, "could not drop the claim of a refused send");
+                            }
+                        }
+                        Failure::Backend(_) => self.release_quietly(key, &fresh).await,
+                    }
+                }
+                return Err(failure);
+            }
+        };
+        match claimed {
+            None => Ok(Start::Go {
+                claim: fresh,
+                resumed: false,
+                checked,
+            }),
+            Some(existing) => match self.settle(key, existing, deadline).await? {
+                Settled::Done(c) => Ok(Start::Done(c)),
+                Settled::Resume(c) => {
+                    info!(claim = key.as_str(), "resuming an unfinished send");
+                    Ok(Start::Go {
+                        claim: c,
+                        resumed: true,
+                        checked,
+                    })
+                }
+            },
+        }
+    }
+
+    /// Marks the claim done after `work` succeeded (recording the sequence it returns); releases it after a
+    /// failure so a retry can resume at once.
+    async fn complete(
+        &self,
+        key: &ClaimKey,
+        claim: &Claim,
+        work: impl Future<Output = Result<Option<u64>, BackendError>>,
+    ) -> Result<Option<u64>, Failure> {
+        let result = match work.await {
+            Ok(seq) => self.store.finish(key, seq).await.map(|()| seq),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.release_quietly(key, claim).await;
+        }
+        Ok(result?)
     }
 
     async fn send_direct(
@@ -65,45 +147,18 @@ where
             return Err(bad_request("`to` must be another user"));
         }
         let key = ClaimKey::new(&caller.user, &frame.client_msg_id);
-        let fresh = Claim {
-            message_id: MessageId::generate(now),
-            lease_until: now + self.settings.claim_lease_ms,
-            done: false,
-        };
         let participants = [to.clone(), caller.user.clone()];
-        // Independent: the recipient lookup (existence and connections) and the claim.
-        let (lookup, claimed) = futures::join!(
-            self.store.lookup(&participants),
-            self.store
-                .claim(&key, &fresh, now / 1000 + self.settings.claim_ttl_secs)
-        );
-        let claimed = claimed?;
-        let lookup = match lookup {
-            Ok(l) => l,
-            Err(e) => {
-                if claimed.is_none() {
-                    self.release_quietly(&key, &fresh).await;
-                }
-                return Err(e.into());
+        let check = async {
+            let found = self.store.lookup(&participants).await?;
+            if found.contains_key(to) {
+                Ok(found)
+            } else {
+                Err(not_found(format!("no user `{to}`")))
             }
         };
-        if !lookup.contains_key(to) {
-            if claimed.is_none()
-                && let Err(e) = self.store.forget(&key, &fresh).await
-            {
-                warn!(error = %e, "could not drop the claim of a refused send");
-            }
-            return Err(not_found(format!("no user `{to}`")));
-        }
-        let claim = match claimed {
-            None => fresh,
-            Some(existing) => match self.settle(&key, existing, deadline).await? {
-                Settled::Done(c) => return Ok(ack(frame, &c, None)),
-                Settled::Resume(c) => {
-                    info!(client_msg_id = %frame.client_msg_id, "resuming an unfinished send");
-                    c
-                }
-            },
+        let (claim, presence) = match self.start(&key, now, deadline, check).await? {
+            Start::Done(c) => return Ok(ack(frame, &c, None)),
+            Start::Go { claim, checked, .. } => (claim, checked),
         };
         let message = StoredMessage {
             id: claim.message_id,
@@ -114,22 +169,21 @@ where
             seq: frame.seq,
             delivered_at: None,
         };
-        match self.complete_direct(caller, &key, message, lookup, now).await {
-            Ok(()) => Ok(ack(frame, &claim, None)),
-            Err(e) => {
-                self.release_quietly(&key, &claim).await;
-                Err(e.into())
-            }
-        }
+        self.complete(&key, &claim, async {
+            self.complete_direct(caller, message, presence, now)
+                .await
+                .map(|()| None)
+        })
+        .await?;
+        Ok(ack(frame, &claim, None))
     }
 
-    /// Stores, pushes, queues indexing and marks the claim done.
+    /// Stores, pushes and queues the indexing of a one-on-one message.
     async fn complete_direct(
         &self,
         caller: &Caller,
-        key: &ClaimKey,
         message: StoredMessage,
-        mut presence: std::collections::HashMap<UserId, crate::model::Presence>,
+        mut presence: HashMap<UserId, Presence>,
         now: i64,
     ) -> Result<(), BackendError> {
         let stored = self
@@ -158,7 +212,95 @@ where
         let (report, queued) = futures::join!(self.deliver(&targets, &push, now), self.queue.enqueue(&job));
         queued?;
         info!(message_id = %message.id, delivered = report.delivered, gone = report.gone, failed = report.failed, "sent");
-        self.store.finish(key).await
+        Ok(())
+    }
+
+    async fn send_group(
+        &self,
+        caller: &Caller,
+        frame: &Send,
+        group: &GroupId,
+        now: i64,
+        deadline: i64,
+    ) -> Result<AckReply, Failure> {
+        let key = ClaimKey::new(&caller.user, &frame.client_msg_id);
+        let check = async {
+            match self.store.membership(group, &caller.user).await? {
+                (None, _) => Err(not_found(format!("no group `{group}`"))),
+                (Some(_), None) => Err(forbidden("not a member of this group")),
+                (Some(_), Some(_)) => Ok(()),
+            }
+        };
+        let (claim, resumed) = match self.start(&key, now, deadline, check).await? {
+            Start::Done(c) => return Ok(ack(frame, &c, c.seq)),
+            Start::Go { claim, resumed, .. } => (claim, resumed),
+        };
+        let work = async {
+            // A resumed send reuses the sequence its stored message holds: a retry never burns a number.
+            let stored = if resumed {
+                self.store.get_message(&claim.message_id).await?
+            } else {
+                None
+            };
+            let message = match stored {
+                Some(m) => m,
+                None => {
+                    let last = LastMessage {
+                        message_id: claim.message_id,
+                        from: caller.user.clone(),
+                        preview: frame.body.preview(),
+                        timestamp: claim.message_id.timestamp(),
+                    };
+                    let Some(n) = self.store.next_seq(group, &last).await? else {
+                        return Err(BackendError::corrupt("group", "the group was deleted during the send"));
+                    };
+                    StoredMessage {
+                        id: claim.message_id,
+                        from: caller.user.clone(),
+                        target: Target::Group(group.clone()),
+                        body: frame.body.clone(),
+                        client_msg_id: frame.client_msg_id.clone(),
+                        seq: Some(n),
+                        delivered_at: None,
+                    }
+                }
+            };
+            let seq = message.seq;
+            self.complete_group(caller, message).await.map(|()| seq)
+        };
+        let seq = self.complete(&key, &claim, work).await?;
+        Ok(ack(frame, &claim, seq))
+    }
+
+    /// Stores a group message (Messages and GroupHistory), marks the group read for its sender up to it, and
+    /// queues the fan-out. O(1) writes whatever the group's size.
+    async fn complete_group(&self, caller: &Caller, message: StoredMessage) -> Result<(), BackendError> {
+        let Target::Group(group) = message.target.clone() else {
+            return Err(BackendError::corrupt(
+                "claim",
+                "a group claim points at a one-on-one message",
+            ));
+        };
+        let group = &group;
+        let seq = message.seq.unwrap_or_default();
+        let expires = self.settings.message_expiry(message.timestamp());
+        // Sending reads the group: one's own messages never count as unread (unread = last_seq - last_read_seq).
+        let (stored, recorded, marked) = futures::join!(
+            self.store.put_message(&message, expires),
+            self.store.record_group_message(&message, expires),
+            self.store.mark(group, &caller.user, Mark::Read, seq),
+        );
+        let message = stored?.unwrap_or(message);
+        recorded?;
+        marked?;
+        let job = Job::Fanout(FanoutJob {
+            message: message.to_push(),
+            exclude: Some(caller.connection.clone()),
+            members: None,
+        });
+        self.queue.enqueue(&job).await?;
+        info!(message_id = %message.id, %group, seq, "sent to group");
+        Ok(())
     }
 
     /// Decides what a retry does with a claim it found taken.

@@ -370,7 +370,7 @@ async fn indexing_counts_unread_once_and_keeps_the_newest_preview() {
     let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
     // Delivered out of order and twice, as SQS may.
     for job in jobs.iter().rev().chain(jobs.iter()) {
-        let Job::History(h) = job;
+        let Job::History(h) = job else { continue };
         app.index_direct(h).await.unwrap();
     }
     let s = app.store.state.lock().unwrap();
@@ -381,3 +381,41 @@ async fn indexing_counts_unread_once_and_keeps_the_newest_preview() {
 }
 
 use crate::ports::Directory as _;
+
+#[tokio::test]
+async fn reading_resets_unread_and_sends_one_read_receipt_up_to_the_newest_message() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    online(&app, "bob", &["b1"]).await;
+    let c = caller("alice", "a1");
+    app.send(&c, &send_frame("m1", "bob", "one"), now_ms(), far())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let last = app
+        .send(&c, &send_frame("m2", "bob", "two"), now_ms(), far())
+        .await
+        .unwrap();
+    let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
+    for job in &jobs {
+        let Job::History(h) = job else { continue };
+        app.index_direct(h).await.unwrap();
+    }
+    assert_eq!(app.store.session("bob", "alice").unread, 2);
+    // Alice reading (she received nothing from bob) changes nothing and sends nothing.
+    app.read_direct(&user("alice"), &user("bob"), now_ms()).await.unwrap();
+    assert!(app.pusher.posts_to("b1").iter().all(|p| p["type"] != "receipt"));
+    app.read_direct(&user("bob"), &user("alice"), now_ms()).await.unwrap();
+    app.read_direct(&user("bob"), &user("alice"), now_ms()).await.unwrap();
+    assert_eq!(app.store.session("bob", "alice").unread, 0);
+    let receipts: Vec<_> = app
+        .pusher
+        .posts_to("a1")
+        .into_iter()
+        .filter(|p| p["type"] == "receipt")
+        .collect();
+    assert_eq!(receipts.len(), 1, "reading again sends nothing new");
+    assert_eq!(receipts[0]["status"], "read");
+    assert_eq!(receipts[0]["by"], "bob");
+    assert_eq!(receipts[0]["upTo"], last.timestamp);
+}

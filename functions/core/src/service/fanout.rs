@@ -1,0 +1,73 @@
+//! The fan-out consumer: a group message to every online member's connections.
+//!
+//! A root job reads the member ids once; groups larger than one chunk are split into chunk jobs queued back on
+//! the fan-out queue (10 per SendMessageBatch), so delivery runs in parallel invocations. Each chunk reads its
+//! members' presence (BatchGetItem, 100 keys per call) and posts concurrently to every live connection but the one
+//! the message was sent from. A redelivered job may push again; it never skips a member.
+
+use super::{App, delivery::connections_of};
+use crate::{
+    error::BackendError,
+    frames::{ServerFrame, Target},
+    ids::UserId,
+    jobs::{FanoutJob, Job},
+    ports::{GroupStore, JobQueue, PresenceStore, Pusher},
+};
+use tracing::info;
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: PresenceStore + GroupStore,
+    P: Pusher,
+    Q: JobQueue,
+{
+    pub async fn fanout(&self, job: &FanoutJob, now: i64) -> Result<(), BackendError> {
+        let members = match &job.members {
+            Some(chunk) => chunk.clone(),
+            None => {
+                let Target::Group(group) = &job.message.target else {
+                    return Err(BackendError::corrupt(
+                        "fan-out job",
+                        "a fan-out job for a one-on-one message",
+                    ));
+                };
+                let all = self.store.member_ids(group).await?;
+                let chunk = self.settings.fanout_chunk.max(1);
+                if all.len() > chunk {
+                    let jobs: Vec<Job> = all[chunk..]
+                        .chunks(chunk)
+                        .map(|c| {
+                            Job::Fanout(FanoutJob {
+                                members: Some(c.to_vec()),
+                                ..job.clone()
+                            })
+                        })
+                        .collect();
+                    self.queue.enqueue_all(&jobs).await?;
+                    info!(%group, members = all.len(), chunks = jobs.len() + 1, "fan-out split");
+                }
+                all.into_iter().take(chunk).collect()
+            }
+        };
+        self.deliver_to_members(job, &members, now).await
+    }
+
+    async fn deliver_to_members(&self, job: &FanoutJob, members: &[UserId], now: i64) -> Result<(), BackendError> {
+        let presence = self.store.presence(members).await?;
+        let refs: Vec<&UserId> = members.iter().collect();
+        let targets = connections_of(&presence, &refs, job.exclude.as_ref(), now);
+        let frame = ServerFrame::Message(job.message.clone()).to_json();
+        let report = self.deliver(&targets, &frame, now).await;
+        info!(message_id = %job.message.message_id, members = members.len(), delivered = report.delivered, gone = report.gone, failed = report.failed, "fan-out");
+        if report.failed > 0 {
+            // Some online member may have missed it: retry the chunk (a repeat push is dropped by clients).
+            return Err(BackendError::Call {
+                service: "ApiGatewayManagement",
+                operation: "PostToConnection",
+                retryable: true,
+                source: format!("{} of {} posts failed", report.failed, targets.len()).into(),
+            });
+        }
+        Ok(())
+    }
+}

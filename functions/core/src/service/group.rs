@@ -1,0 +1,234 @@
+//! Groups: the directory (`group` create/add/remove/leave/members/list) and the members' marks (batched group
+//! acks and reads). Non-members get `forbidden`, unknown groups `not_found`; add and remove are the owner's.
+
+use super::App;
+use crate::{
+    error::{BackendError, Failure, bad_request, forbidden, not_found},
+    frames::{GroupInfo, GroupOp, GroupSummary, ServerFrame},
+    ids::{GroupId, GroupName, UserId},
+    model::{Added, Group, Mark, Marked, Member},
+    ports::{Directory, GroupStore},
+};
+use tracing::info;
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: Directory + GroupStore,
+{
+    /// Runs one `group` operation for `caller`; the reply lists the group as it is after the operation.
+    pub async fn group_op(&self, caller: &UserId, op: &GroupOp, now: i64) -> Result<ServerFrame, Failure> {
+        match op {
+            GroupOp::Create { name, members } => self.create_group(caller, name, members, now).await,
+            GroupOp::Add { group, user } => self.add_member(caller, group, user, now).await,
+            GroupOp::Remove { group, user } => self.remove_member(caller, group, user).await,
+            GroupOp::Leave { group } => self.leave_group(caller, group).await,
+            GroupOp::Members { group } => {
+                let (g, _) = self.member_of(group, caller).await?;
+                self.group_reply(g).await
+            }
+            GroupOp::List => {
+                let mut groups: Vec<GroupSummary> = self
+                    .store
+                    .groups_of(caller)
+                    .await?
+                    .into_iter()
+                    .map(|(g, m)| GroupSummary {
+                        unread: g.unread_for(&m),
+                        id: g.id,
+                        name: g.name,
+                        last_seq: g.last_seq,
+                    })
+                    .collect();
+                groups.sort_by(|a, b| a.id.cmp(&b.id));
+                Ok(ServerFrame::Groups(crate::frames::GroupsReply {
+                    groups,
+                    request_id: None,
+                }))
+            }
+        }
+    }
+
+    /// The group and the caller's membership, or why the caller may not see it.
+    async fn member_of(&self, group: &GroupId, user: &UserId) -> Result<(Group, Member), Failure> {
+        match self.store.membership(group, user).await? {
+            (None, _) => Err(not_found(format!("no group `{group}`"))),
+            (Some(_), None) => Err(forbidden("not a member of this group")),
+            (Some(g), Some(m)) => Ok((g, m)),
+        }
+    }
+
+    async fn owned(&self, group: &GroupId, user: &UserId) -> Result<Group, Failure> {
+        let (g, _) = self.member_of(group, user).await?;
+        if g.owner != *user {
+            return Err(forbidden("only the group's owner can do this"));
+        }
+        Ok(g)
+    }
+
+    async fn group_reply(&self, group: Group) -> Result<ServerFrame, Failure> {
+        let members = self
+            .store
+            .members(&group.id)
+            .await?
+            .into_iter()
+            .map(|m| m.user)
+            .collect();
+        Ok(ServerFrame::Group(crate::frames::GroupReply {
+            group: GroupInfo {
+                id: group.id,
+                name: group.name,
+                owner: group.owner,
+                members,
+            },
+            request_id: None,
+        }))
+    }
+
+    async fn create_group(
+        &self,
+        caller: &UserId,
+        name: &GroupName,
+        members: &[UserId],
+        now: i64,
+    ) -> Result<ServerFrame, Failure> {
+        let mut everyone: Vec<UserId> = members.iter().filter(|m| *m != caller).cloned().collect();
+        everyone.push(caller.clone());
+        everyone.sort();
+        everyone.dedup();
+        if everyone.len() as u64 > self.settings.max_group_members {
+            return Err(bad_request(format!(
+                "a group has at most {} members",
+                self.settings.max_group_members
+            )));
+        }
+        let known = self.store.lookup(&everyone).await?;
+        let unknown: Vec<&str> = everyone
+            .iter()
+            .filter(|u| !known.contains_key(*u))
+            .map(UserId::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(not_found(format!("no user {}", unknown.join(", "))));
+        }
+        let group = Group {
+            id: GroupId::generate(now),
+            name: name.clone(),
+            owner: caller.clone(),
+            created_at: now,
+            last_seq: 0,
+            member_count: everyone.len() as u64,
+            last: None,
+        };
+        let rows: Vec<Member> = everyone.iter().map(|u| Member::joining(u.clone(), now, 0)).collect();
+        self.store.create_group(&group, &rows).await?;
+        info!(group = %group.id, members = rows.len(), "group created");
+        Ok(ServerFrame::Group(crate::frames::GroupReply {
+            group: GroupInfo {
+                id: group.id,
+                name: group.name,
+                owner: group.owner,
+                members: everyone,
+            },
+            request_id: None,
+        }))
+    }
+
+    async fn add_member(
+        &self,
+        caller: &UserId,
+        group: &GroupId,
+        user: &UserId,
+        now: i64,
+    ) -> Result<ServerFrame, Failure> {
+        let g = self.owned(group, caller).await?;
+        if !self.store.lookup(std::slice::from_ref(user)).await?.contains_key(user) {
+            return Err(not_found(format!("no user `{user}`")));
+        }
+        // A member added now starts at the group's current sequence: it receives what comes after.
+        match self
+            .store
+            .add_member(
+                group,
+                &Member::joining(user.clone(), now, g.last_seq),
+                self.settings.max_group_members,
+            )
+            .await?
+        {
+            Added::Added | Added::AlreadyMember => {}
+            Added::Full => {
+                return Err(bad_request(format!(
+                    "a group has at most {} members",
+                    self.settings.max_group_members
+                )));
+            }
+            Added::NoGroup => return Err(not_found(format!("no group `{group}`"))),
+        }
+        self.group_reply(g).await
+    }
+
+    async fn remove_member(&self, caller: &UserId, group: &GroupId, user: &UserId) -> Result<ServerFrame, Failure> {
+        let g = self.owned(group, caller).await?;
+        if user == caller {
+            return Err(bad_request("the owner leaves with `leave`"));
+        }
+        if !self.store.remove_member(group, user).await? {
+            return Err(not_found(format!("`{user}` is not a member")));
+        }
+        self.group_reply(g).await
+    }
+
+    /// A member leaves. When the owner leaves, the longest-standing member becomes owner; when the last member
+    /// leaves, the group ends.
+    async fn leave_group(&self, caller: &UserId, group: &GroupId) -> Result<ServerFrame, Failure> {
+        let (mut g, _) = self.member_of(group, caller).await?;
+        self.store.remove_member(group, caller).await?;
+        let rest = self.store.members(group).await?;
+        if rest.is_empty() {
+            self.store.delete_group(group).await?;
+            info!(%group, "group ended");
+            return Ok(ServerFrame::Group(crate::frames::GroupReply {
+                group: GroupInfo {
+                    id: g.id,
+                    name: g.name,
+                    owner: g.owner,
+                    members: vec![],
+                },
+                request_id: None,
+            }));
+        }
+        if g.owner == *caller {
+            let heir = rest
+                .iter()
+                .min_by(|a, b| (a.joined_at, &a.user).cmp(&(b.joined_at, &b.user)))
+                .map(|m| m.user.clone())
+                .ok_or_else(|| BackendError::corrupt("group", "members vanished"))?;
+            self.store.transfer(group, caller, &heir).await?;
+            g.owner = heir;
+        }
+        Ok(ServerFrame::Group(crate::frames::GroupReply {
+            group: GroupInfo {
+                id: g.id,
+                name: g.name,
+                owner: g.owner,
+                members: rest.into_iter().map(|m| m.user).collect(),
+            },
+            request_id: None,
+        }))
+    }
+
+    /// A batched group `ack` or `read`: every message up to `up_to` was received (or read). Marks never move
+    /// backwards, and never past the group's newest message (that would hide messages yet to come).
+    pub async fn mark_group(&self, caller: &UserId, group: &GroupId, mark: Mark, up_to: u64) -> Result<(), Failure> {
+        let (g, _) = self.member_of(group, caller).await?;
+        if up_to > g.last_seq {
+            return Err(bad_request(format!(
+                "`upToSeq` {up_to} is past the group's newest message ({})",
+                g.last_seq
+            )));
+        }
+        match self.store.mark(group, caller, mark, up_to).await? {
+            Marked::Moved | Marked::Unchanged => Ok(()),
+            Marked::NotMember => Err(forbidden("not a member of this group")),
+        }
+    }
+}

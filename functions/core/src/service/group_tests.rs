@@ -1,0 +1,384 @@
+//! Group rules over in-memory ports.
+
+use super::{App, Caller};
+use crate::{
+    config::Settings,
+    error::Failure,
+    frames::{ErrorCode, GroupOp, Send, ServerFrame, Target},
+    ids::{Body, ClientMsgId, ConnectionId, GroupId, GroupName, UserId},
+    jobs::{FanoutJob, Job},
+    memory::{MemoryPusher, MemoryQueue, MemoryStore},
+    model::Mark,
+    now_ms,
+};
+use std::collections::HashSet;
+
+type TestApp = App<MemoryStore, MemoryPusher, MemoryQueue>;
+
+fn app(users: &[&str]) -> TestApp {
+    let settings = Settings {
+        claim_lease_ms: 300,
+        fanout_chunk: 3,
+        max_group_members: 8,
+        ..Settings::default()
+    };
+    App::new(
+        MemoryStore::with_users(users),
+        MemoryPusher::default(),
+        MemoryQueue::default(),
+        settings,
+    )
+}
+
+fn u(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+fn c(s: &str) -> ConnectionId {
+    ConnectionId::parse(s).unwrap()
+}
+
+fn code(r: Result<ServerFrame, Failure>) -> ErrorCode {
+    r.unwrap_err().code()
+}
+
+async fn create(app: &TestApp, owner: &str, members: &[&str]) -> GroupId {
+    let op = GroupOp::Create {
+        name: GroupName::parse("team").unwrap(),
+        members: members.iter().map(|m| u(m)).collect(),
+    };
+    match app.group_op(&u(owner), &op, now_ms()).await.unwrap() {
+        ServerFrame::Group(g) => g.group.id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn group_send(cmid: &str, g: &GroupId) -> Send {
+    Send {
+        client_msg_id: ClientMsgId::parse(cmid).unwrap(),
+        target: Target::Group(g.clone()),
+        body: Body::parse("hello group").unwrap(),
+        seq: None,
+    }
+}
+
+fn members_of(frame: ServerFrame) -> Vec<String> {
+    match frame {
+        ServerFrame::Group(g) => g.group.members.iter().map(|m| m.to_string()).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn create_needs_known_users_and_makes_the_creator_owner() {
+    let app = app(&["ann", "ben", "cat"]);
+    assert_eq!(
+        code(
+            app.group_op(
+                &u("ann"),
+                &GroupOp::Create {
+                    name: GroupName::parse("x").unwrap(),
+                    members: vec![u("zed")]
+                },
+                0
+            )
+            .await
+        ),
+        ErrorCode::NotFound
+    );
+    let g = create(&app, "ann", &["ben", "cat"]).await;
+    let group = app.store.state.lock().unwrap().groups[&g].clone();
+    assert_eq!((group.owner.as_str(), group.member_count), ("ann", 3));
+    let too_many: Vec<UserId> = (0..9).map(|i| u(&format!("x{i}"))).collect();
+    let op = GroupOp::Create {
+        name: GroupName::parse("big").unwrap(),
+        members: too_many,
+    };
+    assert_eq!(code(app.group_op(&u("ann"), &op, 0).await), ErrorCode::BadRequest);
+}
+
+#[tokio::test]
+async fn only_the_owner_adds_and_removes_and_outsiders_are_forbidden() {
+    let app = app(&["ann", "ben", "cat", "dan"]);
+    let g = create(&app, "ann", &["ben"]).await;
+    let add = |user: &str| GroupOp::Add {
+        group: g.clone(),
+        user: u(user),
+    };
+    assert_eq!(
+        code(app.group_op(&u("ben"), &add("cat"), 0).await),
+        ErrorCode::Forbidden,
+        "a member is not the owner"
+    );
+    assert_eq!(
+        code(app.group_op(&u("dan"), &add("cat"), 0).await),
+        ErrorCode::Forbidden,
+        "an outsider"
+    );
+    assert_eq!(
+        code(app.group_op(&u("ann"), &add("nobody"), 0).await),
+        ErrorCode::NotFound
+    );
+    let unknown = GroupOp::Members {
+        group: GroupId::parse("nope").unwrap(),
+    };
+    assert_eq!(code(app.group_op(&u("ann"), &unknown, 0).await), ErrorCode::NotFound);
+    assert_eq!(
+        members_of(app.group_op(&u("ann"), &add("cat"), 0).await.unwrap()),
+        ["ann", "ben", "cat"]
+    );
+    let remove = GroupOp::Remove {
+        group: g.clone(),
+        user: u("ben"),
+    };
+    assert_eq!(
+        members_of(app.group_op(&u("ann"), &remove, 0).await.unwrap()),
+        ["ann", "cat"]
+    );
+    assert_eq!(
+        code(app.group_op(&u("dan"), &GroupOp::Members { group: g.clone() }, 0).await),
+        ErrorCode::Forbidden
+    );
+}
+
+#[tokio::test]
+async fn a_member_added_later_starts_at_the_groups_sequence() {
+    let app = app(&["ann", "ben"]);
+    let g = create(&app, "ann", &[]).await;
+    let caller = Caller {
+        user: u("ann"),
+        connection: c("a1"),
+    };
+    for i in 0..3 {
+        app.send(&caller, &group_send(&format!("m{i}"), &g), now_ms(), now_ms() + 5000)
+            .await
+            .unwrap();
+    }
+    app.group_op(
+        &u("ann"),
+        &GroupOp::Add {
+            group: g.clone(),
+            user: u("ben"),
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let m = app.store.state.lock().unwrap().members[&g][&u("ben")].clone();
+    assert_eq!((m.joined_seq, m.last_ack_seq, m.last_read_seq), (3, 3, 3));
+}
+
+#[tokio::test]
+async fn when_the_owner_leaves_the_longest_standing_member_owns_and_the_last_one_ends_it() {
+    let app = app(&["ann", "ben", "cat"]);
+    let g = create(&app, "ann", &[]).await;
+    app.group_op(
+        &u("ann"),
+        &GroupOp::Add {
+            group: g.clone(),
+            user: u("cat"),
+        },
+        10,
+    )
+    .await
+    .unwrap();
+    app.group_op(
+        &u("ann"),
+        &GroupOp::Add {
+            group: g.clone(),
+            user: u("ben"),
+        },
+        20,
+    )
+    .await
+    .unwrap();
+    match app
+        .group_op(&u("ann"), &GroupOp::Leave { group: g.clone() }, 30)
+        .await
+        .unwrap()
+    {
+        ServerFrame::Group(r) => assert_eq!(r.group.owner.as_str(), "cat", "cat joined before ben"),
+        other => panic!("{other:?}"),
+    }
+    app.group_op(&u("cat"), &GroupOp::Leave { group: g.clone() }, 40)
+        .await
+        .unwrap();
+    app.group_op(&u("ben"), &GroupOp::Leave { group: g.clone() }, 50)
+        .await
+        .unwrap();
+    assert!(
+        !app.store.state.lock().unwrap().groups.contains_key(&g),
+        "the last member leaving ends the group"
+    );
+}
+
+#[tokio::test]
+async fn group_sends_get_consecutive_sequences_and_retries_do_not_burn_one() {
+    let app = app(&["ann", "ben"]);
+    let g = create(&app, "ann", &["ben"]).await;
+    let ann = Caller {
+        user: u("ann"),
+        connection: c("a1"),
+    };
+    let first = app
+        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap();
+    let retry = app
+        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap();
+    let second = app
+        .send(&ann, &group_send("m2", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap();
+    assert_eq!((first.seq, retry.seq, second.seq), (Some(1), Some(1), Some(2)));
+    assert_eq!(first.message_id, retry.message_id);
+    let fanouts = app
+        .queue
+        .jobs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|j| matches!(j, Job::Fanout(_)))
+        .count();
+    assert_eq!(fanouts, 2, "the retry queued nothing");
+    // A failure after the sequence was taken and stored: the retry resumes with the same number.
+    app.store.faults.fail_next("mark", 1);
+    assert_eq!(
+        app.send(&ann, &group_send("m3", &g), now_ms(), now_ms() + 5000)
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::Unavailable
+    );
+    let resumed = app
+        .send(&ann, &group_send("m3", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap();
+    assert_eq!(resumed.seq, Some(3));
+    assert_eq!(app.store.state.lock().unwrap().groups[&g].last_seq, 3);
+}
+
+#[tokio::test]
+async fn a_non_member_send_is_forbidden_and_stores_nothing() {
+    let app = app(&["ann", "ben", "eve"]);
+    let g = create(&app, "ann", &["ben"]).await;
+    let eve = Caller {
+        user: u("eve"),
+        connection: c("e1"),
+    };
+    let e = app
+        .send(&eve, &group_send("m1", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Forbidden);
+    let s = app.store.state.lock().unwrap();
+    assert!(s.messages.is_empty() && s.claims.is_empty() && s.groups[&g].last_seq == 0);
+}
+
+#[tokio::test]
+async fn sending_reads_the_group_for_the_sender_and_marks_never_move_back() {
+    let app = app(&["ann", "ben"]);
+    let g = create(&app, "ann", &["ben"]).await;
+    let ann = Caller {
+        user: u("ann"),
+        connection: c("a1"),
+    };
+    for i in 1..=4 {
+        app.send(&ann, &group_send(&format!("m{i}"), &g), now_ms(), now_ms() + 5000)
+            .await
+            .unwrap();
+    }
+    let unread = |user: &str| {
+        let s = app.store.state.lock().unwrap();
+        s.groups[&g].unread_for(&s.members[&g][&u(user)])
+    };
+    assert_eq!((unread("ann"), unread("ben")), (0, 4));
+    app.mark_group(&u("ben"), &g, Mark::Read, 3).await.unwrap();
+    app.mark_group(&u("ben"), &g, Mark::Read, 1).await.unwrap();
+    assert_eq!(unread("ben"), 1, "a read mark never moves backwards");
+    app.mark_group(&u("ben"), &g, Mark::Ack, 4).await.unwrap();
+    app.mark_group(&u("ben"), &g, Mark::Ack, 2).await.unwrap();
+    assert_eq!(app.store.state.lock().unwrap().members[&g][&u("ben")].last_ack_seq, 4);
+    assert_eq!(
+        app.mark_group(&u("ben"), &g, Mark::Ack, 5).await.unwrap_err().code(),
+        ErrorCode::BadRequest,
+        "past the newest message"
+    );
+    let eve_app = app.mark_group(&u("eve"), &g, Mark::Ack, 1).await.unwrap_err();
+    assert_eq!(eve_app.code(), ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn fanout_reaches_every_online_member_but_the_sending_connection_in_chunks() {
+    let users: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let app = app(&refs);
+    let g = create(&app, "m0", &refs[1..]).await;
+    // m0 on two devices, m1..m4 online, m5 and m6 offline.
+    for (user, conn) in [
+        ("m0", "s1"),
+        ("m0", "s2"),
+        ("m1", "c1"),
+        ("m2", "c2"),
+        ("m3", "c3"),
+        ("m4", "c4"),
+    ] {
+        app.connect(&u(user), &c(conn), now_ms()).await.unwrap();
+    }
+    let ack = app
+        .send(
+            &Caller {
+                user: u("m0"),
+                connection: c("s1"),
+            },
+            &group_send("x", &g),
+            now_ms(),
+            now_ms() + 5000,
+        )
+        .await
+        .unwrap();
+    let root = app.queue.jobs.lock().unwrap().drain(..).find_map(|j| match j {
+        Job::Fanout(f) => Some(f),
+        _ => None,
+    });
+    let root: FanoutJob = root.unwrap();
+    app.fanout(&root, now_ms()).await.unwrap();
+    let chunks: Vec<FanoutJob> = app
+        .queue
+        .jobs
+        .lock()
+        .unwrap()
+        .drain(..)
+        .filter_map(|j| match j {
+            Job::Fanout(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        chunks.len(),
+        2,
+        "7 members in chunks of 3: the root serves one, two are queued"
+    );
+    for chunk in &chunks {
+        app.fanout(chunk, now_ms()).await.unwrap();
+    }
+    let reached: HashSet<String> = app
+        .pusher
+        .posts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(c, _)| c.to_string())
+        .collect();
+    assert_eq!(reached, HashSet::from(["s2", "c1", "c2", "c3", "c4"].map(String::from)));
+    let first = &app.pusher.posts_to("c1")[0];
+    assert_eq!(
+        (first["seq"].as_u64(), first["group"].as_str()),
+        (Some(1), Some(g.as_str()))
+    );
+    assert_eq!(first["messageId"], ack.message_id.to_string());
+    // A redelivered chunk pushes again but loses no one.
+    app.fanout(&chunks[0], now_ms()).await.unwrap();
+}

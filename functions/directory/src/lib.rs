@@ -1,0 +1,24 @@
+//! `group`: create, add, remove (owner only), leave, members, list. Every operation answers with the group (or
+//! the groups) as they are after it.
+
+use natter_core::{
+    aws::AwsApp,
+    frames::ClientFrame,
+    lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
+    now_ms,
+};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+pub async fn handle(
+    app: &AwsApp,
+    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Error> {
+    Ok(lambda::frame_route(&event.payload, |caller, request| async move {
+        match &request.frame {
+            ClientFrame::Group(op) => Ok(Answer::Frame(app.group_op(&caller.user, op, now_ms()).await?)),
+            other => Err(lambda::misrouted(other.action())),
+        }
+    })
+    .await)
+}

@@ -1,0 +1,24 @@
+//! SQS consumer of fan-out jobs: a group message to every online member's connections. Large groups are split
+//! into chunk jobs queued back here, so delivery runs in parallel; a chunk whose posts failed is retried (a member
+//! may get a message twice, never zero times; clients drop repeats by messageId).
+
+use natter_core::{
+    aws::AwsApp,
+    jobs::FanoutJob,
+    lambda::{self, LambdaEvent, SqsBatchResponse, SqsEvent},
+    now_ms,
+};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Jobs of a batch pushed at once (each posts to up to a chunk of members).
+const CONCURRENCY: usize = 4;
+
+pub async fn handle(app: &AwsApp, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    Ok(
+        lambda::process_batch(event.payload, CONCURRENCY, |job: FanoutJob| async move {
+            app.fanout(&job, now_ms()).await
+        })
+        .await,
+    )
+}

@@ -1,0 +1,106 @@
+//! Group chat over real websockets through natter-local: the server sequence, the SQS fan-out to every online
+//! device, removal, and batched acks and reads.
+
+use natter_tests::{Client, start};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn create(c: &mut Client, members: &[&str]) -> String {
+    let r = c
+        .request(json!({"action": "group", "op": "create", "name": "Hikers", "members": members}))
+        .await;
+    assert_eq!(r["type"], "group", "{r}");
+    r["group"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn group_send(c: &mut Client, cmid: &str, group: &str, body: &str) -> Value {
+    let r = c
+        .request(json!({"action": "send", "clientMsgId": cmid, "group": group, "body": body}))
+        .await;
+    assert_eq!(r["type"], "ack", "{r}");
+    r
+}
+
+#[tokio::test]
+async fn a_group_message_reaches_every_online_device_with_one_sequence() {
+    let local = start().await;
+    let url = local.ws_url.clone();
+    // Five members; ann and ben online on two devices each, the others offline (but registered).
+    for u in ["cat", "dan", "eve"] {
+        Client::connect(&url, u).await.close().await;
+    }
+    let (mut a1, mut a2) = (Client::connect(&url, "ann").await, Client::connect(&url, "ann").await);
+    let (mut b1, mut b2) = (Client::connect(&url, "ben").await, Client::connect(&url, "ben").await);
+    let g = create(&mut a1, &["ben", "cat", "dan", "eve"]).await;
+
+    let ack = group_send(&mut a1, "g-1", &g, "summit at noon").await;
+    assert_eq!(ack["seq"], 1);
+    for c in [&mut a2, &mut b1, &mut b2] {
+        let m = c.wait_for("the group message", |v| v["type"] == "message").await;
+        assert_eq!(
+            (m["group"].as_str(), m["seq"].as_u64(), m["from"].as_str()),
+            (Some(g.as_str()), Some(1), Some("ann"))
+        );
+        assert_eq!(m["messageId"], ack["messageId"]);
+    }
+    assert!(
+        a1.messages_within(Duration::from_millis(500)).await.is_empty(),
+        "not to the sending connection"
+    );
+
+    // The server orders the group: consecutive sequences, whoever sends.
+    let second = group_send(&mut b1, "g-2", &g, "bring water").await;
+    assert_eq!(second["seq"], 2);
+    let m = a1.wait_for("ben's message", |v| v["type"] == "message").await;
+    assert_eq!(m["seq"], 2);
+    local.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_member_stops_receiving_and_marks_move_forward_only() {
+    let local = start().await;
+    let mut ann = Client::connect(&local.ws_url, "ann").await;
+    let mut ben = Client::connect(&local.ws_url, "ben").await;
+    let mut cat = Client::connect(&local.ws_url, "cat").await;
+    let g = create(&mut ann, &["ben", "cat"]).await;
+    group_send(&mut ann, "g-1", &g, "one").await;
+    group_send(&mut ann, "g-2", &g, "two").await;
+    assert_eq!(cat.messages_within(Duration::from_secs(2)).await.len(), 2);
+
+    let r = ann
+        .request(json!({"action": "group", "op": "remove", "group": g, "user": "cat"}))
+        .await;
+    assert_eq!(r["group"]["members"], json!(["ann", "ben"]));
+    group_send(&mut ann, "g-3", &g, "three").await;
+    assert_eq!(ben.messages_within(Duration::from_secs(2)).await.len(), 3);
+    assert!(
+        cat.messages_within(Duration::from_millis(700)).await.is_empty(),
+        "removed"
+    );
+    let r = cat
+        .request(json!({"action": "send", "clientMsgId": "c-1", "group": g, "body": "hello?"}))
+        .await;
+    assert_eq!(r["code"], "forbidden");
+
+    assert_eq!(first_group(&mut ben).await["unread"], 3);
+    assert_eq!(
+        ben.request(json!({"action": "read", "group": g, "upToSeq": 2})).await["type"],
+        "ok"
+    );
+    assert_eq!(first_group(&mut ben).await["unread"], 1);
+    ben.request(json!({"action": "read", "group": g, "upToSeq": 1})).await;
+    assert_eq!(first_group(&mut ben).await["unread"], 1, "a read mark never moves back");
+    assert_eq!(
+        ben.request(json!({"action": "ack", "group": g, "upToSeq": 3})).await["type"],
+        "ok"
+    );
+    assert_eq!(
+        ben.request(json!({"action": "ack", "group": g, "upToSeq": 4})).await["code"],
+        "bad_request"
+    );
+    local.stop().await;
+}
+
+async fn first_group(c: &mut Client) -> Value {
+    c.request(json!({"action": "group", "op": "list"})).await["groups"][0].clone()
+}
