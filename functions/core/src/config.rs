@@ -100,6 +100,8 @@ pub struct Settings {
     pub push_concurrency: usize,
     /// The most members a group may have (replies list them all within API Gateway's 128 KB).
     pub max_group_members: u64,
+    /// The most friends a user may have (the `friends` reply lists them all).
+    pub max_friends: usize,
 }
 
 impl Settings {
@@ -120,6 +122,7 @@ impl Default for Settings {
             fanout_chunk: 100,
             push_concurrency: 32,
             max_group_members: 1024,
+            max_friends: 1000,
         }
     }
 }

@@ -36,12 +36,23 @@ pub struct FanoutJob {
     pub members: Option<Vec<UserId>>,
 }
 
+/// Tell a user's online friends that its status changed, if it still holds when the job arrives (the queue delays
+/// it, so a connection that flaps pushes nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceJob {
+    pub user: UserId,
+    /// When the change happened.
+    pub at: i64,
+}
+
 /// Every job, with the queue it travels on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Job {
     History(HistoryJob),
     Fanout(FanoutJob),
+    Presence(PresenceJob),
 }
 
 /// The queues jobs travel on.
@@ -57,10 +68,12 @@ impl Job {
         match self {
             Self::History(_) => QueueKind::History,
             Self::Fanout(_) => QueueKind::Fanout,
+            Self::Presence(_) => QueueKind::Presence,
         }
     }
 
-    /// Seconds SQS should hide the job before delivering it.
+    /// Seconds SQS should hide the job before delivering it, if not the queue's own delay (presence events use
+    /// the PresenceQueue's `DelaySeconds`).
     pub fn delay_secs(&self) -> Option<i32> {
         None
     }

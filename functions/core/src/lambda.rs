@@ -156,33 +156,63 @@ where
     F: Fn(J) -> Fut,
     Fut: Future<Output = Result<(), BackendError>>,
 {
-    let work = &work;
-    let failed: Vec<String> = stream::iter(event.records)
-        .map(|record| async move {
-            let id = record.message_id.clone().unwrap_or_default();
-            let job = match record.body.as_deref().map(serde_json::from_str::<J>) {
-                Some(Ok(job)) => job,
-                Some(Err(e)) => {
-                    error!(message_id = %id, error = %e, "malformed job");
-                    return Some(id);
-                }
-                None => {
-                    error!(message_id = %id, "job without a body");
-                    return Some(id);
-                }
-            };
-            match work(job).await {
-                Ok(()) => None,
-                Err(e) => {
-                    error!(message_id = %id, error = %e, source = ?std::error::Error::source(&e), "job failed");
-                    Some(id)
+    process_batch_by_key(event, concurrency, |_: &J| String::new(), work).await
+}
+
+/// As [`process_batch`], but records with the same key run one after the other, in the batch's order (jobs that
+/// write the same item would only contend); records of different keys run concurrently. `key` returning the same
+/// empty key for every job means no ordering at all.
+pub async fn process_batch_by_key<J, K, F, Fut>(
+    event: SqsEvent,
+    concurrency: usize,
+    key: K,
+    work: F,
+) -> SqsBatchResponse
+where
+    J: DeserializeOwned,
+    K: Fn(&J) -> String,
+    F: Fn(J) -> Fut,
+    Fut: Future<Output = Result<(), BackendError>>,
+{
+    let mut failed: Vec<String> = Vec::new();
+    // Parse first: a malformed record fails alone.
+    let mut lanes: Vec<(String, Vec<(String, J)>)> = Vec::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        match record.body.as_deref().map(serde_json::from_str::<J>) {
+            Some(Ok(job)) => {
+                let k = key(&job);
+                match lanes.iter_mut().find(|(lane, _)| !k.is_empty() && *lane == k) {
+                    Some((_, jobs)) => jobs.push((id, job)),
+                    None => lanes.push((k, vec![(id, job)])),
                 }
             }
+            Some(Err(e)) => {
+                error!(message_id = %id, error = %e, "malformed job");
+                failed.push(id);
+            }
+            None => {
+                error!(message_id = %id, "job without a body");
+                failed.push(id);
+            }
+        }
+    }
+    let work = &work;
+    let lane_failures: Vec<Vec<String>> = stream::iter(lanes)
+        .map(|(_, jobs)| async move {
+            let mut lane_failed = Vec::new();
+            for (id, job) in jobs {
+                if let Err(e) = work(job).await {
+                    error!(message_id = %id, error = %e, source = ?std::error::Error::source(&e), "job failed");
+                    lane_failed.push(id);
+                }
+            }
+            lane_failed
         })
         .buffer_unordered(concurrency.max(1))
-        .filter_map(|failed| async move { failed })
         .collect()
         .await;
+    failed.extend(lane_failures.into_iter().flatten());
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
@@ -193,4 +223,67 @@ where
         })
         .collect();
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn event(bodies: &[&str]) -> SqsEvent {
+        let mut e = SqsEvent::default();
+        e.records = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut m = SqsMessage::default();
+                m.message_id = Some(format!("m{i}"));
+                m.body = Some((*b).to_owned());
+                m
+            })
+            .collect();
+        e
+    }
+
+    #[tokio::test]
+    async fn records_of_one_key_run_in_order_and_failures_are_reported_alone() {
+        let log = Mutex::new(Vec::new());
+        let e = event(&[
+            r#"["a",1]"#,
+            r#"["b",1]"#,
+            "oops",
+            r#"["a",2]"#,
+            r#"["a",3]"#,
+            r#"["b",2]"#,
+        ]);
+        let r = process_batch_by_key(
+            e,
+            4,
+            |j: &(String, u32)| j.0.clone(),
+            |j: (String, u32)| {
+                let log = &log;
+                async move {
+                    // Later records of a key would overtake earlier ones if they ran concurrently.
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(10 - j.1 * 3))).await;
+                    log.lock().unwrap().push(j.clone());
+                    if j == ("a".to_owned(), 2) {
+                        return Err(BackendError::Timeout("test"));
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .await;
+        let mut failed: Vec<String> = r.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        failed.sort();
+        assert_eq!(
+            failed,
+            ["m2", "m3"],
+            "the malformed record and the failed one, nothing else"
+        );
+        let log = log.into_inner().unwrap();
+        let order = |k: &str| log.iter().filter(|(x, _)| x == k).map(|(_, n)| *n).collect::<Vec<_>>();
+        assert_eq!(order("a"), [1, 2, 3]);
+        assert_eq!(order("b"), [1, 2]);
+    }
 }

@@ -3,11 +3,18 @@
 
 use crate::{
     error::BackendError,
+    frames::Status,
     frames::{LastMessage, Target},
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::{HistoryJob, Job},
-    model::{Added, Claim, ClaimKey, Group, Mark, Marked, Member, NewConnection, Presence, StoredMessage, Transition},
-    ports::{Directory, GroupStore, IndexStore, JobQueue, MessageStore, Posted, PresenceStore, Pusher, Res},
+    model::{
+        Added, Claim, ClaimKey, ConversationPage, Group, GroupEntry, Mark, Marked, Member, NewConnection, Presence,
+        StoredMessage, Transition,
+    },
+    ports::{
+        Directory, FriendStore, GroupStore, IndexStore, JobQueue, MessageStore, Posted, PresenceStore, PullStore,
+        Pusher, Res,
+    },
 };
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -70,6 +77,7 @@ pub struct State {
     pub members: HashMap<GroupId, BTreeMap<UserId, Member>>,
     /// GroupHistory: (group, seq) -> message id.
     pub group_history: BTreeMap<(GroupId, u64), MessageId>,
+    pub friends: BTreeSet<(UserId, UserId)>,
 }
 
 #[derive(Default)]
@@ -145,6 +153,195 @@ impl PresenceStore for MemoryStore {
         Ok(users
             .iter()
             .filter_map(|u| Some((u.clone(), s.presence.get(u)?.clone())))
+            .collect())
+    }
+
+    async fn touch(&self, user: &UserId, now: i64) -> Res<()> {
+        if let Some(p) = self.state.lock().unwrap().presence.get_mut(user) {
+            p.last_seen = Some(now);
+        }
+        Ok(())
+    }
+
+    async fn set_announced(&self, user: &UserId, status: Status) -> Res<()> {
+        if let Some(p) = self.state.lock().unwrap().presence.get_mut(user) {
+            p.announced = Some(status);
+        }
+        Ok(())
+    }
+}
+impl FriendStore for MemoryStore {
+    async fn befriend(&self, a: &UserId, b: &UserId, _now: i64) -> Res<()> {
+        let mut s = self.state.lock().unwrap();
+        s.friends.insert((a.clone(), b.clone()));
+        s.friends.insert((b.clone(), a.clone()));
+        Ok(())
+    }
+
+    async fn unfriend(&self, a: &UserId, b: &UserId) -> Res<()> {
+        let mut s = self.state.lock().unwrap();
+        s.friends.remove(&(a.clone(), b.clone()));
+        s.friends.remove(&(b.clone(), a.clone()));
+        Ok(())
+    }
+
+    async fn friends_of(&self, user: &UserId) -> Res<Vec<UserId>> {
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .friends
+            .iter()
+            .filter(|(a, _)| a == user)
+            .map(|(_, b)| b.clone())
+            .collect())
+    }
+}
+
+impl PullStore for MemoryStore {
+    async fn sessions(&self, user: &UserId, limit: usize) -> Res<Vec<crate::model::Session>> {
+        let s = self.state.lock().unwrap();
+        let mut out: Vec<crate::model::Session> = s
+            .sessions
+            .iter()
+            .filter(|((u, _), _)| u == user)
+            .map(|((_, peer), x)| crate::model::Session {
+                peer: Some(peer.clone()),
+                unread: x.unread,
+                last: x.last.as_ref().map(|(id, from, preview)| LastMessage {
+                    message_id: *id,
+                    from: from.clone(),
+                    preview: preview.clone(),
+                    timestamp: id.timestamp(),
+                }),
+                last_recv_ts: x.last_recv_ts,
+                last_read_ts: x.last_read_ts,
+            })
+            .collect();
+        out.sort_by_key(|x| std::cmp::Reverse(x.last.as_ref().map(|l| l.timestamp)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn session(&self, user: &UserId, peer: &UserId) -> Res<Option<crate::model::Session>> {
+        Ok(self
+            .sessions(user, usize::MAX)
+            .await?
+            .into_iter()
+            .find(|x| x.peer.as_ref() == Some(peer)))
+    }
+
+    async fn inbox(&self, user: &UserId, after: Option<&MessageId>, limit: usize) -> Res<(Vec<StoredMessage>, bool)> {
+        self.faults.check("inbox")?;
+        let s = self.state.lock().unwrap();
+        let ids: Vec<MessageId> = s
+            .inbox
+            .get(user)
+            .map(|b| {
+                b.iter()
+                    .filter(|id| after.is_none_or(|a| *id > a))
+                    .take(limit + 1)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let more = ids.len() > limit;
+        Ok((
+            ids.iter()
+                .take(limit)
+                .filter_map(|id| s.messages.get(id).cloned())
+                .collect(),
+            more,
+        ))
+    }
+
+    async fn group_entries(&self, group: &GroupId, after: u64, up_to: u64, limit: usize) -> Res<Vec<GroupEntry>> {
+        let s = self.state.lock().unwrap();
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
+        Ok(s.group_history
+            .range((group.clone(), after + 1)..=(group.clone(), up_to))
+            .take(limit)
+            .filter_map(|((_, seq), id)| {
+                Some(GroupEntry {
+                    seq: *seq,
+                    message_id: *id,
+                    sender: s.messages.get(id)?.from.clone(),
+                })
+            })
+            .collect())
+    }
+
+    async fn group_entries_before(
+        &self,
+        group: &GroupId,
+        before: u64,
+        floor: u64,
+        limit: usize,
+    ) -> Res<Vec<GroupEntry>> {
+        let s = self.state.lock().unwrap();
+        if before <= floor + 1 {
+            return Ok(Vec::new());
+        }
+        Ok(s.group_history
+            .range((group.clone(), floor + 1)..(group.clone(), before))
+            .rev()
+            .take(limit)
+            .filter_map(|((_, seq), id)| {
+                Some(GroupEntry {
+                    seq: *seq,
+                    message_id: *id,
+                    sender: s.messages.get(id)?.from.clone(),
+                })
+            })
+            .collect())
+    }
+
+    async fn conversation(
+        &self,
+        owner: &UserId,
+        peer: &UserId,
+        before: Option<&MessageId>,
+        limit: usize,
+    ) -> Res<ConversationPage> {
+        let s = self.state.lock().unwrap();
+        let mut ids: Vec<MessageId> = s
+            .index
+            .iter()
+            .filter(|(o, id)| {
+                o == owner
+                    && before.is_none_or(|b| id < b)
+                    && s.messages.get(id).is_some_and(|m| {
+                        let other = if m.from == *owner {
+                            m.target.clone()
+                        } else {
+                            Target::To(m.from.clone())
+                        };
+                        other == Target::To(peer.clone())
+                    })
+            })
+            .map(|(_, id)| *id)
+            .collect();
+        ids.sort_by(|a, b| b.cmp(a));
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        Ok(ConversationPage { ids, more })
+    }
+
+    async fn messages(&self, ids: &[MessageId]) -> Res<HashMap<MessageId, StoredMessage>> {
+        let s = self.state.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((*id, s.messages.get(id)?.clone())))
+            .collect())
+    }
+
+    async fn memberships(&self, user: &UserId, groups: &[GroupId]) -> Res<HashMap<GroupId, Member>> {
+        let s = self.state.lock().unwrap();
+        Ok(groups
+            .iter()
+            .filter_map(|g| Some((g.clone(), s.members.get(g)?.get(user)?.clone())))
             .collect())
     }
 }

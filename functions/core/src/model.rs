@@ -200,3 +200,30 @@ pub enum Added {
     Full,
     NoGroup,
 }
+
+/// A one-on-one conversation as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Session {
+    pub peer: Option<UserId>,
+    pub unread: u64,
+    pub last: Option<crate::frames::LastMessage>,
+    /// Timestamp of the newest message from the peer.
+    pub last_recv_ts: Option<i64>,
+    /// The owner read everything from the peer up to this timestamp.
+    pub last_read_ts: Option<i64>,
+}
+
+/// A group message's place in its group's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEntry {
+    pub seq: u64,
+    pub message_id: MessageId,
+    pub sender: UserId,
+}
+
+/// A page of a one-on-one conversation (newest first) and where the next page starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConversationPage {
+    pub ids: Vec<MessageId>,
+    pub more: bool,
+}

@@ -4,9 +4,13 @@
 use crate::{
     error::BackendError,
     frames::LastMessage,
+    frames::Status,
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::{HistoryJob, Job},
-    model::{Added, Claim, ClaimKey, Group, Mark, Marked, Member, NewConnection, Presence, StoredMessage, Transition},
+    model::{
+        Added, Claim, ClaimKey, ConversationPage, Group, GroupEntry, Mark, Marked, Member, NewConnection, Presence,
+        Session, StoredMessage, Transition,
+    },
 };
 use std::{collections::HashMap, future::Future};
 
@@ -33,6 +37,74 @@ pub trait PresenceStore: Send + Sync {
 
     /// Presence of the given users; users without a presence item are left out.
     fn presence(&self, users: &[UserId]) -> impl Future<Output = Res<HashMap<UserId, Presence>>> + Send;
+
+    /// A heartbeat: the user was seen now.
+    fn touch(&self, user: &UserId, now: i64) -> impl Future<Output = Res<()>> + Send;
+
+    /// Records the status last pushed to the user's friends.
+    fn set_announced(&self, user: &UserId, status: Status) -> impl Future<Output = Res<()>> + Send;
+}
+
+/// Friendships: mutual, one row per direction.
+pub trait FriendStore: Send + Sync {
+    fn befriend(&self, a: &UserId, b: &UserId, now: i64) -> impl Future<Output = Res<()>> + Send;
+    fn unfriend(&self, a: &UserId, b: &UserId) -> impl Future<Output = Res<()>> + Send;
+    /// The user's friends, in user id order.
+    fn friends_of(&self, user: &UserId) -> impl Future<Output = Res<Vec<UserId>>> + Send;
+}
+
+/// The reads behind `sync` and `history`.
+pub trait PullStore: Send + Sync {
+    /// The user's one-on-one conversations, most recently active first, at most `limit`.
+    fn sessions(&self, user: &UserId, limit: usize) -> impl Future<Output = Res<Vec<Session>>> + Send;
+
+    /// One session, if the conversation exists.
+    fn session(&self, user: &UserId, peer: &UserId) -> impl Future<Output = Res<Option<Session>>> + Send;
+
+    /// Unacknowledged one-on-one messages to `user` after `after`, oldest first; `true` if there may be more.
+    fn inbox(
+        &self,
+        user: &UserId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> impl Future<Output = Res<(Vec<StoredMessage>, bool)>> + Send;
+
+    /// A group's history between two sequence numbers (`after` exclusive, `up_to` inclusive), oldest first.
+    fn group_entries(
+        &self,
+        group: &GroupId,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> impl Future<Output = Res<Vec<GroupEntry>>> + Send;
+
+    /// A group's history before `before` (exclusive), newest first, never at or below `floor`.
+    fn group_entries_before(
+        &self,
+        group: &GroupId,
+        before: u64,
+        floor: u64,
+        limit: usize,
+    ) -> impl Future<Output = Res<Vec<GroupEntry>>> + Send;
+
+    /// A page of `owner`'s conversation with `peer`, newest first, before `before` (a message id) if given.
+    fn conversation(
+        &self,
+        owner: &UserId,
+        peer: &UserId,
+        before: Option<&MessageId>,
+        limit: usize,
+    ) -> impl Future<Output = Res<ConversationPage>> + Send;
+
+    /// Messages by id (their keys follow from the ids).
+    fn messages(&self, ids: &[MessageId]) -> impl Future<Output = Res<HashMap<MessageId, StoredMessage>>> + Send;
+
+    /// `user`'s memberships among `groups` (those it is not a member of are left out).
+    fn memberships(
+        &self,
+        user: &UserId,
+        groups: &[GroupId],
+    ) -> impl Future<Output = Res<HashMap<GroupId, Member>>> + Send;
 }
 
 /// Idempotency claims and messages.

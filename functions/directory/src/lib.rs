@@ -1,9 +1,10 @@
-//! `group`: create, add, remove (owner only), leave, members, list. Every operation answers with the group (or
-//! the groups) as they are after it.
+//! The directory: `group` (create, add, remove (owner only), leave, members, list; every operation answers with
+//! the group, or the groups, as they are after it), `friends` (add, remove, list with status and last seen) and
+//! `heartbeat` (keeps the user online, refreshes last seen, answers `pong`).
 
 use natter_core::{
     aws::AwsApp,
-    frames::ClientFrame,
+    frames::{ClientFrame, ServerFrame},
     lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
     now_ms,
 };
@@ -17,6 +18,10 @@ pub async fn handle(
     Ok(lambda::frame_route(&event.payload, |caller, request| async move {
         match &request.frame {
             ClientFrame::Group(op) => Ok(Answer::Frame(app.group_op(&caller.user, op, now_ms()).await?)),
+            ClientFrame::Friends(op) => Ok(Answer::Frame(app.friends_op(&caller.user, op, now_ms()).await?)),
+            ClientFrame::Heartbeat => Ok(Answer::Frame(ServerFrame::Pong(
+                app.heartbeat(&caller.user, now_ms()).await?,
+            ))),
             other => Err(lambda::misrouted(other.action())),
         }
     })

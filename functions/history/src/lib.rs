@@ -10,12 +10,21 @@ use natter_core::{
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Records indexed at once within a batch.
+/// Conversations indexed at once within a batch.
 const CONCURRENCY: usize = 10;
 
 pub async fn handle(app: &AwsApp, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    // Jobs of one conversation update the same two sessions: they run in order, conversations concurrently.
+    let conversation = |job: &HistoryJob| {
+        let (a, b) = if job.from <= job.to {
+            (&job.from, &job.to)
+        } else {
+            (&job.to, &job.from)
+        };
+        format!("{a}#{b}")
+    };
     Ok(
-        lambda::process_batch(event.payload, CONCURRENCY, |job: HistoryJob| async move {
+        lambda::process_batch_by_key(event.payload, CONCURRENCY, conversation, |job: HistoryJob| async move {
             app.index_direct(&job).await
         })
         .await,

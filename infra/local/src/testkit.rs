@@ -91,7 +91,11 @@ impl TestStack {
         let mut naming = Naming::local(&endpoint);
         naming.prefix = format!("t{}n{}_", std::process::id(), PREFIX.fetch_add(1, Ordering::Relaxed));
         naming.gateway = gateway.map(str::to_owned);
-        let params = HashMap::from([("JwtSecret".to_owned(), TEST_SECRET.to_owned())]);
+        // Handler tests run the presence consumer themselves; the queue's debounce delay is natter-local's to test.
+        let params = HashMap::from([
+            ("JwtSecret".to_owned(), TEST_SECRET.to_owned()),
+            ("PresenceDelaySeconds".to_owned(), "0".to_owned()),
+        ]);
         let mut stack = Stack::new(template, naming, &params).expect("stack");
         let sdk = sdk_for(&endpoint).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);

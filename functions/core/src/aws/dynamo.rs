@@ -5,18 +5,21 @@ use super::{
     call_error,
     items::{
         ClaimItem, ConnectionItem, GroupHistoryItem, GroupItem, IndexItem, MemberItem, MessageItem, PresenceItem,
-        time_key,
+        SessionItem, time_key,
     },
 };
 use crate::{
     aws::attr,
     config::{Settings, Tables},
     error::BackendError,
-    frames::LastMessage,
+    frames::{LastMessage, Status},
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::HistoryJob,
-    model::{Added, Claim, ClaimKey, Group, Mark, Marked, Member, NewConnection, Presence, StoredMessage, Transition},
-    ports::{Directory, GroupStore, IndexStore, MessageStore, PresenceStore, Res},
+    model::{
+        Added, Claim, ClaimKey, ConversationPage, Group, GroupEntry, Mark, Marked, Member, NewConnection, Presence,
+        Session, StoredMessage, Transition,
+    },
+    ports::{Directory, FriendStore, GroupStore, IndexStore, MessageStore, PresenceStore, PullStore, Res},
 };
 use aws_sdk_dynamodb::{
     Client,
@@ -85,6 +88,15 @@ fn names_in(exprs: &[&str], attrs: &[&str]) -> Option<HashMap<String, String>> {
 fn values_in(exprs: &[&str], mut values: Item) -> Option<Item> {
     values.retain(|k, _| exprs.iter().any(|e| uses(e, k)));
     Some(values)
+}
+
+/// Up to `max` milliseconds of jitter, from the clock's sub-millisecond noise (no random-number crate needed).
+fn rand_ms(max: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(nanos) % max.max(1)
 }
 
 fn build_err(what: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
@@ -348,7 +360,13 @@ impl DynamoStore {
             expect: Expect::Newest,
         };
         let mut write = fast;
-        for _ in 0..5 {
+        let mut backoff_ms = 10;
+        for attempt in 0..8 {
+            if attempt > 0 {
+                // Concurrent writers of the same session: back off with jitter before reading it again.
+                tokio::time::sleep(Duration::from_millis(backoff_ms + rand_ms(backoff_ms))).await;
+                backoff_ms = (backoff_ms * 2).min(500);
+            }
             match self.index_transaction(job, &row, write).await? {
                 TxOutcome::Applied | TxOutcome::AlreadyIndexed => return Ok(()),
                 TxOutcome::SessionChanged | TxOutcome::Conflict => {}
@@ -751,6 +769,47 @@ impl PresenceStore for DynamoStore {
 
     async fn presence(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
         self.presence_items(users).await
+    }
+
+    async fn touch(&self, user: &UserId, now: i64) -> Res<()> {
+        self.presence_set(user, "SET #last_seen = :v", attr::LAST_SEEN, n(now))
+            .await
+    }
+
+    async fn set_announced(&self, user: &UserId, status: Status) -> Res<()> {
+        let value = match status {
+            Status::Online => "online",
+            Status::Offline => "offline",
+        };
+        self.presence_set(user, "SET #announced = :v", attr::ANNOUNCED, s(value))
+            .await
+    }
+}
+
+impl DynamoStore {
+    /// Sets one attribute of an existing presence item (a user that never connected has none: nothing to do).
+    async fn presence_set(&self, user: &UserId, update: &str, attribute: &str, value: Av) -> Res<()> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.presence)
+            .key(attr::USER_ID, s(user.as_str()))
+            .update_expression(update)
+            .condition_expression("attribute_exists(#user_id)")
+            .set_expression_attribute_names(names(&[attribute, attr::USER_ID]))
+            .expression_attribute_values(":v", value)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+        }
     }
 }
 
@@ -1465,6 +1524,286 @@ impl GroupStore for DynamoStore {
                 _ => Err(call_error("DynamoDB", "UpdateItem", e)),
             },
         }
+    }
+}
+
+impl FriendStore for DynamoStore {
+    async fn befriend(&self, a: &UserId, b: &UserId, now: i64) -> Res<()> {
+        let row = |x: &UserId, y: &UserId| -> Res<TransactWriteItem> {
+            let item = HashMap::from([
+                (attr::USER_ID.to_owned(), s(x.as_str())),
+                (attr::FRIEND_ID.to_owned(), s(y.as_str())),
+                (attr::CREATED_AT.to_owned(), n(now)),
+            ]);
+            let put = Put::builder()
+                .table_name(&self.tables.friends)
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| build_err("TransactWriteItems", e))?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        // Both directions or neither: friendship is mutual.
+        self.client
+            .transact_write_items()
+            .transact_items(row(a, b)?)
+            .transact_items(row(b, a)?)
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "TransactWriteItems", e))?;
+        Ok(())
+    }
+
+    async fn unfriend(&self, a: &UserId, b: &UserId) -> Res<()> {
+        let row = |x: &UserId, y: &UserId| -> Res<TransactWriteItem> {
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.tables.friends)
+                .key(attr::USER_ID, s(x.as_str()))
+                .key(attr::FRIEND_ID, s(y.as_str()))
+                .build()
+                .map_err(|e| build_err("TransactWriteItems", e))?;
+            Ok(TransactWriteItem::builder().delete(delete).build())
+        };
+        self.client
+            .transact_write_items()
+            .transact_items(row(a, b)?)
+            .transact_items(row(b, a)?)
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "TransactWriteItems", e))?;
+        Ok(())
+    }
+
+    async fn friends_of(&self, user: &UserId) -> Res<Vec<UserId>> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.friends)
+            .key_condition_expression("#user_id = :u")
+            .projection_expression("#friend_id")
+            .set_expression_attribute_names(names(&[attr::USER_ID, attr::FRIEND_ID]))
+            .expression_attribute_values(":u", s(user.as_str()));
+        Ok(self
+            .query_all(q)
+            .await?
+            .into_iter()
+            .filter_map(|i| {
+                i.get(attr::FRIEND_ID)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|f| UserId::parse(f).ok())
+            })
+            .collect())
+    }
+}
+
+fn group_entry(item: Item) -> Res<GroupEntry> {
+    let row: GroupHistoryItem = from_item("group history row", item)?;
+    let bad = |e: crate::ids::FieldError| BackendError::corrupt("group history row", e);
+    Ok(GroupEntry {
+        seq: row.seq,
+        message_id: MessageId::parse(&row.message_id).map_err(bad)?,
+        sender: UserId::parse(&row.sender).map_err(bad)?,
+    })
+}
+
+impl PullStore for DynamoStore {
+    async fn sessions(&self, user: &UserId, limit: usize) -> Res<Vec<Session>> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.sessions)
+            .key_condition_expression("#user_id = :u")
+            .set_expression_attribute_names(names(&[attr::USER_ID]))
+            .expression_attribute_values(":u", s(user.as_str()));
+        let mut sessions: Vec<Session> = self
+            .query_all(q)
+            .await?
+            .into_iter()
+            .map(|i| from_item::<SessionItem>("session", i).map(SessionItem::into_session))
+            .collect::<Res<_>>()?;
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.last.as_ref().map(|l| l.timestamp).unwrap_or(0)));
+        sessions.truncate(limit);
+        Ok(sessions)
+    }
+
+    async fn session(&self, user: &UserId, peer: &UserId) -> Res<Option<Session>> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.sessions)
+            .key(attr::USER_ID, s(user.as_str()))
+            .key(attr::PEER_ID, s(peer.as_str()))
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "GetItem", e))?;
+        r.item
+            .map(|i| from_item::<SessionItem>("session", i).map(SessionItem::into_session))
+            .transpose()
+    }
+
+    async fn inbox(&self, user: &UserId, after: Option<&MessageId>, limit: usize) -> Res<(Vec<StoredMessage>, bool)> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.tables.messages)
+            .index_name(attr::INBOX_INDEX)
+            .limit(limit as i32 + 1)
+            .expression_attribute_values(":u", s(user.as_str()));
+        q = match after {
+            Some(id) => q
+                .key_condition_expression("#inbox = :u AND #message_id > :after")
+                .set_expression_attribute_names(names(&[attr::INBOX, attr::MESSAGE_ID]))
+                .expression_attribute_values(":after", s(id.to_string())),
+            None => q
+                .key_condition_expression("#inbox = :u")
+                .set_expression_attribute_names(names(&[attr::INBOX])),
+        };
+        let r = q.send().await.map_err(|e| call_error("DynamoDB", "Query", e))?;
+        let mut messages = r
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<MessageItem>("message", i).and_then(StoredMessage::try_from))
+            .collect::<Res<Vec<_>>>()?;
+        let more = messages.len() > limit || r.last_evaluated_key.is_some() && messages.len() >= limit;
+        messages.truncate(limit);
+        Ok((messages, more))
+    }
+
+    async fn group_entries(&self, group: &GroupId, after: u64, up_to: u64, limit: usize) -> Res<Vec<GroupEntry>> {
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
+        let r = self
+            .client
+            .query()
+            .table_name(&self.tables.group_history)
+            .key_condition_expression("#group_id = :g AND #seq BETWEEN :lo AND :hi")
+            .set_expression_attribute_names(names(&[attr::GROUP_ID, attr::SEQ]))
+            .expression_attribute_values(":g", s(group.as_str()))
+            .expression_attribute_values(":lo", n(after + 1))
+            .expression_attribute_values(":hi", n(up_to))
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "Query", e))?;
+        r.items.unwrap_or_default().into_iter().map(group_entry).collect()
+    }
+
+    async fn group_entries_before(
+        &self,
+        group: &GroupId,
+        before: u64,
+        floor: u64,
+        limit: usize,
+    ) -> Res<Vec<GroupEntry>> {
+        if before <= floor.saturating_add(1) {
+            return Ok(Vec::new());
+        }
+        let r = self
+            .client
+            .query()
+            .table_name(&self.tables.group_history)
+            .key_condition_expression("#group_id = :g AND #seq BETWEEN :lo AND :hi")
+            .set_expression_attribute_names(names(&[attr::GROUP_ID, attr::SEQ]))
+            .expression_attribute_values(":g", s(group.as_str()))
+            .expression_attribute_values(":lo", n(floor + 1))
+            .expression_attribute_values(":hi", n(before.min(i64::MAX as u64) - 1))
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "Query", e))?;
+        r.items.unwrap_or_default().into_iter().map(group_entry).collect()
+    }
+
+    async fn conversation(
+        &self,
+        owner: &UserId,
+        peer: &UserId,
+        before: Option<&MessageId>,
+        limit: usize,
+    ) -> Res<ConversationPage> {
+        // `{peer}#` prefixes the conversation's rows; '#' sorts below every id character, so no other peer's rows
+        // fall in the range. BETWEEN is inclusive: the `before` row itself is dropped below.
+        let low = format!("{peer}#");
+        let high = match before {
+            Some(id) => format!("{peer}#{}", time_key(id)),
+            None => format!("{peer}#~"),
+        };
+        let r = self
+            .client
+            .query()
+            .table_name(&self.tables.message_index)
+            .index_name(attr::BY_PEER_INDEX)
+            .key_condition_expression("#owner_id = :o AND #peer_sk BETWEEN :lo AND :hi")
+            .set_expression_attribute_names(names(&[attr::OWNER_ID, attr::PEER_SK]))
+            .expression_attribute_values(":o", s(owner.as_str()))
+            .expression_attribute_values(":lo", s(low))
+            .expression_attribute_values(":hi", s(high))
+            .scan_index_forward(false)
+            .limit(limit as i32 + 2)
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "Query", e))?;
+        let mut ids: Vec<MessageId> = r
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.get(attr::SK).and_then(|v| v.as_s().ok()))
+            .filter_map(|sk| sk.split_once('#').and_then(|(_, id)| MessageId::parse(id).ok()))
+            .filter(|id| Some(id) != before)
+            .collect();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        Ok(ConversationPage { ids, more })
+    }
+
+    async fn messages(&self, ids: &[MessageId]) -> Res<HashMap<MessageId, StoredMessage>> {
+        let unique: Vec<&MessageId> = ids.iter().collect::<HashSet<_>>().into_iter().collect();
+        let mut out = HashMap::new();
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| {
+                    HashMap::from([
+                        (attr::MESSAGE_ID.to_owned(), s(id.to_string())),
+                        (attr::TIMESTAMP.to_owned(), n(id.timestamp())),
+                    ])
+                })
+                .collect();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(|e| build_err("BatchGetItem", e))?;
+            let mut got = self
+                .batch_get(HashMap::from([(self.tables.messages.clone(), request)]))
+                .await?;
+            for item in got.remove(&self.tables.messages).unwrap_or_default() {
+                let m: StoredMessage = from_item::<MessageItem>("message", item)?.try_into()?;
+                out.insert(m.id, m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn memberships(&self, user: &UserId, groups: &[GroupId]) -> Res<HashMap<GroupId, Member>> {
+        let mut out = HashMap::new();
+        for chunk in groups.chunks(BATCH_GET_MAX) {
+            let keys: Vec<Item> = chunk.iter().map(|g| Self::member_key(g, user)).collect();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(|e| build_err("BatchGetItem", e))?;
+            let mut got = self
+                .batch_get(HashMap::from([(self.tables.group_members.clone(), request)]))
+                .await?;
+            for item in got.remove(&self.tables.group_members).unwrap_or_default() {
+                let row: MemberItem = from_item("member", item)?;
+                let group = GroupId::parse(&row.group_id).map_err(|e| BackendError::corrupt("member", e))?;
+                out.insert(group, Member::try_from(row)?);
+            }
+        }
+        Ok(out)
     }
 }
 

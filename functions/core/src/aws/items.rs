@@ -5,7 +5,7 @@ use crate::{
     error::BackendError,
     frames::{LastMessage, Status, Target},
     ids::{Body, ClientMsgId, ConnectionId, GroupId, GroupName, MessageId, UserId},
-    model::{Claim, Group, Member, Presence, StoredMessage},
+    model::{Claim, Group, Member, Presence, Session, StoredMessage},
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -42,6 +42,9 @@ pub mod attr {
     /// The local index of MessageIndex over `peer_sk`: one conversation's rows.
     pub const BY_PEER_INDEX: &str = "ByPeer";
     pub const GROUP_ID: &str = "group_id";
+    pub const FRIEND_ID: &str = "friend_id";
+    pub const CREATED_AT: &str = "created_at";
+    pub const ANNOUNCED: &str = "announced";
     pub const OWNER: &str = "owner";
     pub const LAST_SEQ: &str = "last_seq";
     pub const MEMBER_COUNT: &str = "member_count";
@@ -313,6 +316,52 @@ pub struct IndexItem {
     pub timestamp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SessionItem {
+    pub user_id: String,
+    pub peer_id: String,
+    #[serde(default)]
+    pub unread: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_preview: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recv_ts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_ts: Option<i64>,
+}
+
+impl SessionItem {
+    pub fn into_session(self) -> Session {
+        let last = match (self.last_message_id, self.last_from, self.last_preview, self.last_ts) {
+            (Some(id), Some(from), Some(preview), Some(timestamp)) => {
+                match (MessageId::parse(&id), UserId::parse(&from)) {
+                    (Ok(message_id), Ok(from)) => Some(LastMessage {
+                        message_id,
+                        from,
+                        preview,
+                        timestamp,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Session {
+            peer: UserId::parse(&self.peer_id).ok(),
+            unread: self.unread,
+            last,
+            last_recv_ts: self.last_recv_ts,
+            last_read_ts: self.last_read_ts,
+        }
+    }
 }
 
 /// The time-ordered sort key of a message: zero-padded so that string order is time order, then the id.

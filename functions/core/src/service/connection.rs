@@ -28,6 +28,7 @@ where
             expires_at: now / 1000 + self.settings.connection_ttl_secs,
         };
         let ((), transition) = futures::try_join!(self.store.register(user, now), self.store.open(&c))?;
+        self.announce_later(user, transition, now).await;
         Ok(transition)
     }
 }
@@ -45,6 +46,8 @@ where
         connection: &ConnectionId,
         now: i64,
     ) -> Result<Transition, BackendError> {
-        self.store.close(user, connection, now).await
+        let transition = self.store.close(user, connection, now).await?;
+        self.announce_later(user, transition, now).await;
+        Ok(transition)
     }
 }

@@ -4,11 +4,15 @@ mod ack;
 mod connection;
 mod delivery;
 mod fanout;
+mod friends;
 mod group;
 mod history;
+mod presence;
+mod pull;
 mod send;
 
 pub use delivery::DeliveryReport;
+pub use pull::{REPLY_BUDGET, SYNC_CONVERSATIONS, SYNC_PAGE};
 pub use send::Caller;
 
 use crate::config::Settings;
@@ -38,3 +42,6 @@ mod tests;
 
 #[cfg(test)]
 mod group_tests;
+
+#[cfg(test)]
+mod pull_tests;

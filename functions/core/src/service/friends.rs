@@ -1,0 +1,55 @@
+//! `friends`: add, remove, list. Friendship is mutual once either side adds it; the list carries each friend's
+//! current status and last seen.
+
+use super::App;
+use crate::{
+    error::{Failure, bad_request, not_found},
+    frames::{FriendEntry, FriendsOp, FriendsReply, ServerFrame},
+    ids::UserId,
+    ports::{Directory, FriendStore, PresenceStore},
+};
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: Directory + FriendStore + PresenceStore,
+{
+    pub async fn friends_op(&self, caller: &UserId, op: &FriendsOp, now: i64) -> Result<ServerFrame, Failure> {
+        match op {
+            FriendsOp::Add { user } | FriendsOp::Remove { user } => {
+                if user == caller {
+                    return Err(bad_request("`user` must be someone else"));
+                }
+                if !self.store.lookup(std::slice::from_ref(user)).await?.contains_key(user) {
+                    return Err(not_found(format!("no user `{user}`")));
+                }
+                if matches!(op, FriendsOp::Add { .. }) {
+                    let current = self.store.friends_of(caller).await?;
+                    if !current.contains(user) && current.len() >= self.settings.max_friends {
+                        return Err(bad_request(format!("at most {} friends", self.settings.max_friends)));
+                    }
+                    self.store.befriend(caller, user, now).await?;
+                } else {
+                    self.store.unfriend(caller, user).await?;
+                }
+            }
+            FriendsOp::List => {}
+        }
+        let friends = self.store.friends_of(caller).await?;
+        let presence = self.store.presence(&friends).await?;
+        let friends = friends
+            .into_iter()
+            .map(|user| {
+                let p = presence.get(&user).cloned().unwrap_or_default();
+                FriendEntry {
+                    status: p.status(now),
+                    last_seen: p.last_seen,
+                    user,
+                }
+            })
+            .collect();
+        Ok(ServerFrame::Friends(FriendsReply {
+            friends,
+            request_id: None,
+        }))
+    }
+}

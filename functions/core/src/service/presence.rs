@@ -1,0 +1,89 @@
+//! Presence: online while a user holds a live connection. A change queues a presence event that the queue delays
+//! (a few seconds); the presence-notify consumer re-reads the user's presence and pushes the status to its online
+//! friends only if it differs from the status last pushed. A connection that flaps inside the delay pushes nothing.
+
+use super::{App, delivery::connections_of};
+use crate::{
+    error::{BackendError, Failure},
+    frames::{PongReply, PresencePush, ServerFrame, Status},
+    ids::UserId,
+    jobs::{Job, PresenceJob},
+    model::Transition,
+    ports::{FriendStore, JobQueue, PresenceStore, Pusher},
+};
+use tracing::{info, warn};
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: PresenceStore,
+    Q: JobQueue,
+{
+    /// Queues a presence event after a user came online or went offline. A lost event costs friends one status
+    /// push (the `friends` list stays right), so a failure here does not fail the connection.
+    pub(crate) async fn announce_later(&self, user: &UserId, transition: Transition, now: i64) {
+        if transition == Transition::Unchanged {
+            return;
+        }
+        if let Err(e) = self
+            .queue
+            .enqueue(&Job::Presence(PresenceJob {
+                user: user.clone(),
+                at: now,
+            }))
+            .await
+        {
+            warn!(%user, error = %e, ?transition, "could not queue a presence event");
+        }
+    }
+
+    /// `heartbeat`: keeps the user online and refreshes last seen.
+    pub async fn heartbeat(&self, user: &UserId, now: i64) -> Result<PongReply, Failure> {
+        self.store.touch(user, now).await?;
+        Ok(PongReply {
+            timestamp: now,
+            request_id: None,
+        })
+    }
+}
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: PresenceStore + FriendStore,
+    P: Pusher,
+    Q: JobQueue,
+{
+    /// The presence-notify consumer: pushes the user's status to its online friends if it changed since the last
+    /// push. Safe to repeat: a redelivered event finds the status already announced.
+    pub async fn notify_presence(&self, job: &PresenceJob, now: i64) -> Result<(), BackendError> {
+        let presence = self
+            .store
+            .presence(std::slice::from_ref(&job.user))
+            .await?
+            .remove(&job.user)
+            .unwrap_or_default();
+        let status = presence.status(now);
+        // Friends assume offline until told otherwise.
+        if status == presence.announced.unwrap_or(Status::Offline) {
+            return Ok(());
+        }
+        let friends = self.store.friends_of(&job.user).await?;
+        if !friends.is_empty() {
+            let theirs = self.store.presence(&friends).await?;
+            let refs: Vec<&UserId> = friends.iter().collect();
+            let targets = connections_of(&theirs, &refs, None, now);
+            let last_seen = match status {
+                Status::Online => Some(now),
+                Status::Offline => presence.last_seen,
+            };
+            let frame = ServerFrame::Presence(PresencePush {
+                user: job.user.clone(),
+                status,
+                last_seen,
+            })
+            .to_json();
+            let report = self.deliver(&targets, &frame, now).await;
+            info!(user = %job.user, ?status, pushed = report.delivered, "presence announced");
+        }
+        self.store.set_announced(&job.user, status).await
+    }
+}

@@ -1,0 +1,327 @@
+//! The pulls: `sync` (everything a user missed) and `history` (a conversation, page by page).
+//!
+//! `sync` merges two kinds of sources, oldest first: the user's mailbox (unacknowledged one-on-one messages, the
+//! sparse Inbox index) and, for every group with messages after the member's ack mark, that group's history. The
+//! cursor keeps one position per source, so acks arriving between pages shift nothing and every message comes
+//! exactly once. Within a group the order is the server sequence. Every reply stays within API Gateway's 128 KB.
+
+use super::App;
+use crate::{
+    error::{Failure, bad_request, forbidden, not_found},
+    frames::{Conversation, ConversationSummary, HistoryReply, MessagePush, MessageStatus, ServerFrame, SyncReply},
+    ids::{GroupId, MessageId, UserId},
+    model::{GroupEntry, StoredMessage},
+    ports::{Directory, GroupStore, PullStore},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Messages one sync page carries at most.
+pub const SYNC_PAGE: usize = 100;
+/// Conversations the first sync page lists at most: the most recently active.
+pub const SYNC_CONVERSATIONS: usize = 200;
+/// Bytes of messages one reply carries at most (API Gateway refuses frames over 128 KB).
+pub const REPLY_BUDGET: usize = 96 * 1024;
+/// Groups a sync cursor may name (a user in more groups with unacknowledged messages syncs them over more rounds).
+pub const SYNC_GROUPS: usize = 100;
+
+/// Where a sync stands, for the next page. Opaque to clients (base64url of this JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SyncCursor {
+    v: u8,
+    /// The last mailbox message returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inbox: Option<MessageId>,
+    /// The mailbox held nothing more when this cursor was made.
+    #[serde(default)]
+    inbox_done: bool,
+    /// Groups still to sync: (group, last sequence consumed, last sequence to sync).
+    #[serde(default)]
+    groups: Vec<(GroupId, u64, u64)>,
+}
+
+impl SyncCursor {
+    fn encode(&self) -> String {
+        B64.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(s: &str) -> Result<Self, Failure> {
+        let bad = || bad_request("`cursor` is not a cursor this server returned");
+        let c: Self = B64
+            .decode(s)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(bad)?;
+        if c.v != 1 || c.groups.len() > SYNC_GROUPS || c.groups.iter().any(|(_, at, to)| at > to) {
+            return Err(bad());
+        }
+        Ok(c)
+    }
+}
+
+/// Approximate size of a message in a reply: its body and its other fields.
+fn size(m: &MessagePush) -> usize {
+    m.body.as_str().len() + 256
+}
+
+/// One source of a sync page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Inbox,
+    Group(usize),
+}
+
+struct Candidate {
+    /// The merge key: time (non-decreasing within a source), then the source, then the place in the source, so
+    /// that each source keeps its own order (the sequence within a group).
+    key: (i64, usize, usize),
+    id: MessageId,
+    source: Source,
+    seq: u64,
+    /// `None`: the user's own group message, or one whose item expired: consumed without being returned.
+    message: Option<StoredMessage>,
+}
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: Directory + GroupStore + PullStore,
+{
+    pub async fn sync(&self, user: &UserId, cursor: Option<&str>) -> Result<ServerFrame, Failure> {
+        let (mut cur, conversations) = match cursor {
+            None => {
+                let (sessions, groups) = futures::try_join!(
+                    self.store.sessions(user, SYNC_CONVERSATIONS),
+                    self.store.groups_of(user)
+                )?;
+                let mut conversations: Vec<ConversationSummary> = sessions
+                    .into_iter()
+                    .filter_map(|s| {
+                        Some(ConversationSummary {
+                            conversation: Conversation::With(s.peer?),
+                            unread: s.unread,
+                            last: s.last,
+                        })
+                    })
+                    .collect();
+                let mut pending = Vec::new();
+                for (g, m) in &groups {
+                    conversations.push(ConversationSummary {
+                        conversation: Conversation::Group(g.id.clone()),
+                        unread: g.unread_for(m),
+                        last: g.last.clone(),
+                    });
+                    if g.last_seq > m.last_ack_seq {
+                        pending.push((g.id.clone(), m.last_ack_seq, g.last_seq));
+                    }
+                }
+                conversations.sort_by_key(|c| std::cmp::Reverse(c.last.as_ref().map(|l| l.timestamp).unwrap_or(0)));
+                conversations.truncate(SYNC_CONVERSATIONS);
+                pending.truncate(SYNC_GROUPS);
+                (
+                    SyncCursor {
+                        v: 1,
+                        inbox: None,
+                        inbox_done: false,
+                        groups: pending,
+                    },
+                    Some(conversations),
+                )
+            }
+            Some(text) => {
+                let mut c = SyncCursor::decode(text)?;
+                // A cursor names groups: read only those the caller still belongs to.
+                let ids: Vec<GroupId> = c.groups.iter().map(|(g, _, _)| g.clone()).collect();
+                let members = if ids.is_empty() {
+                    HashMap::new()
+                } else {
+                    self.store.memberships(user, &ids).await?
+                };
+                c.groups.retain(|(g, _, _)| members.contains_key(g));
+                (c, None)
+            }
+        };
+
+        // The head of every source, concurrently.
+        let inbox = async {
+            if cur.inbox_done {
+                Ok((Vec::new(), false))
+            } else {
+                self.store.inbox(user, cur.inbox.as_ref(), SYNC_PAGE).await
+            }
+        };
+        let groups = futures::future::try_join_all(
+            cur.groups
+                .iter()
+                .map(|(g, after, up_to)| self.store.group_entries(g, *after, *up_to, SYNC_PAGE)),
+        );
+        let ((inbox, inbox_more), entries) = futures::try_join!(inbox, groups)?;
+        let wanted: Vec<MessageId> = entries
+            .iter()
+            .flatten()
+            .filter(|e| e.sender != *user)
+            .map(|e| e.message_id)
+            .collect();
+        let bodies = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.messages(&wanted).await?
+        };
+
+        let mut candidates: Vec<Candidate> = inbox
+            .into_iter()
+            .enumerate()
+            .map(|(k, m)| Candidate {
+                key: (m.timestamp(), 0, k),
+                id: m.id,
+                source: Source::Inbox,
+                seq: 0,
+                message: Some(m),
+            })
+            .collect();
+        for (i, list) in entries.iter().enumerate() {
+            // Within a group the order is the sequence; the merge time never goes backwards along it.
+            let mut time = 0;
+            for (k, e) in list.iter().enumerate() {
+                time = time.max(e.message_id.timestamp());
+                let message = if e.sender == *user {
+                    None
+                } else {
+                    bodies.get(&e.message_id).cloned()
+                };
+                candidates.push(Candidate {
+                    key: (time, i + 1, k),
+                    id: e.message_id,
+                    source: Source::Group(i),
+                    seq: e.seq,
+                    message,
+                });
+            }
+        }
+        candidates.sort_by_key(|c| c.key);
+
+        let fetched_inbox = candidates.iter().filter(|c| c.source == Source::Inbox).count();
+        let (mut taken_inbox, mut bytes) = (0, 0);
+        let mut messages = Vec::new();
+        for c in candidates {
+            if let Some(m) = &c.message {
+                let push = m.to_push();
+                if messages.len() == SYNC_PAGE || (bytes + size(&push) > REPLY_BUDGET && !messages.is_empty()) {
+                    break;
+                }
+                bytes += size(&push);
+                messages.push(push);
+            }
+            match c.source {
+                Source::Inbox => {
+                    cur.inbox = Some(c.id);
+                    taken_inbox += 1;
+                }
+                Source::Group(i) => cur.groups[i].1 = c.seq,
+            }
+        }
+        // Groups whose history ran out before their end mark (expired messages) are done too.
+        for (i, list) in entries.iter().enumerate() {
+            if list.len() < SYNC_PAGE && list.last().is_none_or(|e| e.seq <= cur.groups[i].1) {
+                cur.groups[i].1 = cur.groups[i].2;
+            }
+        }
+        cur.inbox_done = !inbox_more && taken_inbox == fetched_inbox;
+        cur.groups.retain(|(_, at, to)| at < to);
+        let next = (!cur.inbox_done || !cur.groups.is_empty()).then(|| cur.encode());
+        Ok(ServerFrame::Sync(SyncReply {
+            conversations,
+            messages,
+            next,
+            request_id: None,
+        }))
+    }
+
+    pub async fn history(
+        &self,
+        user: &UserId,
+        conversation: &Conversation,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<ServerFrame, Failure> {
+        let bad_cursor = || bad_request("`before` is not a cursor this server returned");
+        let (messages, next) = match conversation {
+            Conversation::With(peer) => {
+                if !self.store.lookup(std::slice::from_ref(peer)).await?.contains_key(peer) {
+                    return Err(not_found(format!("no user `{peer}`")));
+                }
+                let before = before
+                    .map(|b| MessageId::parse(b).map_err(|_| bad_cursor()))
+                    .transpose()?;
+                let page = self.store.conversation(user, peer, before.as_ref(), limit).await?;
+                // The peer's read mark tells the status of the user's own messages.
+                let (bodies, peer_session) =
+                    futures::try_join!(self.store.messages(&page.ids), self.store.session(peer, user))?;
+                let read_up_to = peer_session.and_then(|s| s.last_read_ts);
+                let list = page.ids.iter().filter_map(|id| bodies.get(id)).map(|m| {
+                    let mut push = m.to_push();
+                    if m.from == *user {
+                        push.status = Some(if read_up_to.is_some_and(|r| m.timestamp() <= r) {
+                            MessageStatus::Read
+                        } else if m.delivered_at.is_some() {
+                            MessageStatus::Delivered
+                        } else {
+                            MessageStatus::Sent
+                        });
+                    }
+                    (push, m.id.to_string())
+                });
+                paginate(list, page.more)
+            }
+            Conversation::Group(group) => {
+                let member = match self.store.membership(group, user).await? {
+                    (None, _) => return Err(not_found(format!("no group `{group}`"))),
+                    (Some(_), None) => return Err(forbidden("not a member of this group")),
+                    (Some(_), Some(m)) => m,
+                };
+                let before = before
+                    .map(|b| b.parse::<u64>().map_err(|_| bad_cursor()))
+                    .transpose()?
+                    .unwrap_or(u64::MAX);
+                // A member reads the group from the day it joined.
+                let entries: Vec<GroupEntry> = self
+                    .store
+                    .group_entries_before(group, before, member.joined_seq, limit + 1)
+                    .await?;
+                let more = entries.len() > limit;
+                let ids: Vec<MessageId> = entries.iter().take(limit).map(|e| e.message_id).collect();
+                let bodies = self.store.messages(&ids).await?;
+                let list = entries.iter().take(limit).filter_map(|e| {
+                    let mut push = bodies.get(&e.message_id)?.to_push();
+                    if push.from == *user {
+                        // Groups send no receipts: one's own group messages show as sent.
+                        push.status = Some(MessageStatus::Sent);
+                    }
+                    Some((push, e.seq.to_string()))
+                });
+                paginate(list, more)
+            }
+        };
+        Ok(ServerFrame::History(HistoryReply {
+            messages,
+            next,
+            request_id: None,
+        }))
+    }
+}
+
+/// Takes messages (newest first) while the reply has room; the cursor is the position of the last one taken.
+fn paginate(list: impl Iterator<Item = (MessagePush, String)>, more: bool) -> (Vec<MessagePush>, Option<String>) {
+    let (mut out, mut bytes, mut last, mut truncated) = (Vec::new(), 0, None, false);
+    for (push, position) in list {
+        if bytes + size(&push) > REPLY_BUDGET && !out.is_empty() {
+            truncated = true;
+            break;
+        }
+        bytes += size(&push);
+        out.push(push);
+        last = Some(position);
+    }
+    let next = if more || truncated { last } else { None };
+    (out, next)
+}

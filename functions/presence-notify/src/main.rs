@@ -1,0 +1,11 @@
+use natter_core::{
+    aws::AwsApp,
+    lambda::lambda_runtime::{Error, run, service_fn, tracing},
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let app = AwsApp::from_env(true).await?;
+    run(service_fn(|event| natter_presence_notify::handle(&app, event))).await
+}

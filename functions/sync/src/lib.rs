@@ -1,0 +1,30 @@
+//! `sync` (every conversation with unread counts and previews, then every unacknowledged message, oldest first,
+//! page by page) and `history` (one conversation, newest first, page by page, participants only).
+
+use natter_core::{
+    aws::AwsApp,
+    frames::{ClientFrame, History},
+    lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
+};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+pub async fn handle(
+    app: &AwsApp,
+    event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
+) -> Result<ApiGatewayProxyResponse, Error> {
+    Ok(lambda::frame_route(&event.payload, |caller, request| async move {
+        match &request.frame {
+            ClientFrame::Sync(s) => Ok(Answer::Frame(app.sync(&caller.user, s.cursor.as_deref()).await?)),
+            ClientFrame::History(h) => {
+                let limit = h.limit.unwrap_or(History::DEFAULT_LIMIT) as usize;
+                Ok(Answer::Frame(
+                    app.history(&caller.user, &h.conversation, h.before.as_deref(), limit)
+                        .await?,
+                ))
+            }
+            other => Err(lambda::misrouted(other.action())),
+        }
+    })
+    .await)
+}
