@@ -106,6 +106,18 @@ where
     F: FnOnce(Caller, Request) -> Fut,
     Fut: Future<Output = Result<Answer, Failure>>,
 {
+    let started = crate::metrics::begin();
+    let route = event.request_context.route_key.clone().unwrap_or_default();
+    let response = frame_route_inner(event, handle).await;
+    crate::metrics::finish(started, &route, 1);
+    response
+}
+
+async fn frame_route_inner<F, Fut>(event: &ApiGatewayWebsocketProxyRequest, handle: F) -> ApiGatewayProxyResponse
+where
+    F: FnOnce(Caller, Request) -> Fut,
+    Fut: Future<Output = Result<Answer, Failure>>,
+{
     let Some(caller) = caller(event) else {
         // API Gateway only invokes routes for authorized connections: this is a wiring fault, not the client's.
         error!("event without a connection id or authorizer user id");
@@ -174,6 +186,13 @@ where
     F: Fn(J) -> Fut,
     Fut: Future<Output = Result<(), BackendError>>,
 {
+    let started = crate::metrics::begin();
+    let records = event.records.len();
+    let kind = std::any::type_name::<J>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("job")
+        .to_owned();
     let mut failed: Vec<String> = Vec::new();
     // Parse first: a malformed record fails alone.
     let mut lanes: Vec<(String, Vec<(String, J)>)> = Vec::new();
@@ -213,6 +232,7 @@ where
         .collect()
         .await;
     failed.extend(lane_failures.into_iter().flatten());
+    crate::metrics::finish(started, &kind, records);
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()

@@ -7,6 +7,7 @@
 //! - [`service`]: the rules: connect, send, ack, history indexing, ...
 //! - [`lambda`]: glue between API Gateway / SQS events and the rules; each function's handler is thin.
 //! - [`auth`]: verifying connection tokens (HS256 JWT), and minting development tokens.
+//! - [`metrics`]: AWS-call accounting per invocation, written as CloudWatch Embedded Metric Format.
 //! - [`config`]: settings read from the environment once at init.
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod frames;
 pub mod ids;
 pub mod jobs;
 pub mod lambda;
+pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod service;

@@ -15,7 +15,13 @@ pub async fn handle(
     app: &AwsApp,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
-    let ev = event.payload;
+    let started = natter_core::metrics::begin();
+    let result = run(app, event.payload).await;
+    natter_core::metrics::finish(started, "disconnect", 1);
+    result
+}
+
+async fn run(app: &AwsApp, ev: ApiGatewayWebsocketProxyRequest) -> Result<ApiGatewayProxyResponse, Error> {
     let (Some(user), Some(connection)) = (lambda::authorized_user(&ev), lambda::connection_id(&ev)) else {
         return Err("$disconnect without an authorized user or a connection id".into());
     };

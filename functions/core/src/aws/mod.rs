@@ -1,7 +1,9 @@
 //! The AWS adapters: DynamoDB ([`DynamoStore`]), SQS ([`SqsQueue`]) and the @connections API
 //! ([`ApiGatewayPusher`]). AWS types stop here; the rules see only the ports.
 
+pub mod capacity;
 mod dynamo;
+
 mod items;
 mod pusher;
 mod sqs;
@@ -14,6 +16,7 @@ pub use sqs::SqsQueue;
 use crate::{
     config::{Config, ConfigError},
     error::BackendError,
+    metrics::Accounting,
     service::App,
 };
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
@@ -64,14 +67,21 @@ impl AwsApp {
             (None, false) => ApiGatewayPusher::disabled(),
             (None, true) => return Err(ConfigError::Missing("MANAGEMENT_ENDPOINT").into()),
         };
+        let schema = capacity::Schema::natter(&config.tables);
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(Accounting::new(schema))
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .interceptor(Accounting::default())
+            .build();
         Ok(App::new(
             DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
+                aws_sdk_dynamodb::Client::from_conf(dynamo),
                 config.tables.clone(),
                 config.settings.clone(),
             ),
             pusher,
-            SqsQueue::new(aws_sdk_sqs::Client::new(sdk), config.queues.clone()),
+            SqsQueue::new(aws_sdk_sqs::Client::from_conf(sqs), config.queues.clone()),
             config.settings.clone(),
         ))
     }

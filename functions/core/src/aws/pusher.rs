@@ -21,6 +21,7 @@ impl ApiGatewayPusher {
     pub fn new(sdk: &SdkConfig, endpoint: &str) -> Self {
         let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
             .endpoint_url(endpoint)
+            .interceptor(crate::metrics::Accounting::default())
             .build();
         Self {
             client: Some(Client::from_conf(config)),

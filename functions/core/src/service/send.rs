@@ -56,8 +56,14 @@ where
     /// Handles a `send`; `deadline` is the invocation's deadline (epoch ms).
     pub async fn send(&self, caller: &Caller, frame: &Send, now: i64, deadline: i64) -> Result<AckReply, Failure> {
         match &frame.target {
-            Target::To(to) => self.send_direct(caller, frame, to, now, deadline).await,
-            Target::Group(group) => self.send_group(caller, frame, group, now, deadline).await,
+            Target::To(to) => {
+                crate::metrics::set_kind("send.direct");
+                self.send_direct(caller, frame, to, now, deadline).await
+            }
+            Target::Group(group) => {
+                crate::metrics::set_kind("send.group");
+                self.send_group(caller, frame, group, now, deadline).await
+            }
         }
     }
 
