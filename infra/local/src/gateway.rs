@@ -70,6 +70,7 @@ struct Conn {
 pub struct Gateway {
     api: ApiSpec,
     functions: HashMap<String, Arc<Function>>,
+    collector: Arc<crate::stats::Collector>,
     connections: Mutex<HashMap<String, Arc<Conn>>>,
     opts: GatewayOptions,
 }
@@ -101,12 +102,32 @@ fn gone() -> Response {
 }
 
 impl Gateway {
-    pub fn new(api: ApiSpec, functions: HashMap<String, Arc<Function>>, opts: GatewayOptions) -> Arc<Self> {
+    pub fn new(
+        api: ApiSpec,
+        functions: HashMap<String, Arc<Function>>,
+        collector: Arc<crate::stats::Collector>,
+        opts: GatewayOptions,
+    ) -> Arc<Self> {
         Arc::new(Self {
             api,
             functions,
+            collector,
             connections: Mutex::new(HashMap::new()),
             opts,
+        })
+    }
+
+    /// What `GET /_natter/stats` answers.
+    pub fn stats(&self) -> Value {
+        let functions: Map<String, Value> = self
+            .functions
+            .iter()
+            .map(|(id, f)| (id.clone(), serde_json::to_value(f.stats()).unwrap_or_default()))
+            .collect();
+        json!({
+            "connections": self.connection_count(),
+            "functions": functions,
+            "metrics": self.collector.samples(),
         })
     }
 
@@ -119,6 +140,7 @@ impl Gateway {
                 "/{stage}/@connections/{id}",
                 post(post_to_connection).get(get_connection).delete(delete_connection),
             )
+            .route("/_natter/stats", get(stats))
             .with_state(self.clone())
     }
 
@@ -507,6 +529,10 @@ async fn upgrade(
             info!(connection = %connection_id, "connected");
             gw2.serve(socket, conn, rx).await;
         })
+}
+
+async fn stats(State(gw): State<Arc<Gateway>>) -> Response {
+    Json(gw.stats()).into_response()
 }
 
 fn find(gw: &Gateway, stage: &str, id: &str) -> Result<Arc<Conn>, Box<Response>> {

@@ -7,14 +7,20 @@
 //! - [`gateway`]: the WebSocket API (authorizer, routes, route responses, limits) and @connections.
 //! - [`poller`]: SQS event sources (batch size, batching window, partial batch failures).
 //! - [`local`]: starting and stopping the whole stack.
+//! - [`stats`]: AWS calls per function and kind (from the functions' EMF lines), init times, CPU time.
+//! - [`coldstart`]: init time of each function binary over repeated starts.
 //! - [`moto`]: the embedded emulator (moto_server from the project's .venv).
 //! - [`testkit`]: what handler and end-to-end tests share (emulator per binary, fresh stacks, stubs, events).
 
+pub mod coldstart;
 pub mod gateway;
+
 pub mod local;
 pub mod moto;
 pub mod poller;
 pub mod provision;
+pub mod stats;
+
 pub mod runtime;
 pub mod stack;
 pub mod template;

@@ -45,6 +45,8 @@ pub struct LocalOptions {
     pub max_visibility: Option<u64>,
     pub warm: bool,
     pub log: LogSink,
+    /// Print the functions' EMF metric lines too (they are always collected for `/_natter/stats`).
+    pub show_metrics: bool,
 }
 
 impl LocalOptions {
@@ -66,6 +68,7 @@ impl LocalOptions {
             max_visibility: None,
             warm: true,
             log: crate::runtime::stdout_sink(),
+            show_metrics: false,
         }
     }
 }
@@ -134,6 +137,7 @@ impl Local {
         )
         .await?;
 
+        let collector = Arc::new(crate::stats::Collector::default());
         let runtime = RuntimeOptions {
             bin_dir: opts.bin_dir.clone(),
             binaries: opts.binaries.clone(),
@@ -141,7 +145,7 @@ impl Local {
             region: naming.region.clone(),
             account: naming.account.clone(),
             emulator: opts.endpoint.clone(),
-            log: opts.log.clone(),
+            log: crate::stats::collecting(collector.clone(), opts.log.clone(), opts.show_metrics),
         };
         let mut functions = HashMap::new();
         for spec in stack.functions()? {
@@ -188,6 +192,7 @@ impl Local {
         let gateway = Gateway::new(
             api,
             functions.clone(),
+            collector,
             GatewayOptions {
                 idle_timeout: opts.idle_timeout,
                 max_duration: opts.max_duration,

@@ -30,6 +30,20 @@ enum Command {
         #[arg(long, default_value = "ws://127.0.0.1:3001")]
         url: String,
     },
+    /// Time each function's cold start (process start to the first Runtime API `next`) over repeated starts.
+    Coldstart {
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Where the function binaries are (target/release for realistic numbers).
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        /// Another handler to time the same way, NAME=PATH (e.g. a Node.js baseline).
+        #[arg(long = "extra", value_parser = key_value)]
+        extra: Vec<(String, String)>,
+        /// Writes the results as JSON here (they are printed anyway).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a development token for USER (signed with NATTER_JWT_SECRET or the local secret).
     Token {
         user: String,
@@ -106,6 +120,45 @@ fn main() -> ExitCode {
             return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt.block_on(connect(&url, &token)),
                 Err(_) => ExitCode::FAILURE,
+            };
+        }
+        Some(Command::Coldstart {
+            runs,
+            bin_dir,
+            extra,
+            out,
+        }) => {
+            let extra: Vec<(String, PathBuf)> = extra.into_iter().map(|(k, v)| (k, PathBuf::from(v))).collect();
+            let template = natter_local::moto::workspace_root().join("template.yaml");
+            let result = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| {
+                    rt.block_on(natter_local::coldstart::measure(
+                        &template,
+                        &bin_dir,
+                        &extra,
+                        "SendFunction",
+                        runs,
+                    ))
+                    .map_err(|e| e.to_string())
+                });
+            return match result {
+                Ok(r) => {
+                    let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+                    println!("{json}");
+                    if let Some(p) = out
+                        && let Err(e) = std::fs::write(&p, json)
+                    {
+                        eprintln!("natter-local: {}: {e}", p.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("natter-local: {e}");
+                    ExitCode::FAILURE
+                }
             };
         }
         Some(Command::Serve(s)) => s,

@@ -79,6 +79,7 @@ struct Job {
 struct Current {
     id: String,
     reply: oneshot::Sender<Result<Bytes, InvokeError>>,
+    started: Instant,
 }
 
 struct Instance {
@@ -90,6 +91,7 @@ struct Instance {
     init_error: Mutex<Option<String>>,
     started: Instant,
     ready: std::sync::OnceLock<Duration>,
+    pid: std::sync::atomic::AtomicU32,
 }
 
 impl Instance {
@@ -121,6 +123,10 @@ pub struct FunctionStats {
     pub init_ms: Vec<f64>,
     /// Invocation durations (handed out to answered).
     pub duration_ms: Vec<f64>,
+    /// CPU time of the function's processes (user + system), sampled after each invocation.
+    pub cpu_ms: f64,
+    /// The memory the template gives the function (what Lambda bills GB-seconds on).
+    pub memory_mb: u64,
 }
 
 /// One function: its instances and the queue of invocations they take from.
@@ -134,6 +140,8 @@ pub struct Function {
     next_instance: AtomicU64,
     idle: AtomicUsize,
     stats: Mutex<FunctionStats>,
+    /// Last CPU sample of every instance ever started.
+    cpu: Mutex<HashMap<u64, f64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -158,6 +166,7 @@ impl Function {
             next_instance: AtomicU64::new(1),
             idle: AtomicUsize::new(0),
             stats: Mutex::new(FunctionStats::default()),
+            cpu: Mutex::new(HashMap::new()),
         })
     }
 
@@ -171,7 +180,26 @@ impl Function {
     }
 
     pub fn stats(&self) -> FunctionStats {
-        lock(&self.stats).clone()
+        for i in lock(&self.instances).values() {
+            self.sample_cpu(i);
+        }
+        let mut s = lock(&self.stats).clone();
+        s.cpu_ms = lock(&self.cpu).values().sum();
+        s.memory_mb = self.spec.memory_mb;
+        s
+    }
+
+    fn record_duration(&self, d: Duration) {
+        let mut s = lock(&self.stats);
+        if s.duration_ms.len() < 100_000 {
+            s.duration_ms.push(d.as_secs_f64() * 1000.0);
+        }
+    }
+
+    fn sample_cpu(&self, instance: &Instance) {
+        if let Some(ms) = crate::stats::cpu_ms(instance.pid.load(Ordering::Relaxed)) {
+            lock(&self.cpu).insert(instance.id, ms);
+        }
     }
 
     pub fn instance_count(&self) -> usize {
@@ -247,6 +275,7 @@ impl Function {
             init_error: Mutex::new(None),
             started: Instant::now(),
             ready: std::sync::OnceLock::new(),
+            pid: 0.into(),
         });
         let ctx = Arc::new(ApiContext {
             function: self.clone(),
@@ -303,6 +332,7 @@ impl Function {
         let mut child = cmd
             .spawn()
             .map_err(|e| InvokeError::Spawn(format!("{}: {e}", self.exe.display())))?;
+        instance.pid.store(child.id().unwrap_or_default(), Ordering::Relaxed);
         lock(&self.instances).insert(id, instance.clone());
         lock(&self.stats).instances_started += 1;
         debug!(function = self.logical_id(), instance = id, "instance started");
@@ -407,6 +437,7 @@ async fn next(State(ctx): State<Arc<ApiContext>>) -> Response {
         *lock(&inst.current) = Some(Current {
             id: job.id.clone(),
             reply: job.reply,
+            started: Instant::now(),
         });
         // The function timeout: past it the process is killed, as Lambda does.
         let watchdog_inst = inst.clone();
@@ -438,8 +469,10 @@ async fn next(State(ctx): State<Arc<ApiContext>>) -> Response {
 }
 
 async fn respond(State(ctx): State<Arc<ApiContext>>, Path(id): Path<String>, body: Bytes) -> Response {
+    ctx.function.sample_cpu(&ctx.instance);
     match ctx.instance.take_current(Some(&id)) {
         Some(cur) => {
+            ctx.function.record_duration(cur.started.elapsed());
             let _ = cur.reply.send(Ok(body));
             (StatusCode::ACCEPTED, r#"{"status":"OK"}"#).into_response()
         }
