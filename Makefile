@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 ARCH ?= $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 CARGO ?= cargo
 
-.PHONY: help setup build dev test lint fmt deploy clean
+.PHONY: help setup build dev test lint fmt bench deploy clean
 
 help:
 	@echo "make setup   install the pinned Python tools (moto, sam, cargo-lambda, cfn-lint) into .venv"
@@ -19,6 +19,7 @@ help:
 	@echo "make test    every test: lints, unit, handler tests on moto, end-to-end over websockets"
 	@echo "make lint    cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint"
 	@echo "make build   sam build (release binaries with cargo-lambda, ARCH=$(ARCH))"
+	@echo "make bench   load, cost, cold starts and sizes into docs/performance.md (a few minutes)"
 	@echo "make deploy  sam deploy --guided (needs AWS credentials)"
 
 $(STAMP): infra/requirements.txt
@@ -46,6 +47,9 @@ dev: $(STAMP)
 test: $(STAMP) lint
 	$(CARGO) build --workspace --bins --quiet
 	$(CARGO) test --workspace --quiet
+
+bench: $(STAMP)
+	CARGO=$(CARGO) infra/bench.sh
 
 build: $(STAMP)
 	sam build --beta-features --parameter-overrides Architecture=$(ARCH)

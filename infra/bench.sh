@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `make bench`: a standard load against natter-local (release builds, embedded moto), cold starts and binary sizes,
+# rendered into docs/performance.md. Runs in a few minutes once the release build exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=bench-out
+rm -rf "$OUT" && mkdir -p "$OUT"
+CARGO=${CARGO:-cargo}
+
+echo "==> release build"
+$CARGO build --release --workspace --bins --quiet
+
+echo "==> Node.js baseline handler"
+(cd bench/node && npm ci --silent --no-audit --no-fund)
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL="ws://127.0.0.1:$PORT"
+echo "==> natter-local on $URL"
+./target/release/natter-local --port "$PORT" --bin-dir target/release --concurrency 8 > "$OUT/natter-local.log" 2>&1 &
+LOCAL=$!
+trap 'kill -INT $LOCAL 2>/dev/null || true; wait $LOCAL 2>/dev/null || true' EXIT
+for _ in $(seq 1 240); do
+  grep -q "natter-local ready" "$OUT/natter-local.log" && break
+  kill -0 $LOCAL 2>/dev/null || { cat "$OUT/natter-local.log"; exit 1; }
+  sleep 0.5
+done
+
+LG="./target/release/natter-loadgen --url $URL"
+COMMANDS=()
+load() {
+  local file=$1
+  shift
+  echo "==> natter-loadgen $*"
+  COMMANDS+=("natter-loadgen --url ws://127.0.0.1:PORT $*")
+  $LG "$@" --out "$OUT/$file" > /dev/null
+}
+load 1-pairs.json --scenario pairs --clients 20 --rate 25 --duration 40 --label "one-on-one, 20 users"
+load 2-group10.json --scenario group --group-size 10 --online 5 --rate 10 --duration 30 --label "group of 10, 5 online"
+load 3-group1000.json --scenario group --group-size 1000 --online 500 --rate 1 --duration 20 --label "group of 1,000, 500 online"
+load 4-offline.json --scenario offline --clients 20 --rate 20 --duration 20 --label "offline, then sync (20 users)"
+kill -INT $LOCAL && wait $LOCAL || true
+trap - EXIT
+
+echo "==> cold starts"
+COMMANDS+=("natter-local coldstart --runs 20 --bin-dir target/release --extra NodeSdk=bench/node/bootstrap")
+./target/release/natter-local coldstart --runs 20 --bin-dir target/release --extra NodeSdk=bench/node/bootstrap \
+  --out "$OUT/coldstart.json" > /dev/null
+
+echo "==> sizes"
+python3 - "$OUT/sizes.json" <<'PY'
+import glob, io, json, os, sys, zipfile
+sizes = {}
+for path in sorted(glob.glob("target/release/natter-*")):
+    name = os.path.basename(path)
+    if not os.access(path, os.X_OK) or name.endswith(".d") or name in ("natter-local", "natter-loadgen", "natter-faulty"):
+        continue
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(path, "bootstrap")
+    logical = "".join(p.capitalize() for p in name.removeprefix("natter-").split("-")) + "Function"
+    sizes[logical] = {"binary": os.path.getsize(path), "zip": len(buf.getvalue())}
+json.dump(sizes, open(sys.argv[1], "w"), indent=2)
+PY
+
+python3 - "$OUT/meta.json" "${COMMANDS[@]}" <<'PY'
+import datetime, json, os, platform, sys
+meta = {
+    "date": datetime.date.today().isoformat(),
+    "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+    "commands": sys.argv[2:],
+}
+json.dump(meta, open(sys.argv[1], "w"), indent=2)
+PY
+
+./target/release/natter-loadgen report --dir "$OUT" --doc docs/performance.md
+echo "==> docs/performance.md updated"

@@ -1,0 +1,123 @@
+//! Renders `make bench`'s results (loadgen reports, cold starts, binary sizes) into docs/performance.md.
+
+use crate::{cost::PRICES, markdown, run::Report};
+use serde_json::Value;
+use std::{fmt::Write, path::Path};
+
+const START: &str = "<!-- bench:start -->";
+const END: &str = "<!-- bench:end -->";
+
+fn read(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// Reports in the order the bench ran them (file name order: 1-pairs.json, 2-group10.json, ...).
+fn reports(dir: &Path) -> Result<Vec<Report>, String> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    Ok(paths
+        .iter()
+        .filter_map(|p| read(p))
+        .filter(|v| v.get("send_to_ack_ms").is_some())
+        .filter_map(|v| report_from(&v))
+        .collect())
+}
+
+/// Reports are written by this crate; read back the parts the tables need.
+fn report_from(v: &Value) -> Option<Report> {
+    serde_json::from_value(v.clone()).ok()
+}
+
+fn coldstart_table(v: &Value, sizes: &Value) -> String {
+    let mut t = String::from(
+        "| function | binary (MB) | zip (MB) | init p50 (ms) | init mean (ms) | init max (ms) |\n|---|---|---|---|---|---|\n",
+    );
+    let mut rust_p50 = Vec::new();
+    for (name, s) in v.as_object().into_iter().flatten() {
+        let binary = sizes
+            .get(name)
+            .and_then(|b| b["binary"].as_f64())
+            .map(|b| format!("{:.1}", b / 1e6))
+            .unwrap_or("-".into());
+        let zip = sizes
+            .get(name)
+            .and_then(|b| b["zip"].as_f64())
+            .map(|b| format!("{:.1}", b / 1e6))
+            .unwrap_or("-".into());
+        let p50 = s["p50_ms"].as_f64().unwrap_or(0.0);
+        if name != "NodeSdk" {
+            rust_p50.push(p50);
+        }
+        let _ = writeln!(
+            t,
+            "| {name} | {binary} | {zip} | {p50:.1} | {:.1} | {:.1} |",
+            s["mean_ms"].as_f64().unwrap_or(0.0),
+            s["max_ms"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if let Some(node) = v.get("NodeSdk").and_then(|n| n["p50_ms"].as_f64()) {
+        rust_p50.sort_by(f64::total_cmp);
+        let median = rust_p50.get(rust_p50.len() / 2).copied().unwrap_or(1.0);
+        let _ = writeln!(
+            t,
+            "\nInit ratio: the Node.js 20 handler with `@aws-sdk/client-dynamodb` and `@aws-sdk/client-apigatewaymanagementapi` takes **{:.1}x** as long to reach its first `next` as the median natter function ({node:.1} ms vs {median:.1} ms).",
+            node / median.max(0.001)
+        );
+    }
+    t
+}
+
+pub fn render(dir: &Path, doc: &Path) -> Result<(), String> {
+    let reports = reports(dir)?;
+    let mut out = String::new();
+    let _ = writeln!(out, "{START}");
+    let meta = read(&dir.join("meta.json")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "_Measured by `make bench` on {} ({}), release builds, natter-local with its embedded moto. Prices: {}._\n",
+        meta["date"].as_str().unwrap_or("?"),
+        meta["machine"].as_str().unwrap_or("this machine"),
+        PRICES.as_of
+    );
+    let _ = writeln!(
+        out,
+        "### Latency and guarantees\n\n{}",
+        markdown::latency_table(&reports)
+    );
+    let _ = writeln!(
+        out,
+        "### AWS calls, capacity and dollars per message\n\nCapacity units are modelled from each request (the emulator reports a constant per call; see \"How the numbers are made\"). Dollars are per **million messages**.\n\n{}",
+        markdown::cost_table(&reports)
+    );
+    let _ = writeln!(
+        out,
+        "### Calls per message, and natter's own time\n\n{}",
+        markdown::calls_table(&reports)
+    );
+    if let Some(c) = read(&dir.join("coldstart.json")) {
+        let sizes = read(&dir.join("sizes.json")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "### Binary sizes and cold starts\n\n{}",
+            coldstart_table(&c, &sizes)
+        );
+    }
+    if let Some(cmds) = meta["commands"].as_array() {
+        let _ = writeln!(out, "\nCommands:\n\n```sh");
+        for c in cmds {
+            let _ = writeln!(out, "{}", c.as_str().unwrap_or_default());
+        }
+        let _ = writeln!(out, "```");
+    }
+    let _ = write!(out, "{END}");
+    let text = std::fs::read_to_string(doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+    let (Some(a), Some(b)) = (text.find(START), text.find(END)) else {
+        return Err(format!("{} has no {START} ... {END} section", doc.display()));
+    };
+    let new = format!("{}{out}{}", &text[..a], &text[b + END.len()..]);
+    std::fs::write(doc, new).map_err(|e| format!("{}: {e}", doc.display()))
+}

@@ -1,0 +1,101 @@
+//! Reports as Markdown tables.
+
+use crate::run::Report;
+use std::fmt::Write;
+
+fn ms(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// One row per report: traffic, latency and guarantees.
+pub fn latency_table(reports: &[Report]) -> String {
+    let mut t = String::from(
+        "| scenario | sent | acked | send→ack p50 / p95 / p99 / max (ms) | send→delivery p50 / p95 / p99 / max (ms) | loss | duplicates | order | repeats |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let a = &r.send_to_ack_ms;
+        let d = match &r.sync_ms {
+            Some(s) => format!("sync {} / {} / {} / {}", ms(s.p50), ms(s.p95), ms(s.p99), ms(s.max)),
+            None => {
+                let d = &r.send_to_delivery_ms;
+                format!("{} / {} / {} / {}", ms(d.p50), ms(d.p95), ms(d.p99), ms(d.max))
+            }
+        };
+        let g = &r.guarantees;
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} / {} / {} / {} | {} | {} | {} | {} | {} |",
+            r.label,
+            r.sent,
+            r.acked,
+            ms(a.p50),
+            ms(a.p95),
+            ms(a.p99),
+            ms(a.max),
+            d,
+            g.loss,
+            g.duplicates,
+            g.order_violations + g.seq_gaps,
+            g.repeats
+        );
+    }
+    t
+}
+
+/// One row per report: what a message costs in calls, capacity and dollars.
+pub fn cost_table(reports: &[Report]) -> String {
+    let mut t = String::from(
+        "| scenario | DynamoDB calls | WRU | RRU | SQS requests | Lambda invocations | WebSocket messages | $ DynamoDB | $ SQS | $ Lambda | $ API Gateway | **$ per 1M messages** |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in reports {
+        let (Some(p), Some(c), Some(calls)) = (&r.per_message, &r.cost_per_million, &r.calls_per_message) else {
+            continue;
+        };
+        let dynamo: f64 = calls
+            .iter()
+            .filter(|(k, _)| k.starts_with("DynamoDB."))
+            .map(|(_, v)| v)
+            .sum();
+        let _ = writeln!(
+            t,
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | **{:.2}** |",
+            r.label,
+            dynamo,
+            p.write_units,
+            p.read_units,
+            p.sqs_requests,
+            p.lambda_invocations,
+            p.websocket_messages,
+            c.dynamodb,
+            c.sqs,
+            c.lambda,
+            c.api_gateway,
+            c.total
+        );
+    }
+    t
+}
+
+/// Calls per message by operation, and natter's own share of the functions' time.
+pub fn calls_table(reports: &[Report]) -> String {
+    let mut t = String::from(
+        "| scenario | calls per message | own share of function time | CPU ms per message |\n|---|---|---|---|\n",
+    );
+    for r in reports {
+        let Some(calls) = &r.calls_per_message else { continue };
+        let list: Vec<String> = calls.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} |",
+            r.label,
+            list.join(", "),
+            r.own_share.map(|s| format!("{:.0} %", s * 100.0)).unwrap_or_default(),
+            r.cpu_ms_per_message.map(|c| format!("{c:.2}")).unwrap_or_default()
+        );
+    }
+    t
+}

@@ -1,0 +1,408 @@
+//! The scenarios: set-up, load at a fixed rate, drain, and the report.
+
+use crate::{
+    client::Client,
+    cost::{PRICES, PerMessage, per_million},
+    record::{Guarantees, Percentiles, Recorder, SendRecord},
+    stats::{Usage, diff, get_json},
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use natter_core::ids::UserId;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Users in pairs, all online, chatting one-on-one.
+    Pairs,
+    /// One group of `group_size` members, `online` of them connected and sending.
+    Group,
+    /// Senders write to partners who are offline; the partners then connect and sync.
+    Offline,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Options {
+    pub url: String,
+    /// Signs tokens for the load's users; `None` with `tokens`.
+    #[serde(skip, default)]
+    pub secret: Option<String>,
+    pub scenario: Scenario,
+    /// Users (pairs, offline) or online members (group: see `online`).
+    pub clients: usize,
+    pub group_size: usize,
+    pub online: usize,
+    /// Messages per second, all senders together.
+    pub rate: f64,
+    pub duration_secs: f64,
+    pub body_bytes: usize,
+    /// natter-local's `/_natter/stats`, for AWS calls and cost.
+    pub stats_url: Option<String>,
+    pub label: String,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Report {
+    pub label: String,
+    pub options: Options,
+    pub sent: usize,
+    pub acked: usize,
+    pub failed: usize,
+    pub retries: u64,
+    /// Sends skipped because every sender still waited for its previous ack.
+    pub rate_shortfall: u64,
+    pub delivered: usize,
+    pub send_to_ack_ms: Percentiles,
+    pub send_to_delivery_ms: Percentiles,
+    /// Offline scenario: how long the returning users' syncs took.
+    pub sync_ms: Option<Percentiles>,
+    pub guarantees: Guarantees,
+    pub usage: Option<Usage>,
+    pub per_message: Option<PerMessage>,
+    /// Dollars per million messages at [`PRICES`].
+    pub cost_per_million: Option<crate::cost::Cost>,
+    /// AWS calls per message, by service and operation.
+    pub calls_per_message: Option<std::collections::BTreeMap<String, f64>>,
+    /// Share of the functions' time with no AWS call in flight: natter's own work.
+    pub own_share: Option<f64>,
+    /// CPU milliseconds of the function processes per message.
+    pub cpu_ms_per_message: Option<f64>,
+    pub websocket_frames: u64,
+}
+
+fn token(secret: &str, user: &str) -> String {
+    natter_core::auth::mint(
+        secret.as_bytes(),
+        &UserId::parse(user).unwrap_or_else(|_| unreachable!()),
+        3600,
+    )
+}
+
+async fn connect_all(o: &Options, users: &[String], rec: &Arc<Recorder>) -> Result<Vec<Arc<Client>>, String> {
+    let secret = o.secret.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    // A few at a time: API Gateway admits 500 new connections per second per account, an emulator fewer.
+    for chunk in users.chunks(16) {
+        let joins = chunk.iter().map(|u| {
+            let t = token(&secret, u);
+            let rec = rec.clone();
+            async move { Client::connect(&o.url, u, &t, rec, true).await }
+        });
+        for c in futures::future::join_all(joins).await {
+            out.push(c?);
+        }
+    }
+    Ok(out)
+}
+
+/// Registers users without keeping them online (a connect and a close each).
+async fn register(o: &Options, users: &[String], rec: &Arc<Recorder>) -> Result<(), String> {
+    for c in connect_all(o, users, rec).await? {
+        c.close();
+    }
+    // Their disconnects and presence events follow; let them pass before loading the stack further.
+    tokio::time::sleep(Duration::from_millis(500 + 10 * users.len() as u64)).await;
+    Ok(())
+}
+
+/// Frames the clients sent and received so far.
+fn count_frames(clients: &[Arc<Client>]) -> u64 {
+    clients
+        .iter()
+        .map(|c| c.frames_in.load(Ordering::Relaxed) + c.frames_out.load(Ordering::Relaxed))
+        .sum()
+}
+
+struct Sender {
+    client: Arc<Client>,
+    busy: AtomicBool,
+    next_seq: AtomicU64,
+    target: Value,
+    expected: Vec<String>,
+}
+
+pub async fn run(o: Options) -> Result<Report, String> {
+    let run_id = ulid::Ulid::generate().to_string()[20..].to_lowercase();
+    let user = |i: usize| format!("lg{run_id}-{i}");
+    let rec = Arc::new(Recorder::default());
+    let before = match &o.stats_url {
+        Some(u) => Some(get_json(u).await?),
+        None => None,
+    };
+
+    // Set-up: who is online, who sends to whom.
+    let mut returning: Vec<(String, String)> = Vec::new();
+    let (senders, online): (Vec<Arc<Sender>>, Vec<Arc<Client>>) = match o.scenario {
+        Scenario::Pairs => {
+            let names: Vec<String> = (0..o.clients.max(2) & !1).map(user).collect();
+            let clients = connect_all(&o, &names, &rec).await?;
+            let senders = (0..names.len())
+                .map(|i| {
+                    Arc::new(Sender {
+                        client: clients[i].clone(),
+                        busy: false.into(),
+                        next_seq: 1.into(),
+                        target: json!({"to": names[i ^ 1]}),
+                        expected: vec![names[i ^ 1].clone()],
+                    })
+                })
+                .collect();
+            (senders, clients)
+        }
+        Scenario::Offline => {
+            let names: Vec<String> = (0..o.clients.max(2) & !1).map(user).collect();
+            let (present, away): (Vec<String>, Vec<String>) = names.iter().cloned().partition(|n| {
+                n.rsplit('-')
+                    .next()
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| i % 2 == 0)
+            });
+            register(&o, &away, &rec).await?;
+            let clients = connect_all(&o, &present, &rec).await?;
+            returning = present.iter().cloned().zip(away.iter().cloned()).collect();
+            let senders = clients
+                .iter()
+                .zip(&away)
+                .map(|(c, to)| {
+                    Arc::new(Sender {
+                        client: c.clone(),
+                        busy: false.into(),
+                        next_seq: 1.into(),
+                        target: json!({"to": to}),
+                        expected: vec![],
+                    })
+                })
+                .collect();
+            (senders, clients)
+        }
+        Scenario::Group => {
+            let size = o.group_size.clamp(2, 1001);
+            let names: Vec<String> = (0..size).map(user).collect();
+            let k = o.online.clamp(1, size);
+            register(&o, &names[k..], &rec).await?;
+            let clients = connect_all(&o, &names[..k], &rec).await?;
+            let created = clients[0]
+                .request(
+                    json!({"action": "group", "op": "create", "name": "load", "members": &names[1..]}),
+                    Duration::from_secs(60),
+                )
+                .await
+                .ok_or("group create timed out")?;
+            let group = created["group"]["id"]
+                .as_str()
+                .ok_or(format!("group create failed: {created}"))?
+                .to_owned();
+            let senders = clients
+                .iter()
+                .map(|c| {
+                    let expected = names[..k].iter().filter(|n| **n != c.user).cloned().collect();
+                    Arc::new(Sender {
+                        client: c.clone(),
+                        busy: false.into(),
+                        next_seq: 1.into(),
+                        target: json!({"group": group}),
+                        expected,
+                    })
+                })
+                .collect();
+            (senders, clients)
+        }
+    };
+    // Let the set-up settle (its presence events wait out the queue's delay) before measuring the load alone.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let setup_stats = match &o.stats_url {
+        Some(u) => Some(get_json(u).await?),
+        None => None,
+    };
+
+    // Load: one send every 1/rate seconds, round-robin over senders with nothing in flight.
+    let frames_at_start = count_frames(&online);
+    let planned = (o.rate * o.duration_secs).round() as u64;
+    let bar = if o.progress {
+        ProgressBar::new(planned)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} sent {msg}") {
+        bar.set_style(style);
+    }
+    let body = "x".repeat(o.body_bytes.max(1));
+    let shortfall = Arc::new(AtomicU64::new(0));
+    let retries = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / o.rate.max(0.1)));
+    let mut i = 0usize;
+    for _ in 0..planned {
+        tick.tick().await;
+        let Some(s) = (0..senders.len())
+            .map(|k| &senders[(i + k) % senders.len()])
+            .find(|s| !s.busy.load(Ordering::Relaxed))
+        else {
+            shortfall.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        i += 1;
+        s.busy.store(true, Ordering::Relaxed);
+        let (s, rec, body, retries) = (s.clone(), rec.clone(), body.clone(), retries.clone());
+        let n = s.next_seq.fetch_add(1, Ordering::Relaxed);
+        bar.inc(1);
+        tasks.push(tokio::spawn(async move {
+            let cmid = format!("c{n}-{}", ulid::Ulid::generate());
+            let key = (s.client.user.clone(), cmid.clone());
+            let group = s.target["group"].as_str().map(str::to_owned);
+            let mut frame = json!({"action": "send", "clientMsgId": cmid, "body": format!("{n} {body}")});
+            for (k, v) in s.target.as_object().into_iter().flatten() {
+                frame[k] = v.clone();
+            }
+            if group.is_none() {
+                frame["seq"] = n.into();
+            }
+            rec.sent(
+                key.clone(),
+                SendRecord {
+                    sender: s.client.user.clone(),
+                    sent_at: Instant::now(),
+                    acked_at: None,
+                    message_ids: BTreeSet::new(),
+                    seq: None,
+                    client_seq: n,
+                    retries: 0,
+                    group,
+                    expected: s.expected.clone(),
+                },
+            );
+            // A client retries with the same clientMsgId until it gets an ack.
+            for attempt in 0..4 {
+                if attempt > 0 {
+                    retries.fetch_add(1, Ordering::Relaxed);
+                    rec.update(&key, |r| r.retries += 1);
+                }
+                let Some(reply) = s.client.request(frame.clone(), Duration::from_secs(10)).await else {
+                    continue;
+                };
+                if reply["type"] == "ack" {
+                    let at = Instant::now();
+                    rec.update(&key, |r| {
+                        r.acked_at.get_or_insert(at);
+                        r.message_ids.extend(reply["messageId"].as_str().map(str::to_owned));
+                        r.seq = r.seq.or(reply["seq"].as_u64());
+                    });
+                    break;
+                }
+                if reply["code"] != "unavailable" && reply["code"] != "internal" {
+                    break;
+                }
+            }
+            s.busy.store(false, Ordering::Relaxed);
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    // Drain: wait for the pushes still on their way (fan-out and indexing run asynchronously).
+    let drain_until = Instant::now() + Duration::from_secs(15);
+    while rec.outstanding() > 0 && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bar.finish_and_clear();
+
+    // Offline scenario: the partners come back and sync everything.
+    let mut sync_times = Vec::new();
+    let mut sync_frames = 0;
+    if o.scenario == Scenario::Offline {
+        // Sessions and the mailbox fill asynchronously; give the history consumer a moment.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let back: Vec<String> = returning.iter().map(|(_, away)| away.clone()).collect();
+        for c in connect_all(&o, &back, &rec).await? {
+            let t = Instant::now();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut f = json!({"action": "sync"});
+                if let Some(cur) = &cursor {
+                    f["cursor"] = cur.clone().into();
+                }
+                let page = c.request(f, Duration::from_secs(30)).await.ok_or("sync timed out")?;
+                let messages = page["messages"].as_array().cloned().unwrap_or_default();
+                rec.add_synced(&c.user, &messages, Instant::now());
+                match page["next"].as_str() {
+                    Some(n) => cursor = Some(n.to_owned()),
+                    None => break,
+                }
+            }
+            sync_times.push(t.elapsed().as_secs_f64() * 1000.0);
+            sync_frames += c.frames_in.load(Ordering::Relaxed) + c.frames_out.load(Ordering::Relaxed);
+        }
+        // Here every acked message must come back in its recipient's sync.
+        rec.expect_partners(&returning);
+    }
+
+    let (ack, delivery, guarantees) = rec.analyse();
+    let sends = rec.sends();
+    let acked = sends.iter().filter(|s| s.acked_at.is_some()).count();
+    let frames = count_frames(&online) - frames_at_start + sync_frames;
+    let mut report = Report {
+        label: o.label.clone(),
+        options: o.clone(),
+        sent: sends.len(),
+        acked,
+        failed: sends.len() - acked,
+        retries: retries.load(Ordering::Relaxed),
+        rate_shortfall: shortfall.load(Ordering::Relaxed),
+        delivered: rec.delivery_count(),
+        send_to_ack_ms: ack,
+        send_to_delivery_ms: delivery,
+        sync_ms: (!sync_times.is_empty()).then(|| Percentiles::of(sync_times)),
+        guarantees,
+        usage: None,
+        per_message: None,
+        cost_per_million: None,
+        calls_per_message: None,
+        own_share: None,
+        cpu_ms_per_message: None,
+        websocket_frames: frames,
+    };
+
+    if let (Some(url), Some(base)) = (&o.stats_url, setup_stats.or(before)) {
+        // Let the last consumers finish before reading the counters.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let after = get_json(url).await?;
+        let usage = diff(&base, &after);
+        let n = acked.max(1) as f64;
+        let sqs_sends: u64 = usage
+            .calls
+            .iter()
+            .filter(|(k, _)| k.starts_with("SQS."))
+            .map(|(_, v)| v)
+            .sum();
+        let per = PerMessage {
+            write_units: usage.model_write_units / n,
+            read_units: usage.model_read_units / n,
+            // Sends by the functions, plus a receive and a delete per consumer batch (Lambda's poller).
+            sqs_requests: (sqs_sends + 2 * usage.consumer_batches) as f64 / n,
+            lambda_invocations: usage.invocations as f64 / n,
+            lambda_gb_seconds: usage.gb_seconds / n,
+            websocket_messages: frames as f64 / n,
+        };
+        report.cost_per_million = Some(per_million(&per, &PRICES));
+        report.calls_per_message = Some(usage.calls.iter().map(|(k, v)| (k.clone(), *v as f64 / n)).collect());
+        report.own_share = (usage.metered_ms > 0.0).then(|| 1.0 - usage.aws_busy_ms / usage.metered_ms);
+        report.cpu_ms_per_message = Some(usage.cpu_ms / n);
+        report.per_message = Some(per);
+        report.usage = Some(usage);
+    }
+    for c in &online {
+        c.close();
+    }
+    Ok(report)
+}
