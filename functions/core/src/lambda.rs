@@ -168,12 +168,12 @@ where
     F: Fn(J) -> Fut,
     Fut: Future<Output = Result<(), BackendError>>,
 {
-    process_batch_by_key(event, concurrency, |_: &J| String::new(), work).await
+    process_batch_by_key(event, concurrency, |_: &J| (String::new(), 0), work).await
 }
 
-/// As [`process_batch`], but records with the same key run one after the other, in the batch's order (jobs that
-/// write the same item would only contend); records of different keys run concurrently. `key` returning the same
-/// empty key for every job means no ordering at all.
+/// As [`process_batch`], but records with the same key run one after the other (jobs that write the same item
+/// would only contend), ordered by the second part of the key (SQS does not keep order; equal values keep the
+/// batch's order); records of different keys run concurrently. The empty key means no lane at all.
 pub async fn process_batch_by_key<J, K, F, Fut>(
     event: SqsEvent,
     concurrency: usize,
@@ -182,7 +182,7 @@ pub async fn process_batch_by_key<J, K, F, Fut>(
 ) -> SqsBatchResponse
 where
     J: DeserializeOwned,
-    K: Fn(&J) -> String,
+    K: Fn(&J) -> (String, i64),
     F: Fn(J) -> Fut,
     Fut: Future<Output = Result<(), BackendError>>,
 {
@@ -195,15 +195,17 @@ where
         .to_owned();
     let mut failed: Vec<String> = Vec::new();
     // Parse first: a malformed record fails alone.
-    let mut lanes: Vec<(String, Vec<(String, J)>)> = Vec::new();
+    // Lanes by key; each job with its order in the lane and its SQS message id.
+    type Lane<J> = (String, Vec<(i64, String, J)>);
+    let mut lanes: Vec<Lane<J>> = Vec::new();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
         match record.body.as_deref().map(serde_json::from_str::<J>) {
             Some(Ok(job)) => {
-                let k = key(&job);
+                let (k, order) = key(&job);
                 match lanes.iter_mut().find(|(lane, _)| !k.is_empty() && *lane == k) {
-                    Some((_, jobs)) => jobs.push((id, job)),
-                    None => lanes.push((k, vec![(id, job)])),
+                    Some((_, jobs)) => jobs.push((order, id, job)),
+                    None => lanes.push((k, vec![(order, id, job)])),
                 }
             }
             Some(Err(e)) => {
@@ -218,9 +220,10 @@ where
     }
     let work = &work;
     let lane_failures: Vec<Vec<String>> = stream::iter(lanes)
-        .map(|(_, jobs)| async move {
+        .map(|(_, mut jobs)| async move {
+            jobs.sort_by_key(|(order, _, _)| *order);
             let mut lane_failed = Vec::new();
-            for (id, job) in jobs {
+            for (_, id, job) in jobs {
                 if let Err(e) = work(job).await {
                     error!(message_id = %id, error = %e, source = ?std::error::Error::source(&e), "job failed");
                     lane_failed.push(id);
@@ -270,16 +273,16 @@ mod tests {
         let log = Mutex::new(Vec::new());
         let e = event(&[
             r#"["a",1]"#,
-            r#"["b",1]"#,
-            "oops",
-            r#"["a",2]"#,
-            r#"["a",3]"#,
             r#"["b",2]"#,
+            "oops",
+            r#"["a",3]"#,
+            r#"["a",2]"#,
+            r#"["b",1]"#,
         ]);
         let r = process_batch_by_key(
             e,
             4,
-            |j: &(String, u32)| j.0.clone(),
+            |j: &(String, u32)| (j.0.clone(), i64::from(j.1)),
             |j: (String, u32)| {
                 let log = &log;
                 async move {
@@ -298,7 +301,7 @@ mod tests {
         failed.sort();
         assert_eq!(
             failed,
-            ["m2", "m3"],
+            ["m2", "m4"],
             "the malformed record and the failed one, nothing else"
         );
         let log = log.into_inner().unwrap();

@@ -103,12 +103,13 @@ impl Directory for MemoryStore {
         Ok(())
     }
 
-    async fn lookup(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
+    async fn lookup(&self, users: &[UserId], known: &[UserId]) -> Res<HashMap<UserId, Presence>> {
         self.faults.check("lookup")?;
         let s = self.state.lock().unwrap();
         Ok(users
             .iter()
             .filter(|u| s.users.contains_key(*u))
+            .chain(known)
             .map(|u| (u.clone(), s.presence.get(u).cloned().unwrap_or_default()))
             .collect())
     }

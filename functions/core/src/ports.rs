@@ -21,9 +21,16 @@ pub trait Directory: Send + Sync {
     /// Registers the user on first sight (joined_at); later calls change nothing.
     fn register(&self, user: &UserId, now: i64) -> impl Future<Output = Res<()>> + Send;
 
-    /// The users among `users` that exist, each with its presence (empty if it has none): one read for
+    /// The users among `users` that exist, each with its presence (empty if it has none), plus the presence of
+    /// `known` (users known to exist, such as the caller: their existence is not read again). One read for
     /// "does the recipient exist" and "where are the participants connected".
-    fn lookup(&self, users: &[UserId]) -> impl Future<Output = Res<HashMap<UserId, Presence>>> + Send;
+    fn lookup(&self, users: &[UserId], known: &[UserId])
+    -> impl Future<Output = Res<HashMap<UserId, Presence>>> + Send;
+
+    /// Whether `user` exists.
+    fn exists(&self, user: &UserId) -> impl Future<Output = Res<bool>> + Send {
+        async move { Ok(self.lookup(std::slice::from_ref(user), &[]).await?.contains_key(user)) }
+    }
 }
 
 /// Connections and presence.

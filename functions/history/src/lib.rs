@@ -14,14 +14,16 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 const CONCURRENCY: usize = 10;
 
 pub async fn handle(app: &AwsApp, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    // Jobs of one conversation update the same two sessions: they run in order, conversations concurrently.
+    // Jobs of one conversation update the same two sessions: they run one after the other, oldest message first
+    // (an older message after a newer one costs the session a re-read and a second transaction), conversations
+    // concurrently.
     let conversation = |job: &HistoryJob| {
         let (a, b) = if job.from <= job.to {
             (&job.from, &job.to)
         } else {
             (&job.to, &job.from)
         };
-        format!("{a}#{b}")
+        (format!("{a}#{b}"), job.timestamp())
     };
     Ok(
         lambda::process_batch_by_key(event.payload, CONCURRENCY, conversation, |job: HistoryJob| async move {

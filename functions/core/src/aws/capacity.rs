@@ -45,13 +45,6 @@ impl Schema {
                 projects: None,
             }],
         );
-        indexes.insert(
-            tables.message_index.clone(),
-            vec![IndexCost {
-                keys: vec!["owner_id", "peer_sk"],
-                projects: Some(vec![]),
-            }],
-        );
         // ByUser projects every attribute: a member's mark update changes its index entry too.
         indexes.insert(
             tables.group_members.clone(),

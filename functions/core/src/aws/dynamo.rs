@@ -593,11 +593,9 @@ enum TxOutcome {
 }
 
 fn index_row(owner: &UserId, peer: &UserId, direction: &str, job: &HistoryJob, expires_at: Option<i64>) -> IndexItem {
-    let tk = time_key(&job.message_id);
     IndexItem {
         owner_id: owner.to_string(),
-        peer_sk: format!("{peer}#{tk}"),
-        sk: tk,
+        sk: format!("{peer}#{}", time_key(&job.message_id)),
         peer_id: peer.to_string(),
         direction: direction.to_owned(),
         message_id: job.message_id.to_string(),
@@ -608,6 +606,23 @@ fn index_row(owner: &UserId, peer: &UserId, direction: &str, job: &HistoryJob, e
 
 impl Directory for DynamoStore {
     async fn register(&self, user: &UserId, now: i64) -> Res<()> {
+        // Most connects are by known users: reading the row (half a read unit) is a tenth of the price of
+        // writing it again (one write unit). A stale read only means an extra write that changes nothing.
+        let known = self
+            .client
+            .get_item()
+            .table_name(&self.tables.users)
+            .key(attr::USER_ID, s(user.as_str()))
+            .projection_expression("#user_id")
+            .set_expression_attribute_names(names(&[attr::USER_ID]))
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "GetItem", e))?
+            .item
+            .is_some();
+        if known {
+            return Ok(());
+        }
         self.client
             .update_item()
             .table_name(&self.tables.users)
@@ -621,41 +636,55 @@ impl Directory for DynamoStore {
         Ok(())
     }
 
-    async fn lookup(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
-        let unique: Vec<&UserId> = users.iter().collect::<HashSet<_>>().into_iter().collect();
+    async fn lookup(&self, users: &[UserId], known: &[UserId]) -> Res<HashMap<UserId, Presence>> {
+        let checked: Vec<&UserId> = users.iter().collect::<HashSet<_>>().into_iter().collect();
+        let known: Vec<&UserId> = known
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter(|u| !checked.contains(u))
+            .collect();
         let mut out = HashMap::new();
-        // Users (existence) and Presence (connections) in one BatchGetItem: 2 keys per user.
-        for chunk in unique.chunks(BATCH_GET_MAX / 2) {
-            let users_keys = KeysAndAttributes::builder()
-                .set_keys(Some(Self::user_keys(chunk)))
-                .projection_expression("#user_id")
-                .set_expression_attribute_names(names(&[attr::USER_ID]))
-                .build()
-                .map_err(|e| build_err("BatchGetItem", e))?;
+        // Users (existence) and Presence (connections) of the checked users in one BatchGetItem: 2 keys each;
+        // the known users' presence rides along (their Users rows are not read: half a read unit each).
+        let (mut rest, mut rest_known) = (checked.as_slice(), known.as_slice());
+        while !rest.is_empty() || !rest_known.is_empty() {
+            let (kn, kr) = rest_known.split_at(rest_known.len().min(BATCH_GET_MAX));
+            let (ch, cr) = rest.split_at(rest.len().min((BATCH_GET_MAX - kn.len()) / 2));
+            (rest, rest_known) = (cr, kr);
+            let mut request = HashMap::new();
+            if !ch.is_empty() {
+                let users_keys = KeysAndAttributes::builder()
+                    .set_keys(Some(Self::user_keys(ch)))
+                    .projection_expression("#user_id")
+                    .set_expression_attribute_names(names(&[attr::USER_ID]))
+                    .build()
+                    .map_err(|e| build_err("BatchGetItem", e))?;
+                request.insert(self.tables.users.clone(), users_keys);
+            }
             let presence_keys = KeysAndAttributes::builder()
-                .set_keys(Some(Self::user_keys(chunk)))
+                .set_keys(Some(Self::user_keys(&[ch, kn].concat())))
                 .build()
                 .map_err(|e| build_err("BatchGetItem", e))?;
-            let mut got = self
-                .batch_get(HashMap::from([
-                    (self.tables.users.clone(), users_keys),
-                    (self.tables.presence.clone(), presence_keys),
-                ]))
-                .await?;
+            request.insert(self.tables.presence.clone(), presence_keys);
+            let mut got = self.batch_get(request).await?;
             let mut presence: HashMap<String, Presence> = HashMap::new();
             for item in got.remove(&self.tables.presence).unwrap_or_default() {
                 let p: PresenceItem = from_item("presence", item)?;
                 presence.insert(p.user_id.clone(), p.into_presence());
             }
-            for item in got.remove(&self.tables.users).unwrap_or_default() {
-                if let Some(Ok(user)) = item
-                    .get(attr::USER_ID)
-                    .and_then(|v| v.as_s().ok())
-                    .map(|u| UserId::parse(u))
-                {
-                    let p = presence.remove(user.as_str()).unwrap_or_default();
-                    out.insert(user, p);
-                }
+            let existing = got
+                .remove(&self.tables.users)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|item| {
+                    item.get(attr::USER_ID)
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|u| UserId::parse(u).ok())
+                });
+            for user in existing.chain(kn.iter().map(|u| (*u).clone())) {
+                let p = presence.remove(user.as_str()).unwrap_or_default();
+                out.insert(user, p);
             }
         }
         Ok(out)
@@ -1734,9 +1763,8 @@ impl PullStore for DynamoStore {
             .client
             .query()
             .table_name(&self.tables.message_index)
-            .index_name(attr::BY_PEER_INDEX)
-            .key_condition_expression("#owner_id = :o AND #peer_sk BETWEEN :lo AND :hi")
-            .set_expression_attribute_names(names(&[attr::OWNER_ID, attr::PEER_SK]))
+            .key_condition_expression("#owner_id = :o AND #sk BETWEEN :lo AND :hi")
+            .set_expression_attribute_names(names(&[attr::OWNER_ID, attr::SK]))
             .expression_attribute_values(":o", s(owner.as_str()))
             .expression_attribute_values(":lo", s(low))
             .expression_attribute_values(":hi", s(high))
@@ -1750,7 +1778,7 @@ impl PullStore for DynamoStore {
             .unwrap_or_default()
             .iter()
             .filter_map(|i| i.get(attr::SK).and_then(|v| v.as_s().ok()))
-            .filter_map(|sk| sk.split_once('#').and_then(|(_, id)| MessageId::parse(id).ok()))
+            .filter_map(|sk| sk.rsplit_once('#').and_then(|(_, id)| MessageId::parse(id).ok()))
             .filter(|id| Some(id) != before)
             .collect();
         let more = ids.len() > limit;

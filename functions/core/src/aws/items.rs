@@ -27,7 +27,6 @@ pub mod attr {
     pub const DELIVERED_AT: &str = "delivered_at";
     pub const OWNER_ID: &str = "owner_id";
     pub const SK: &str = "sk";
-    pub const PEER_SK: &str = "peer_sk";
     pub const PEER_ID: &str = "peer_id";
     pub const UNREAD: &str = "unread";
     pub const LAST_MESSAGE_ID: &str = "last_message_id";
@@ -39,8 +38,6 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expires_at";
     /// The sparse index of Messages over `inbox`: a user's unacknowledged one-on-one messages.
     pub const INBOX_INDEX: &str = "Inbox";
-    /// The local index of MessageIndex over `peer_sk`: one conversation's rows.
-    pub const BY_PEER_INDEX: &str = "ByPeer";
     pub const GROUP_ID: &str = "group_id";
     pub const FRIEND_ID: &str = "friend_id";
     pub const CREATED_AT: &str = "created_at";
@@ -303,13 +300,12 @@ pub struct GroupHistoryItem {
     pub expires_at: Option<i64>,
 }
 
-/// A row of a user's history index. `sk` = `{timestamp:013}#{message_id}` orders a user's rows by time;
-/// `peer_sk` = `{peer}#{timestamp:013}#{message_id}` (local index ByPeer) orders one conversation.
+/// A row of a user's history index. `sk` = `{peer}#{timestamp:013}#{message_id}`: one conversation's rows are one
+/// key range, in time order (the only way they are read, so no secondary index is needed).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IndexItem {
     pub owner_id: String,
     pub sk: String,
-    pub peer_sk: String,
     pub peer_id: String,
     pub direction: String,
     pub message_id: String,

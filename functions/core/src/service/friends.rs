@@ -19,7 +19,7 @@ where
                 if user == caller {
                     return Err(bad_request("`user` must be someone else"));
                 }
-                if !self.store.lookup(std::slice::from_ref(user)).await?.contains_key(user) {
+                if !self.store.exists(user).await? {
                     return Err(not_found(format!("no user `{user}`")));
                 }
                 if matches!(op, FriendsOp::Add { .. }) {

@@ -101,7 +101,7 @@ where
                 self.settings.max_group_members
             )));
         }
-        let known = self.store.lookup(&everyone).await?;
+        let known = self.store.lookup(&everyone, &[]).await?;
         let unknown: Vec<&str> = everyone
             .iter()
             .filter(|u| !known.contains_key(*u))
@@ -141,7 +141,7 @@ where
         now: i64,
     ) -> Result<ServerFrame, Failure> {
         let g = self.owned(group, caller).await?;
-        if !self.store.lookup(std::slice::from_ref(user)).await?.contains_key(user) {
+        if !self.store.exists(user).await? {
             return Err(not_found(format!("no user `{user}`")));
         }
         // A member added now starts at the group's current sequence: it receives what comes after.

@@ -247,7 +247,7 @@ where
         let bad_cursor = || bad_request("`before` is not a cursor this server returned");
         let (messages, next) = match conversation {
             Conversation::With(peer) => {
-                if !self.store.lookup(std::slice::from_ref(peer)).await?.contains_key(peer) {
+                if !self.store.exists(peer).await? {
                     return Err(not_found(format!("no user `{peer}`")));
                 }
                 let before = before

@@ -153,9 +153,11 @@ where
             return Err(bad_request("`to` must be another user"));
         }
         let key = ClaimKey::new(&caller.user, &frame.client_msg_id);
-        let participants = [to.clone(), caller.user.clone()];
         let check = async {
-            let found = self.store.lookup(&participants).await?;
+            let found = self
+                .store
+                .lookup(std::slice::from_ref(to), std::slice::from_ref(&caller.user))
+                .await?;
             if found.contains_key(to) {
                 Ok(found)
             } else {
@@ -175,19 +177,19 @@ where
             seq: frame.seq,
             delivered_at: None,
         };
-        self.complete(&key, &claim, async {
-            self.complete_direct(caller, message, presence, now)
-                .await
-                .map(|()| None)
-        })
-        .await?;
+        if let Err(e) = self.complete_direct(caller, &key, message, presence, now).await {
+            self.release_quietly(&key, &claim).await;
+            return Err(e.into());
+        }
         Ok(ack(frame, &claim, None))
     }
 
-    /// Stores, pushes and queues the indexing of a one-on-one message.
+    /// Stores, pushes and queues the indexing of a one-on-one message, then marks its claim done. The push runs
+    /// alongside the queueing and the marking: the ack waits for neither the push nor the other way round.
     async fn complete_direct(
         &self,
         caller: &Caller,
+        key: &ClaimKey,
         message: StoredMessage,
         mut presence: HashMap<UserId, Presence>,
         now: i64,
@@ -205,7 +207,10 @@ where
         };
         if !presence.contains_key(to) {
             // A retry carried another recipient than the stored first attempt: deliver what was stored.
-            presence = self.store.lookup(&[to.clone(), caller.user.clone()]).await?;
+            presence = self
+                .store
+                .lookup(std::slice::from_ref(to), std::slice::from_ref(&caller.user))
+                .await?;
         }
         let targets = connections_of(&presence, &[to, &caller.user], Some(&caller.connection), now);
         let push = ServerFrame::Message(message.to_push()).to_json();
@@ -215,8 +220,13 @@ where
             to: to.clone(),
             preview: message.body.preview(),
         });
-        let (report, queued) = futures::join!(self.deliver(&targets, &push, now), self.queue.enqueue(&job));
-        queued?;
+        // Done only once the history job is queued: a retry of a done send queues nothing again.
+        let queue_then_finish = async {
+            self.queue.enqueue(&job).await?;
+            self.store.finish(key, None).await
+        };
+        let (report, finished) = futures::join!(self.deliver(&targets, &push, now), queue_then_finish);
+        finished?;
         info!(message_id = %message.id, delivered = report.delivered, gone = report.gone, failed = report.failed, "sent");
         Ok(())
     }
