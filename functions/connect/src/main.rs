@@ -3,7 +3,7 @@ use natter_core::{
     lambda::lambda_runtime::{Error, run, service_fn, tracing},
 };
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let app = AwsApp::from_env(false).await?;
