@@ -10,19 +10,19 @@
 //! - [`stats`]: AWS calls per function and kind (from the functions' EMF lines), init times, CPU time.
 //! - [`coldstart`]: init time of each function binary over repeated starts.
 //! - [`moto`]: the embedded emulator (moto_server from the project's .venv).
+//! - [`proxy`]: between the functions and the emulator: kept-alive connections, and faults injected on purpose.
 //! - [`testkit`]: what handler and end-to-end tests share (emulator per binary, fresh stacks, stubs, events).
 
 pub mod coldstart;
 pub mod gateway;
-
 pub mod local;
 pub mod moto;
 pub mod poller;
 pub mod provision;
-pub mod stats;
-
+pub mod proxy;
 pub mod runtime;
 pub mod stack;
+pub mod stats;
 pub mod template;
 pub mod testkit;
 mod time;

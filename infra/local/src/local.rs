@@ -5,6 +5,7 @@ use crate::{
     gateway::{Gateway, GatewayOptions},
     poller::Mapping,
     provision::{ProvisionError, provision},
+    proxy::EmulatorProxy,
     runtime::{Function, LogSink, RuntimeOptions},
     stack::{Naming, Stack},
     template::{Template, TemplateError, plain},
@@ -94,6 +95,8 @@ pub struct Local {
     /// `http://host:port/{stage}`: the @connections endpoint the functions post to.
     pub management_url: String,
     pub emulator: Option<String>,
+    /// Between the functions and the emulator (none against AWS): its faults break the backend on purpose.
+    pub proxy: Option<EmulatorProxy>,
     pub stack: Stack,
     pub functions: HashMap<String, Arc<Function>>,
     pub gateway: Arc<Gateway>,
@@ -137,6 +140,21 @@ impl Local {
         )
         .await?;
 
+        // The functions and pollers reach the emulator through the proxy (kept-alive connections, faults on demand).
+        let proxy = match &opts.endpoint {
+            Some(e) => Some(
+                EmulatorProxy::start(e)
+                    .await
+                    .map_err(|e| LocalError::Listen("the emulator proxy".into(), e))?,
+            ),
+            None => None,
+        };
+        let via = proxy.as_ref().map(|p| p.url.clone());
+        let sqs = match &via {
+            Some(url) => aws_sdk_sqs::Client::new(&crate::testkit::sdk_for(url).await),
+            None => sqs,
+        };
+
         let collector = Arc::new(crate::stats::Collector::default());
         let runtime = RuntimeOptions {
             bin_dir: opts.bin_dir.clone(),
@@ -144,7 +162,7 @@ impl Local {
             concurrency: opts.concurrency.max(1),
             region: naming.region.clone(),
             account: naming.account.clone(),
-            emulator: opts.endpoint.clone(),
+            emulator: via.clone(),
             log: crate::stats::collecting(collector.clone(), opts.log.clone(), opts.show_metrics),
         };
         let mut functions = HashMap::new();
@@ -202,7 +220,11 @@ impl Local {
                 domain: addr.to_string(),
             },
         );
-        let app = gateway.router().into_make_service_with_connect_info::<SocketAddr>();
+        let mut router = gateway.router();
+        if let Some(p) = &proxy {
+            router = router.merge(crate::proxy::control(p.faults.clone()));
+        }
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
         let mut server_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {
@@ -215,6 +237,7 @@ impl Local {
             ws_url: format!("ws://{addr}"),
             management_url: format!("{http}/{stage}"),
             emulator: opts.endpoint.clone(),
+            proxy,
             stack,
             functions,
             gateway,
@@ -236,5 +259,13 @@ impl Local {
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
         }
+        if let Some(p) = self.proxy {
+            p.stop().await;
+        }
+    }
+
+    /// The faults of the emulator proxy (outage, throttling); `None` against AWS.
+    pub fn faults(&self) -> Option<Arc<crate::proxy::Faults>> {
+        self.proxy.as_ref().map(|p| p.faults.clone())
     }
 }

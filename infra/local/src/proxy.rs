@@ -1,0 +1,279 @@
+//! The emulator proxy: every AWS call of the functions (and of natter-local's SQS pollers) goes through it to the
+//! emulator. Two reasons:
+//!
+//! - **Connection reuse.** moto answers every request with `Connection: close`, so without the proxy each call of a
+//!   function would open a TCP connection: CPU the function never spends on AWS, where the SDK keeps its
+//!   connections alive. The proxy keeps the functions' connections open and pays the emulator's reconnects itself,
+//!   so the functions' CPU time per message means what it would on AWS.
+//! - **Faults on purpose.** [`Faults`] makes the backend unavailable (every call answered 503, as an outage looks
+//!   to the SDK after its retries) or throttles DynamoDB (`ProvisionedThroughputExceededException`, which the SDK
+//!   retries with backoff), so tests can show what a user sees when AWS misbehaves. Also `POST /_natter/faults`.
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderValue, Request, Response, StatusCode, Uri},
+};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU64, Ordering},
+};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+/// Faults the proxy injects, shared with whoever controls them (tests, `POST /_natter/faults`).
+#[derive(Debug, Default)]
+pub struct Faults {
+    state: Mutex<FaultState>,
+    /// Calls answered with an injected fault so far.
+    injected: AtomicU64,
+    /// Calls forwarded to the emulator so far.
+    forwarded: AtomicU64,
+}
+
+/// What is broken right now.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultState {
+    /// Every call fails with 503 (DynamoDB and SQS alike): the backend is down.
+    #[serde(default)]
+    pub outage: bool,
+    /// The next this many DynamoDB calls are throttled.
+    #[serde(default)]
+    pub throttle_next: u64,
+    /// Every DynamoDB call is throttled while set.
+    #[serde(default)]
+    pub throttle_all: bool,
+}
+
+impl Faults {
+    pub fn set(&self, state: FaultState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    pub fn get(&self) -> FaultState {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Backend down (`true`) or back (`false`).
+    pub fn outage(&self, down: bool) {
+        self.update(|s| s.outage = down);
+    }
+
+    /// Throttles the next `n` DynamoDB calls.
+    pub fn throttle_next(&self, n: u64) {
+        self.update(|s| s.throttle_next = n);
+    }
+
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
+
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
+    }
+
+    fn update(&self, f: impl FnOnce(&mut FaultState)) {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// The fault for a call, if any (a throttle of the next n calls is used up one by one).
+    fn decide(&self, dynamodb: bool) -> Option<Fault> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let fault = if s.outage {
+            Some(Fault::Outage)
+        } else if dynamodb && s.throttle_all {
+            Some(Fault::Throttle)
+        } else if dynamodb && s.throttle_next > 0 {
+            s.throttle_next -= 1;
+            Some(Fault::Throttle)
+        } else {
+            None
+        };
+        if fault.is_some() {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+        }
+        fault
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Outage,
+    Throttle,
+}
+
+impl Fault {
+    fn response(self) -> Response<Body> {
+        let (status, body) = match self {
+            Fault::Outage => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"__type":"com.amazon.coral.availability#ServiceUnavailableException","message":"natter-local: backend outage (injected)"}"#,
+            ),
+            Fault::Throttle => (
+                StatusCode::BAD_REQUEST,
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"natter-local: throttled (injected)"}"#,
+            ),
+        };
+        let mut r = Response::new(Body::from(body));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+        r
+    }
+}
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: Uri,
+    client: Client<HttpConnector, Full<Bytes>>,
+    faults: Arc<Faults>,
+}
+
+/// A running proxy: its URL (give it to the SDK as the endpoint) and its faults.
+pub struct EmulatorProxy {
+    pub url: String,
+    pub faults: Arc<Faults>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EmulatorProxy {
+    /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let upstream: Uri = upstream
+            .parse()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{upstream}: {e}")))?;
+        let faults = Arc::new(Faults::default());
+        let proxy = Proxy {
+            upstream,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            faults: faults.clone(),
+        };
+        let app = Router::new().fallback(forward).with_state(proxy);
+        let (stop, mut stop_rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            };
+            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        });
+        Ok(Self {
+            url,
+            faults,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for EmulatorProxy {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Body> {
+    let dynamodb = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("DynamoDB_"));
+    if let Some(fault) = p.faults.decide(dynamodb) {
+        return fault.response();
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return status(StatusCode::BAD_REQUEST, "could not read the request body");
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let Ok(uri) = format!("{}{}", p.upstream.to_string().trim_end_matches('/'), path).parse::<Uri>() else {
+        return status(StatusCode::BAD_REQUEST, "bad request path");
+    };
+    let mut out = Request::builder().method(parts.method).uri(uri);
+    for (name, value) in &parts.headers {
+        // The emulator closes every connection anyway; the caller's connection stays open regardless.
+        if name != "connection" {
+            out = out.header(name, value);
+        }
+    }
+    let Ok(out) = out.body(Full::new(body)) else {
+        return status(StatusCode::BAD_REQUEST, "could not build the request");
+    };
+    p.faults.forwarded.fetch_add(1, Ordering::Relaxed);
+    match p.client.request(out).await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            parts.headers.remove("connection");
+            match body.collect().await {
+                Ok(b) => Response::from_parts(parts, Body::from(b.to_bytes())),
+                Err(e) => status(StatusCode::BAD_GATEWAY, &format!("emulator response: {e}")),
+            }
+        }
+        Err(e) => status(StatusCode::BAD_GATEWAY, &format!("emulator: {e}")),
+    }
+}
+
+/// `GET /_natter/faults` shows the faults in force; `POST /_natter/faults` with a [`FaultState`] as JSON sets them
+/// (`{}` clears everything), e.g. `curl -d '{"outage":true}' http://127.0.0.1:3001/_natter/faults`.
+pub fn control(faults: Arc<Faults>) -> Router {
+    async fn show(State(f): State<Arc<Faults>>) -> axum::Json<serde_json::Value> {
+        axum::Json(serde_json::json!({
+            "faults": f.get(),
+            "injected": f.injected(),
+            "forwarded": f.forwarded(),
+        }))
+    }
+    async fn set(State(f): State<Arc<Faults>>, axum::Json(state): axum::Json<FaultState>) -> StatusCode {
+        f.set(state);
+        tracing::warn!(?state, "emulator faults set");
+        StatusCode::NO_CONTENT
+    }
+    Router::new()
+        .route("/_natter/faults", axum::routing::get(show).post(set))
+        .with_state(faults)
+}
+
+fn status(code: StatusCode, message: &str) -> Response<Body> {
+    let mut r = Response::new(Body::from(message.to_owned()));
+    *r.status_mut() = code;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttle_of_the_next_calls_is_used_up_and_spares_sqs() {
+        let f = Faults::default();
+        f.throttle_next(2);
+        assert!(f.decide(false).is_none(), "SQS calls are not throttled");
+        assert!(matches!(f.decide(true), Some(Fault::Throttle)));
+        assert!(matches!(f.decide(true), Some(Fault::Throttle)));
+        assert!(f.decide(true).is_none());
+        assert_eq!(f.injected(), 2);
+        f.outage(true);
+        assert!(matches!(f.decide(false), Some(Fault::Outage)));
+        f.outage(false);
+        assert!(f.decide(true).is_none());
+    }
+}
