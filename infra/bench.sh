@@ -34,7 +34,7 @@ load() {
   COMMANDS+=("natter-loadgen --url ws://127.0.0.1:PORT $*")
   $LG "$@" --out "$OUT/$file" > /dev/null
 }
-load 1-pairs.json --scenario pairs --clients 20 --rate 25 --duration 40 --label "one-on-one, 20 users"
+load 1-pairs.json --scenario pairs --clients 20 --rate 10 --duration 40 --label "one-on-one, 20 users"
 load 2-group10.json --scenario group --group-size 10 --online 5 --rate 10 --duration 30 --label "group of 10, 5 online"
 load 3-group1000.json --scenario group --group-size 1000 --online 500 --rate 1 --duration 20 --label "group of 1,000, 500 online"
 load 4-offline.json --scenario offline --clients 20 --rate 20 --duration 20 --label "offline, then sync (20 users)"

@@ -37,13 +37,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Client {
-    /// Connects `user`; `auto_ack` makes it acknowledge what it receives, as clients do.
+    /// Connects `user`; with `group_acks` it acknowledges what it receives, as clients do: one-on-one messages
+    /// within 100 ms, groups batched (`upToSeq`) once per `group_acks` window.
     pub async fn connect(
         url: &str,
         user: &str,
         token: &str,
         recorder: Arc<Recorder>,
-        auto_ack: bool,
+        group_acks: Option<Duration>,
     ) -> Result<Arc<Client>, String> {
         let (ws, _) = tokio_tungstenite::connect_async(format!("{url}/?token={token}"))
             .await
@@ -95,7 +96,8 @@ impl Client {
                 }
             }
         });
-        if auto_ack {
+        if let Some(window) = group_acks {
+            let group_rounds = (window.as_millis() / 100).max(1) as u64;
             let (ack_out, ack_state) = (out.clone(), acks);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -109,7 +111,7 @@ impl Client {
                         for chunk in std::mem::take(&mut a.direct).chunks(100) {
                             f.push(json!({"action": "ack", "messageIds": chunk}));
                         }
-                        if round.is_multiple_of(5) {
+                        if round.is_multiple_of(group_rounds) {
                             for (g, seq) in std::mem::take(&mut a.groups) {
                                 f.push(json!({"action": "ack", "group": g, "upToSeq": seq}));
                             }

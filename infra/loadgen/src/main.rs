@@ -57,6 +57,9 @@ struct Load {
     duration: f64,
     #[arg(long, default_value_t = 100)]
     body_bytes: usize,
+    /// Clients acknowledge group messages once per this many ms (one batched `upToSeq` ack per group).
+    #[arg(long, default_value_t = 2000)]
+    group_ack_ms: u64,
     /// natter-local's stats endpoint (default: derived from a ws:// URL); `none` to skip AWS accounting.
     #[arg(long)]
     stats: Option<String>,
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         rate: cli.rate,
         duration_secs: cli.duration,
         body_bytes: cli.body_bytes,
+        group_ack_ms: cli.group_ack_ms,
         stats_url,
         label,
         progress: true,

@@ -83,7 +83,7 @@ pub fn cost_table(reports: &[Report]) -> String {
 /// Calls per message by operation, and natter's own share of the functions' time.
 pub fn calls_table(reports: &[Report]) -> String {
     let mut t = String::from(
-        "| scenario | calls per message | own share of function time | CPU ms per message |\n|---|---|---|---|\n",
+        "| scenario | calls per message | function time outside AWS calls: share, ms per message | CPU ms per message |\n|---|---|---|---|\n",
     );
     for r in reports {
         let Some(calls) = &r.calls_per_message else { continue };
@@ -93,7 +93,14 @@ pub fn calls_table(reports: &[Report]) -> String {
             "| {} | {} | {} | {} |",
             r.label,
             list.join(", "),
-            r.own_share.map(|s| format!("{:.0} %", s * 100.0)).unwrap_or_default(),
+            match (r.own_share, &r.usage) {
+                (Some(share), Some(u)) if r.sent > 0 => format!(
+                    "{:.1} %, {:.2} ms",
+                    share * 100.0,
+                    (u.metered_ms - u.aws_busy_ms).max(0.0) / r.sent as f64
+                ),
+                _ => String::new(),
+            },
             r.cpu_ms_per_message.map(|c| format!("{c:.2}")).unwrap_or_default()
         );
     }

@@ -4,7 +4,7 @@ use crate::{
     client::Client,
     cost::{PRICES, PerMessage, per_million},
     record::{Guarantees, Percentiles, Recorder, SendRecord},
-    stats::{Usage, diff, get_json},
+    stats::{Usage, diff, get_json, quiesce},
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use natter_core::ids::UserId;
@@ -45,6 +45,9 @@ pub struct Options {
     pub rate: f64,
     pub duration_secs: f64,
     pub body_bytes: usize,
+    /// How often a client acknowledges group messages (one `upToSeq` ack per window).
+    #[serde(default)]
+    pub group_ack_ms: u64,
     /// natter-local's `/_natter/stats`, for AWS calls and cost.
     pub stats_url: Option<String>,
     pub label: String,
@@ -96,7 +99,7 @@ async fn connect_all(o: &Options, users: &[String], rec: &Arc<Recorder>) -> Resu
         let joins = chunk.iter().map(|u| {
             let t = token(&secret, u);
             let rec = rec.clone();
-            async move { Client::connect(&o.url, u, &t, rec, true).await }
+            async move { Client::connect(&o.url, u, &t, rec, Some(Duration::from_millis(o.group_ack_ms))).await }
         });
         for c in futures::future::join_all(joins).await {
             out.push(c?);
@@ -130,6 +133,9 @@ struct Sender {
     target: Value,
     expected: Vec<String>,
 }
+
+/// How long nothing must run before the counters are read: longer than natter-local's presence delay (2 s).
+const QUIET: Duration = Duration::from_secs(3);
 
 pub async fn run(o: Options) -> Result<Report, String> {
     let run_id = ulid::Ulid::generate().to_string()[20..].to_lowercase();
@@ -219,10 +225,12 @@ pub async fn run(o: Options) -> Result<Report, String> {
         }
     };
     // Let the set-up settle (its presence events wait out the queue's delay) before measuring the load alone.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let setup_stats = match &o.stats_url {
-        Some(u) => Some(get_json(u).await?),
-        None => None,
+        Some(u) => Some(quiesce(u, QUIET).await?),
+        None => {
+            tokio::time::sleep(QUIET).await;
+            None
+        }
     };
 
     // Load: one send every 1/rate seconds, round-robin over senders with nothing in flight.
@@ -374,9 +382,8 @@ pub async fn run(o: Options) -> Result<Report, String> {
     };
 
     if let (Some(url), Some(base)) = (&o.stats_url, setup_stats.or(before)) {
-        // Let the last consumers finish before reading the counters.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let after = get_json(url).await?;
+        // Let the last consumers (history, delayed presence events) finish before reading the counters.
+        let after = quiesce(url, QUIET).await?;
         let usage = diff(&base, &after);
         let n = acked.max(1) as f64;
         let sqs_sends: u64 = usage

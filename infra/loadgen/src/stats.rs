@@ -27,6 +27,35 @@ pub async fn get_json(url: &str) -> Result<Value, String> {
     serde_json::from_str(body).map_err(|e| format!("{url}: {e}"))
 }
 
+fn invocations(stats: &Value) -> u64 {
+    stats["functions"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, f)| f["invocations"].as_u64())
+        .sum()
+}
+
+/// Waits until no function has run for `quiet` (at most a minute), then returns the stats: a run measures only
+/// itself, not the tail of what came before (disconnects of the previous run's clients, delayed presence events).
+pub async fn quiesce(url: &str, quiet: std::time::Duration) -> Result<Value, String> {
+    let step = std::time::Duration::from_millis(250);
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut last = get_json(url).await?;
+    let mut still_since = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(step).await;
+        let now = get_json(url).await?;
+        if invocations(&now) != invocations(&last) {
+            still_since = tokio::time::Instant::now();
+        }
+        last = now;
+        if still_since.elapsed() >= quiet || tokio::time::Instant::now() >= give_up {
+            return Ok(last);
+        }
+    }
+}
+
 /// What a run cost, from the stats difference.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Usage {
