@@ -1403,6 +1403,8 @@ impl GroupStore for DynamoStore {
     }
 
     async fn groups_of(&self, user: &UserId) -> Res<Vec<(Group, Member)>> {
+        // ByUser holds keys only (so members' marks never write it): the group ids, then each group's item and the
+        // user's member row in one BatchGetItem per 50 groups.
         let q = self
             .client
             .query()
@@ -1411,30 +1413,37 @@ impl GroupStore for DynamoStore {
             .key_condition_expression("#user_id = :u")
             .set_expression_attribute_names(names(&[attr::USER_ID]))
             .expression_attribute_values(":u", s(user.as_str()));
-        let rows: Vec<(GroupId, Member)> = self
+        let ids: Vec<GroupId> = self
             .query_all(q)
             .await?
-            .into_iter()
+            .iter()
             .map(|i| {
-                let item: MemberItem = from_item("member", i)?;
-                let group = GroupId::parse(&item.group_id).map_err(|e| BackendError::corrupt("member", e))?;
-                Ok((group, Member::try_from(item)?))
+                let id = i.get(attr::GROUP_ID).and_then(|v| v.as_s().ok()).map(String::as_str);
+                GroupId::parse(id.unwrap_or_default()).map_err(|e| BackendError::corrupt("member", e))
             })
             .collect::<Res<_>>()?;
         let mut out = Vec::new();
-        for chunk in rows.chunks(BATCH_GET_MAX) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|(g, _)| HashMap::from([(attr::GROUP_ID.to_owned(), s(g.as_str()))]))
-                .collect();
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
+        for chunk in ids.chunks(BATCH_GET_MAX / 2) {
+            let group_keys = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk
+                        .iter()
+                        .map(|g| HashMap::from([(attr::GROUP_ID.to_owned(), s(g.as_str()))]))
+                        .collect(),
+                ))
+                .build()
+                .map_err(|e| build_err("BatchGetItem", e))?;
+            let member_keys = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.iter().map(|g| Self::member_key(g, user)).collect()))
                 .build()
                 .map_err(|e| build_err("BatchGetItem", e))?;
             let mut got = self
-                .batch_get(HashMap::from([(self.tables.groups.clone(), request)]))
+                .batch_get(HashMap::from([
+                    (self.tables.groups.clone(), group_keys),
+                    (self.tables.group_members.clone(), member_keys),
+                ]))
                 .await?;
-            let groups: HashMap<GroupId, Group> = got
+            let mut groups: HashMap<GroupId, Group> = got
                 .remove(&self.tables.groups)
                 .unwrap_or_default()
                 .into_iter()
@@ -1444,12 +1453,15 @@ impl GroupStore for DynamoStore {
                         .map(|g| (g.id.clone(), g))
                 })
                 .collect::<Res<_>>()?;
-            // Rows of a group whose item is gone (ended, or a create that failed half-way) are not groups.
-            out.extend(
-                chunk
-                    .iter()
-                    .filter_map(|(g, m)| Some((groups.get(g)?.clone(), m.clone()))),
-            );
+            // A row whose group item is gone (ended, or a create that failed half-way) is not a group; a row gone
+            // since the query (the user left) is not a membership.
+            for item in got.remove(&self.tables.group_members).unwrap_or_default() {
+                let row: MemberItem = from_item("member", item)?;
+                let id = GroupId::parse(&row.group_id).map_err(|e| BackendError::corrupt("member", e))?;
+                if let Some(group) = groups.remove(&id) {
+                    out.push((group, Member::try_from(row)?));
+                }
+            }
         }
         Ok(out)
     }
