@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	sam validate --lint
 	cfn-lint
+	infra/lint/selftest.sh
 
 fmt:
 	$(CARGO) fmt --all 2> >(grep -v imports_granularity >&2)
