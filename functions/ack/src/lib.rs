@@ -16,7 +16,7 @@ pub async fn handle(
     app: &AwsApp,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
-    Ok(lambda::frame_route(&event.payload, |caller, request| async move {
+    Ok(lambda::frame_route(app, &event.payload, |caller, request| async move {
         match &request.frame {
             ClientFrame::Ack(Ack::Messages { message_ids }) => {
                 app.ack_direct(&caller.user, message_ids, now_ms()).await?;

@@ -102,6 +102,10 @@ pub struct Settings {
     pub max_group_members: u64,
     /// The most friends a user may have (the `friends` reply lists them all).
     pub max_friends: usize,
+    /// Frames one connection may send per window (0: no limit). 100 per 2 s: 50 a second, bursts of 100.
+    pub frame_limit: u64,
+    /// The rate limit's window.
+    pub frame_window_ms: i64,
 }
 
 impl Settings {
@@ -123,6 +127,8 @@ impl Default for Settings {
             push_concurrency: 32,
             max_group_members: 1024,
             max_friends: 1000,
+            frame_limit: 100,
+            frame_window_ms: 2000,
         }
     }
 }
@@ -185,6 +191,18 @@ impl Config {
             opt("PUSH_CONCURRENCY"),
             &mut settings.push_concurrency,
         )?;
+        num("FRAME_RATE_LIMIT", opt("FRAME_RATE_LIMIT"), &mut settings.frame_limit)?;
+        num(
+            "FRAME_RATE_WINDOW_MS",
+            opt("FRAME_RATE_WINDOW_MS"),
+            &mut settings.frame_window_ms,
+        )?;
+        if settings.frame_window_ms < 1 {
+            return Err(ConfigError::Invalid {
+                name: "FRAME_RATE_WINDOW_MS",
+                reason: "must be at least 1".into(),
+            });
+        }
         if !(0..=900).contains(&settings.presence_delay_secs) {
             return Err(ConfigError::Invalid {
                 name: "PRESENCE_DELAY_SECONDS",

@@ -4,7 +4,8 @@ use crate::{
     error::{BackendError, Failure},
     frames::{self, ErrorCode, OkReply, Request, RequestId, ServerFrame},
     ids::{ConnectionId, UserId},
-    service::Caller,
+    ports::FrameCounter,
+    service::{App, Caller},
 };
 use futures::{StreamExt, stream};
 use serde::de::DeserializeOwned;
@@ -99,22 +100,33 @@ pub fn misrouted(action: &str) -> Failure {
     ))
 }
 
-/// Runs a frame route: identifies the caller, parses the frame, runs `handle`, and turns every outcome into the
-/// reply the protocol promises. Never fails: a client's mistake or a backend failure is an error frame.
-pub async fn frame_route<F, Fut>(event: &ApiGatewayWebsocketProxyRequest, handle: F) -> ApiGatewayProxyResponse
+/// Runs a frame route: identifies the caller, counts the frame against the connection's rate limit, parses it,
+/// runs `handle`, and turns every outcome into the reply the protocol promises. Never fails: a client's mistake,
+/// a frame over the limit or a backend failure is an error frame.
+pub async fn frame_route<S, P, Q, F, Fut>(
+    app: &App<S, P, Q>,
+    event: &ApiGatewayWebsocketProxyRequest,
+    handle: F,
+) -> ApiGatewayProxyResponse
 where
+    S: FrameCounter,
     F: FnOnce(Caller, Request) -> Fut,
     Fut: Future<Output = Result<Answer, Failure>>,
 {
     let started = crate::metrics::begin();
     let route = event.request_context.route_key.clone().unwrap_or_default();
-    let response = frame_route_inner(event, handle).await;
+    let response = frame_route_inner(app, event, handle).await;
     crate::metrics::finish(started, &route, 1);
     response
 }
 
-async fn frame_route_inner<F, Fut>(event: &ApiGatewayWebsocketProxyRequest, handle: F) -> ApiGatewayProxyResponse
+async fn frame_route_inner<S, P, Q, F, Fut>(
+    app: &App<S, P, Q>,
+    event: &ApiGatewayWebsocketProxyRequest,
+    handle: F,
+) -> ApiGatewayProxyResponse
 where
+    S: FrameCounter,
     F: FnOnce(Caller, Request) -> Fut,
     Fut: Future<Output = Result<Answer, Failure>>,
 {
@@ -123,14 +135,37 @@ where
         error!("event without a connection id or authorizer user id");
         return reply(&ServerFrame::error(ErrorCode::Internal, "internal error", None));
     };
-    let request = match frames::parse(event.body.as_deref().unwrap_or_default()) {
+    let parsed = frames::parse(event.body.as_deref().unwrap_or_default());
+    let (request_id, client_msg_id) = match &parsed {
+        Ok(r) => (
+            r.request_id.clone(),
+            match &r.frame {
+                frames::ClientFrame::Send(s) => Some(s.client_msg_id.clone()),
+                _ => None,
+            },
+        ),
+        Err(_) => (None, None),
+    };
+    // Every frame counts, malformed ones too; the window is that of the frame's arrival at API Gateway.
+    let arrived = match event.request_context.request_time_epoch {
+        t if t > 0 => t,
+        _ => crate::now_ms(),
+    };
+    if !app.admit(&caller.connection, arrived).await {
+        warn!(connection = %caller.connection, "frame over the connection's rate limit");
+        return reply(&ServerFrame::Error(frames::ErrorReply {
+            code: ErrorCode::RateLimited,
+            message: format!(
+                "more than {} frames in {} ms on this connection; slow down and retry",
+                app.settings.frame_limit, app.settings.frame_window_ms
+            ),
+            request_id,
+            client_msg_id,
+        }));
+    }
+    let request = match parsed {
         Ok(r) => r,
         Err(refusal) => return reply(&refusal.into_frame()),
-    };
-    let request_id = request.request_id.clone();
-    let client_msg_id = match &request.frame {
-        frames::ClientFrame::Send(s) => Some(s.client_msg_id.clone()),
-        _ => None,
     };
     let action = request.frame.action();
     // Boxed: a route's future nests every SDK call it makes; kept inline it makes the runtime's task type too deep

@@ -12,8 +12,8 @@ use crate::{
         StoredMessage, Transition,
     },
     ports::{
-        Directory, FriendStore, GroupStore, IndexStore, JobQueue, MessageStore, Posted, PresenceStore, PullStore,
-        Pusher, Res,
+        Directory, FrameCounter, FriendStore, GroupStore, IndexStore, JobQueue, MessageStore, Posted, PresenceStore,
+        PullStore, Pusher, Res,
     },
 };
 use std::{
@@ -78,6 +78,8 @@ pub struct State {
     /// GroupHistory: (group, seq) -> message id.
     pub group_history: BTreeMap<(GroupId, u64), MessageId>,
     pub friends: BTreeSet<(UserId, UserId)>,
+    /// Frames per (connection, window).
+    pub frames: HashMap<(ConnectionId, i64), u64>,
 }
 
 #[derive(Default)]
@@ -93,6 +95,16 @@ impl MemoryStore {
             s.state.lock().unwrap().users.insert(UserId::parse(u).unwrap(), 0);
         }
         s
+    }
+}
+
+impl FrameCounter for MemoryStore {
+    async fn count_frame(&self, connection: &ConnectionId, window: i64, _expires_at: i64) -> Res<u64> {
+        self.faults.check("count_frame")?;
+        let mut s = self.state.lock().unwrap();
+        let n = s.frames.entry((connection.clone(), window)).or_default();
+        *n += 1;
+        Ok(*n)
     }
 }
 

@@ -234,3 +234,15 @@ pub trait JobQueue: Send + Sync {
     /// Queues several jobs of one queue (SQS takes 10 per call).
     fn enqueue_all(&self, jobs: &[Job]) -> impl Future<Output = Res<()>> + Send;
 }
+
+/// Frames per connection and window: the per-connection rate limit.
+pub trait FrameCounter: Send + Sync {
+    /// Counts one more frame of `connection` in `window` (a window number) and returns the count so far; the
+    /// counter expires at `expires_at` (epoch seconds).
+    fn count_frame(
+        &self,
+        connection: &ConnectionId,
+        window: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Res<u64>> + Send;
+}

@@ -10,10 +10,10 @@ use natter_core::{
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 pub async fn handle(
-    _app: &AwsApp,
+    app: &AwsApp,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
-    Ok(lambda::frame_route(&event.payload, |_caller, request| async move {
+    Ok(lambda::frame_route(app, &event.payload, |_caller, request| async move {
         // A well-formed frame of a known action lands here only if its route is not deployed: to the client the
         // action does not exist.
         Err::<Answer, Failure>(Failure::Rejected(Rejection::UnknownAction(format!(

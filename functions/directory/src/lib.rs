@@ -15,7 +15,7 @@ pub async fn handle(
     app: &AwsApp,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
-    Ok(lambda::frame_route(&event.payload, |caller, request| async move {
+    Ok(lambda::frame_route(app, &event.payload, |caller, request| async move {
         match &request.frame {
             ClientFrame::Group(op) => Ok(Answer::Frame(app.group_op(&caller.user, op, now_ms()).await?)),
             ClientFrame::Friends(op) => Ok(Answer::Frame(app.friends_op(&caller.user, op, now_ms()).await?)),

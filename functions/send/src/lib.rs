@@ -16,7 +16,7 @@ pub async fn handle(
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let deadline = event.context.deadline as i64;
-    Ok(lambda::frame_route(&event.payload, |caller, request| async move {
+    Ok(lambda::frame_route(app, &event.payload, |caller, request| async move {
         match &request.frame {
             ClientFrame::Send(frame) => {
                 let ack = app.send(&caller, frame, now_ms(), deadline).await?;

@@ -13,7 +13,7 @@ pub async fn handle(
     app: &AwsApp,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
-    Ok(lambda::frame_route(&event.payload, |caller, request| async move {
+    Ok(lambda::frame_route(app, &event.payload, |caller, request| async move {
         match &request.frame {
             ClientFrame::Sync(s) => Ok(Answer::Frame(app.sync(&caller.user, s.cursor.as_deref()).await?)),
             ClientFrame::History(h) => {

@@ -72,7 +72,44 @@ pub struct Gateway {
     functions: HashMap<String, Arc<Function>>,
     collector: Arc<crate::stats::Collector>,
     connections: Mutex<HashMap<String, Arc<Conn>>>,
+    throttle: Option<Mutex<TokenBucket>>,
     opts: GatewayOptions,
+}
+
+/// The stage's route throttling (`DefaultRouteSettings.ThrottlingRateLimit/BurstLimit`): a token bucket shared by
+/// every connection, as API Gateway applies it per stage. Frames over it get API Gateway's `Too Many Requests`
+/// answer and never reach a function.
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: f64, burst: u64) -> Self {
+        let burst = burst.max(1) as f64;
+        Self {
+            rate: rate.max(0.0),
+            burst,
+            tokens: burst,
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Takes a token at `now` if there is one.
+    pub fn take(&mut self, now: tokio::time::Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now.max(self.last);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -109,9 +146,12 @@ impl Gateway {
         opts: GatewayOptions,
     ) -> Arc<Self> {
         Arc::new(Self {
-            api,
             functions,
             collector,
+            throttle: api
+                .rate_limit
+                .map(|rate| Mutex::new(TokenBucket::new(rate, api.burst_limit.unwrap_or(rate.ceil() as u64)))),
+            api,
             connections: Mutex::new(HashMap::new()),
             opts,
         })
@@ -202,6 +242,15 @@ impl Gateway {
 
     /// A frame from the client: route it, invoke, answer through the route response or an error frame.
     async fn handle_frame(self: Arc<Self>, conn: Arc<Conn>, body: String, binary: bool) {
+        if let Some(bucket) = &self.throttle
+            && !lock(bucket).take(tokio::time::Instant::now())
+        {
+            let _ = conn.tx.send(Outbound::Text(
+                json!({"message": "Too Many Requests", "connectionId": conn.id, "requestId": new_request_id()})
+                    .to_string(),
+            ));
+            return;
+        }
         let Some(route) = self.select_route(&body).cloned() else {
             let _ = conn.tx.send(Outbound::Text(
                 json!({"message": "Forbidden", "connectionId": conn.id}).to_string(),
@@ -587,5 +636,28 @@ async fn delete_connection(State(gw): State<Arc<Gateway>>, Path((stage, id)): Pa
             StatusCode::NO_CONTENT.into_response()
         }
         Err(r) => *r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenBucket;
+    use std::time::Duration;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate() {
+        let start = tokio::time::Instant::now();
+        let mut b = TokenBucket::new(10.0, 5);
+        b.last = start;
+        let taken = (0..20).filter(|_| b.take(start)).count();
+        assert_eq!(taken, 5, "the burst, then nothing at the same instant");
+        // 0.5 s at 10/s refills 5 tokens, never more than the burst.
+        assert_eq!(
+            (0..20).filter(|_| b.take(start + Duration::from_millis(500))).count(),
+            5
+        );
+        assert_eq!((0..20).filter(|_| b.take(start + Duration::from_secs(60))).count(), 5);
+        assert!(!b.take(start + Duration::from_secs(60)));
+        assert!(b.take(start + Duration::from_millis(60_100)));
     }
 }

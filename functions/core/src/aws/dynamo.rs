@@ -19,7 +19,9 @@ use crate::{
         Added, Claim, ClaimKey, ConversationPage, Group, GroupEntry, Mark, Marked, Member, NewConnection, Presence,
         Session, StoredMessage, Transition,
     },
-    ports::{Directory, FriendStore, GroupStore, IndexStore, MessageStore, PresenceStore, PullStore, Res},
+    ports::{
+        Directory, FrameCounter, FriendStore, GroupStore, IndexStore, MessageStore, PresenceStore, PullStore, Res,
+    },
 };
 use aws_sdk_dynamodb::{
     Client,
@@ -688,6 +690,32 @@ impl Directory for DynamoStore {
             }
         }
         Ok(out)
+    }
+}
+
+/// Rate-limit counters live in Connections next to the connection they count (same lifetime, same TTL), as
+/// `{connection}#w{window}` items: one `ADD` per frame, no read.
+impl FrameCounter for DynamoStore {
+    async fn count_frame(&self, connection: &ConnectionId, window: i64, expires_at: i64) -> Res<u64> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key(attr::CONNECTION_ID, s(format!("{connection}#w{window}")))
+            .update_expression("ADD #frames :one SET #expires_at = :exp")
+            .set_expression_attribute_names(names(&[attr::FRAMES, attr::EXPIRES_AT]))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(expires_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| call_error("DynamoDB", "UpdateItem", e))?;
+        Ok(r.attributes
+            .as_ref()
+            .and_then(|a| a.get(attr::FRAMES))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1))
     }
 }
 

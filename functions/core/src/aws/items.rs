@@ -36,6 +36,8 @@ pub mod attr {
     pub const LAST_RECV_TS: &str = "last_recv_ts";
     pub const LAST_READ_TS: &str = "last_read_ts";
     pub const EXPIRES_AT: &str = "expires_at";
+    /// Frames counted in one rate-limit window (a `{connection}#w{window}` item of Connections).
+    pub const FRAMES: &str = "frames";
     /// The sparse index of Messages over `inbox`: a user's unacknowledged one-on-one messages.
     pub const INBOX_INDEX: &str = "Inbox";
     pub const GROUP_ID: &str = "group_id";

@@ -7,6 +7,7 @@ mod fanout;
 mod friends;
 mod group;
 mod history;
+mod limits;
 mod presence;
 mod pull;
 mod send;

@@ -1,0 +1,172 @@
+//! Limits a client meets over real websockets: the per-connection rate limit (`rate_limited`, the connection
+//! stays open and is served again), the stage's route throttling (API Gateway's `Too Many Requests`), and the
+//! size bounds of every field.
+
+use natter_local::local::Local;
+use natter_tests::{Client, options, scan};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Sends `n` heartbeats as fast as the socket takes them and sorts the direct replies by kind.
+async fn burst(c: &mut Client, tag: &str, n: usize) -> (usize, usize, Vec<Value>) {
+    for i in 0..n {
+        c.send(json!({"action": "heartbeat", "requestId": format!("{tag}-{i}")}))
+            .await;
+    }
+    let (mut served, mut limited, mut other) = (0, 0, Vec::new());
+    for _ in 0..n {
+        let Some(r) = c
+            .try_wait_for(
+                |v| v["requestId"].as_str().is_some_and(|id| id.starts_with(tag)) || v["message"].is_string(),
+                Duration::from_secs(30),
+            )
+            .await
+        else {
+            break;
+        };
+        match (r["type"].as_str(), r["code"].as_str()) {
+            (Some("pong"), _) => served += 1,
+            (Some("error"), Some("rate_limited")) => limited += 1,
+            _ => other.push(r),
+        }
+    }
+    (served, limited, other)
+}
+
+#[tokio::test]
+async fn a_connection_over_its_rate_is_answered_rate_limited_and_served_again_later() {
+    let local = natter_tests::start().await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let mut bob = Client::connect(&local.ws_url, "bob").await;
+
+    let (served, limited, other) = burst(&mut alice, "a", 250).await;
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!(served + limited, 250, "every frame got a reply");
+    // 100 frames per 2 s window; a burst that straddles a window boundary gets at most two windows' worth.
+    assert!((100..=200).contains(&served), "served {served}");
+    assert!(limited >= 50, "limited {limited}");
+    let r = alice
+        .try_wait_for(|v| v["code"] == "rate_limited", Duration::from_millis(1))
+        .await;
+    assert!(r.is_none(), "one reply per frame");
+
+    // Another connection is not affected, and alice's connection stays open.
+    let pong = bob.request(json!({"action": "heartbeat"})).await;
+    assert_eq!(pong["type"], "pong", "{pong}");
+    assert!(alice.closed.is_none());
+
+    // A rate-limited send is not processed: nothing stored, and it works once the window has passed.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (served, limited, _) = burst(&mut alice, "b", 100).await;
+    assert_eq!((served, limited), (100, 0), "a fresh window serves the full allowance");
+    let r = alice
+        .request(json!({"action": "send", "clientMsgId": "over-1", "to": "bob", "body": "over the limit"}))
+        .await;
+    if r["code"] == "rate_limited" {
+        assert_eq!(r["clientMsgId"], "over-1", "{r}");
+        let stored = scan(&local, "MessagesTable").await;
+        assert!(
+            stored
+                .iter()
+                .all(|i| i.get("body").and_then(|b| b.as_s().ok()).map(String::as_str) != Some("over the limit"))
+        );
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let ack = alice.send_message("over-1", "bob", "over the limit").await;
+        assert_eq!(ack["type"], "ack");
+    } else {
+        // The 101st frame fell into the next window.
+        assert_eq!(r["type"], "ack", "{r}");
+    }
+    let got = bob.messages_within(Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    local.stop().await;
+}
+
+#[tokio::test]
+async fn the_stages_route_throttling_answers_too_many_requests_before_any_function_runs() {
+    let (mut opts, _logs) = options();
+    opts.parameters.insert("ThrottlingRateLimit".into(), "5".into());
+    opts.parameters.insert("ThrottlingBurstLimit".into(), "10".into());
+    let local = Local::start(opts).await.expect("natter-local");
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let before = local.function("DirectoryFunction").stats().invocations;
+
+    for i in 0..40 {
+        alice
+            .send(json!({"action": "heartbeat", "requestId": format!("t-{i}")}))
+            .await;
+    }
+    let (mut pongs, mut throttled) = (0, 0);
+    while let Some(r) = alice.try_wait_for(|_| true, Duration::from_millis(1500)).await {
+        if r["type"] == "pong" {
+            pongs += 1;
+        } else if r["message"] == "Too Many Requests" {
+            throttled += 1;
+        } else {
+            panic!("unexpected {r}");
+        }
+    }
+    assert_eq!(pongs + throttled, 40);
+    // The burst of 10, plus what 5/s refills while the frames arrive.
+    assert!((10..=15).contains(&pongs), "pongs {pongs}");
+    let ran = local.function("DirectoryFunction").stats().invocations - before;
+    assert_eq!(ran as usize, pongs, "throttled frames never reach a function");
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let pong = alice.request(json!({"action": "heartbeat"})).await;
+    assert_eq!(pong["type"], "pong", "served again once tokens refill");
+    local.stop().await;
+}
+
+#[tokio::test]
+async fn every_field_is_bounded_and_an_oversized_one_is_refused_without_writing() {
+    let local = natter_tests::start().await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let _bob = Client::connect(&local.ws_url, "bob").await;
+    let ids: Vec<String> = (0..101).map(|_| ulid::Ulid::generate().to_string()).collect();
+    let cases = [
+        (
+            json!({"action": "send", "clientMsgId": "big", "to": "bob", "body": "é".repeat(8193)}),
+            "too_large",
+        ),
+        (
+            json!({"action": "send", "clientMsgId": "x".repeat(65), "to": "bob", "body": "hi"}),
+            "bad_request",
+        ),
+        (
+            json!({"action": "send", "clientMsgId": "empty", "to": "bob", "body": ""}),
+            "bad_request",
+        ),
+        (
+            json!({"action": "send", "clientMsgId": "to", "to": "b".repeat(200), "body": "hi"}),
+            "bad_request",
+        ),
+        (json!({"action": "ack", "messageIds": ids}), "bad_request"),
+        (json!({"action": "history", "with": "bob", "limit": 101}), "bad_request"),
+        (
+            json!({"action": "history", "with": "bob", "before": "c".repeat(9000)}),
+            "bad_request",
+        ),
+        (json!({"action": "sync", "cursor": "not a cursor"}), "bad_request"),
+        (
+            json!({"action": "group", "op": "create", "name": "n".repeat(101), "members": ["bob"]}),
+            "bad_request",
+        ),
+        (
+            json!({"action": "group", "op": "create", "name": "big", "members": (0..1001).map(|i| format!("u{i}")).collect::<Vec<_>>()}),
+            "bad_request",
+        ),
+        (
+            json!({"action": "friends", "op": "add", "user": "u".repeat(200)}),
+            "bad_request",
+        ),
+    ];
+    for (frame, expected) in cases {
+        let shown: String = frame.to_string().chars().take(80).collect();
+        let r = alice.request(frame).await;
+        assert_eq!(r["code"], expected, "{shown}: {r}");
+    }
+    assert!(scan(&local, "MessagesTable").await.is_empty(), "nothing stored");
+    assert!(scan(&local, "GroupsTable").await.is_empty(), "no group created");
+    local.stop().await;
+}
