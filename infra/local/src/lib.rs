@@ -10,6 +10,7 @@
 //! - [`stats`]: AWS calls per function and kind (from the functions' EMF lines), init times, CPU time.
 //! - [`coldstart`]: init time of each function binary over repeated starts.
 //! - [`moto`]: the embedded emulator (moto_server from the project's .venv).
+//! - [`redrive`]: moving dead-lettered jobs back to their queue.
 //! - [`proxy`]: between the functions and the emulator: kept-alive connections, and faults injected on purpose.
 //! - [`testkit`]: what handler and end-to-end tests share (emulator per binary, fresh stacks, stubs, events).
 
@@ -20,6 +21,7 @@ pub mod moto;
 pub mod poller;
 pub mod provision;
 pub mod proxy;
+pub mod redrive;
 pub mod runtime;
 pub mod stack;
 pub mod stats;

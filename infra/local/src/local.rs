@@ -97,6 +97,8 @@ pub struct Local {
     pub emulator: Option<String>,
     /// Between the functions and the emulator (none against AWS): its faults break the backend on purpose.
     pub proxy: Option<EmulatorProxy>,
+    /// Moves dead-lettered jobs back (`natter-local redrive`).
+    pub redriver: crate::redrive::Redriver,
     pub stack: Stack,
     pub functions: HashMap<String, Arc<Function>>,
     pub gateway: Arc<Gateway>,
@@ -220,7 +222,8 @@ impl Local {
                 domain: addr.to_string(),
             },
         );
-        let mut router = gateway.router();
+        let redriver = crate::redrive::Redriver::new(&stack, sqs.clone());
+        let mut router = gateway.router().merge(redriver.clone().control());
         if let Some(p) = &proxy {
             router = router.merge(crate::proxy::control(p.faults.clone()));
         }
@@ -238,6 +241,7 @@ impl Local {
             management_url: format!("{http}/{stage}"),
             emulator: opts.endpoint.clone(),
             proxy,
+            redriver,
             stack,
             functions,
             gateway,

@@ -44,6 +44,14 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Move the dead-lettered jobs of QUEUE (e.g. HistoryQueue, or its HistoryDeadLetterQueue) back to the queue,
+    /// on a running natter-local.
+    Redrive {
+        queue: String,
+        /// The running natter-local.
+        #[arg(long, default_value = "http://127.0.0.1:3001")]
+        url: String,
+    },
     /// Print a development token for USER (signed with NATTER_JWT_SECRET or the local secret).
     Token {
         user: String,
@@ -109,6 +117,12 @@ fn main() -> ExitCode {
             let secret = natter_local::local::dev_secret();
             println!("{}", natter_core::auth::mint(secret.as_bytes(), &user, ttl));
             return ExitCode::SUCCESS;
+        }
+        Some(Command::Redrive { queue, url }) => {
+            return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(redrive(&url, &queue)),
+                Err(_) => ExitCode::FAILURE,
+            };
         }
         Some(Command::Connect { user, url }) => {
             let Ok(user) = UserId::parse(&user) else {
@@ -261,6 +275,40 @@ async fn connect(url: &str, token: &str) -> ExitCode {
                 Some(Ok(_)) => {}
                 _ => return ExitCode::FAILURE,
             },
+        }
+    }
+}
+
+/// Asks a running natter-local to redrive `queue` and prints what moved.
+async fn redrive(url: &str, queue: &str) -> ExitCode {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<axum::body::Bytes>>();
+    let request = axum::http::Request::post(format!("{}/_natter/redrive/{queue}", url.trim_end_matches('/')))
+        .body(Full::default());
+    let response = match request {
+        Ok(r) => client.request(r).await,
+        Err(e) => {
+            eprintln!("natter-local redrive: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match response {
+        Ok(r) => {
+            let ok = r.status().is_success();
+            let body = r.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&body);
+            if ok {
+                println!("{text}");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("natter-local redrive: {text}");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("natter-local redrive: is natter-local running at {url}? {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -38,7 +38,7 @@ pub struct Faults {
 }
 
 /// What is broken right now.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FaultState {
     /// Every call fails with 503 (DynamoDB and SQS alike): the backend is down.
@@ -50,6 +50,9 @@ pub struct FaultState {
     /// Every DynamoDB call is throttled while set.
     #[serde(default)]
     pub throttle_all: bool,
+    /// DynamoDB calls that name one of these tables are throttled while set: one table "down", the rest fine.
+    #[serde(default)]
+    pub throttle_tables: Vec<String>,
 }
 
 impl Faults {
@@ -58,7 +61,7 @@ impl Faults {
     }
 
     pub fn get(&self) -> FaultState {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Backend down (`true`) or back (`false`).
@@ -83,12 +86,21 @@ impl Faults {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Throttles every DynamoDB call naming one of `tables` (physical names), until cleared with `&[]`.
+    pub fn throttle_tables(&self, tables: &[String]) {
+        self.update(|s| s.throttle_tables = tables.to_vec());
+    }
+
     /// The fault for a call, if any (a throttle of the next n calls is used up one by one).
-    fn decide(&self, dynamodb: bool) -> Option<Fault> {
+    fn decide(&self, dynamodb: bool, body: &[u8]) -> Option<Fault> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let names_table = |t: &String| {
+            let quoted = format!("\"{t}\"");
+            body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+        };
         let fault = if s.outage {
             Some(Fault::Outage)
-        } else if dynamodb && s.throttle_all {
+        } else if dynamodb && (s.throttle_all || s.throttle_tables.iter().any(names_table)) {
             Some(Fault::Throttle)
         } else if dynamodb && s.throttle_next > 0 {
             s.throttle_next -= 1;
@@ -197,13 +209,13 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("DynamoDB_"));
-    if let Some(fault) = p.faults.decide(dynamodb) {
-        return fault.response();
-    }
     let (parts, body) = request.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return status(StatusCode::BAD_REQUEST, "could not read the request body");
     };
+    if let Some(fault) = p.faults.decide(dynamodb, &body) {
+        return fault.response();
+    }
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let Ok(uri) = format!("{}{}", p.upstream.to_string().trim_end_matches('/'), path).parse::<Uri>() else {
         return status(StatusCode::BAD_REQUEST, "bad request path");
@@ -243,8 +255,8 @@ pub fn control(faults: Arc<Faults>) -> Router {
         }))
     }
     async fn set(State(f): State<Arc<Faults>>, axum::Json(state): axum::Json<FaultState>) -> StatusCode {
-        f.set(state);
         tracing::warn!(?state, "emulator faults set");
+        f.set(state);
         StatusCode::NO_CONTENT
     }
     Router::new()
@@ -266,14 +278,28 @@ mod tests {
     fn a_throttle_of_the_next_calls_is_used_up_and_spares_sqs() {
         let f = Faults::default();
         f.throttle_next(2);
-        assert!(f.decide(false).is_none(), "SQS calls are not throttled");
-        assert!(matches!(f.decide(true), Some(Fault::Throttle)));
-        assert!(matches!(f.decide(true), Some(Fault::Throttle)));
-        assert!(f.decide(true).is_none());
+        assert!(f.decide(false, b"").is_none(), "SQS calls are not throttled");
+        assert!(matches!(f.decide(true, b""), Some(Fault::Throttle)));
+        assert!(matches!(f.decide(true, b""), Some(Fault::Throttle)));
+        assert!(f.decide(true, b"").is_none());
         assert_eq!(f.injected(), 2);
         f.outage(true);
-        assert!(matches!(f.decide(false), Some(Fault::Outage)));
+        assert!(matches!(f.decide(false, b""), Some(Fault::Outage)));
         f.outage(false);
-        assert!(f.decide(true).is_none());
+        assert!(f.decide(true, b"").is_none());
+    }
+
+    #[test]
+    fn a_table_throttle_hits_only_calls_naming_that_table() {
+        let f = Faults::default();
+        f.throttle_tables(&["p_Sessions".to_owned()]);
+        assert!(matches!(
+            f.decide(true, br#"{"TableName":"p_Sessions"}"#),
+            Some(Fault::Throttle)
+        ));
+        assert!(f.decide(true, br#"{"TableName":"p_SessionsOld"}"#).is_none());
+        assert!(f.decide(true, br#"{"TableName":"p_Messages"}"#).is_none());
+        f.throttle_tables(&[]);
+        assert!(f.decide(true, br#"{"TableName":"p_Sessions"}"#).is_none());
     }
 }
