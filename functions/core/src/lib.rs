@@ -10,15 +10,24 @@
 //! - [`metrics`]: AWS-call accounting per invocation, written as CloudWatch Embedded Metric Format.
 //! - [`config`]: settings read from the environment once at init.
 
+#[cfg(feature = "auth")]
 pub mod auth;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod error;
 pub mod frames;
 pub mod ids;
 pub mod jobs;
+#[cfg(feature = "aws")]
 pub mod lambda;
+#[cfg(feature = "aws")]
 pub mod metrics;
+/// Without the AWS parts there is no invocation to account for.
+#[cfg(not(feature = "aws"))]
+pub(crate) mod metrics {
+    pub fn set_kind(_kind: &str) {}
+}
 pub mod model;
 pub mod ports;
 pub mod service;

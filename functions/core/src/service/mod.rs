@@ -13,7 +13,7 @@ mod pull;
 mod send;
 
 pub use delivery::DeliveryReport;
-pub use pull::{REPLY_BUDGET, SYNC_CONVERSATIONS, SYNC_PAGE};
+pub use pull::{REPLY_BUDGET, SYNC_CONVERSATIONS, SYNC_PAGE, cursors};
 pub use send::Caller;
 
 use crate::config::Settings;
