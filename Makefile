@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 ARCH ?= $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
 CARGO ?= cargo
 
-.PHONY: help setup build dev test lint fmt bench deploy clean
+.PHONY: help setup build dev test lint fmt bench fuzz soak deploy clean
 
 help:
 	@echo "make setup   install the pinned Python tools (moto, sam, cargo-lambda, cfn-lint) into .venv"
@@ -20,6 +20,8 @@ help:
 	@echo "make lint    cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint"
 	@echo "make build   sam build (release binaries with cargo-lambda, ARCH=$(ARCH))"
 	@echo "make bench   load, cost, cold starts and sizes into docs/performance.md (a few minutes)"
+	@echo "make fuzz    fuzz frame parsing and cursor decoding, FUZZ_SECONDS (600) per target"
+	@echo "make soak    clients dropping and reconnecting at random for SOAK_SECONDS (1800): loss 0, duplicates 0"
 	@echo "make deploy  sam deploy --guided (needs AWS credentials)"
 
 $(STAMP): infra/requirements.txt
@@ -45,9 +47,20 @@ dev: $(STAMP)
 	$(CARGO) build --workspace --bins --quiet
 	./target/debug/natter-local $(ARGS)
 
+# The long runs (fuzz, soak) run here briefly; their make targets run them long.
 test: $(STAMP) lint
 	$(CARGO) build --workspace --bins --quiet
 	$(CARGO) test --workspace --quiet
+	infra/fuzz.sh $(FUZZ_SMOKE_SECONDS)
+
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 20
+fuzz:
+	infra/fuzz.sh $(FUZZ_SECONDS)
+
+SOAK_SECONDS ?= 1800
+soak: $(STAMP)
+	CARGO=$(CARGO) infra/soak.sh $(SOAK_SECONDS)
 
 bench: $(STAMP)
 	CARGO=$(CARGO) infra/bench.sh

@@ -22,9 +22,16 @@ struct Acks {
     groups: BTreeMap<String, u64>,
 }
 
+/// What the writer task does next.
+enum Out {
+    Frame(Message),
+    /// Drops the TCP connection without a close frame, as a phone losing its network does.
+    Vanish,
+}
+
 pub struct Client {
     pub user: String,
-    out: mpsc::UnboundedSender<Message>,
+    out: mpsc::UnboundedSender<Out>,
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
     next: AtomicU64,
     /// Frames this client sent and received (API Gateway bills both).
@@ -50,12 +57,15 @@ impl Client {
             .await
             .map_err(|e| format!("{user}: {e}"))?;
         let (mut sink, mut stream) = ws.split();
-        let (out, mut rx) = mpsc::unbounded_channel::<Message>();
+        let (out, mut rx) = mpsc::unbounded_channel::<Out>();
         let frames_out = Arc::new(AtomicU64::new(0));
         let frames_in = Arc::new(AtomicU64::new(0));
         let counted = frames_out.clone();
+        let gone = Arc::new(tokio::sync::Notify::new());
+        let vanished = gone.clone();
         tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
+            // Vanish: the writer drops its half and tells the reader to drop the other, which closes the socket.
+            while let Some(Out::Frame(m)) = rx.recv().await {
                 let close = matches!(m, Message::Close(_));
                 if !close {
                     counted.fetch_add(1, Ordering::Relaxed);
@@ -64,13 +74,19 @@ impl Client {
                     break;
                 }
             }
+            vanished.notify_one();
         });
         let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Arc::default();
         let acks: Arc<Mutex<Acks>> = Arc::default();
         let (reader_pending, reader_acks, reader_user, received) =
             (pending.clone(), acks.clone(), user.to_owned(), frames_in.clone());
         tokio::spawn(async move {
-            while let Some(Ok(frame)) = stream.next().await {
+            loop {
+                let frame = tokio::select! {
+                    _ = gone.notified() => break,
+                    f = stream.next() => f,
+                };
+                let Some(Ok(frame)) = frame else { break };
                 let Message::Text(text) = frame else { continue };
                 received.fetch_add(1, Ordering::Relaxed);
                 let Ok(v) = serde_json::from_str::<Value>(&text) else {
@@ -95,6 +111,8 @@ impl Client {
                     let _ = tx.send(v);
                 }
             }
+            // The connection is gone: requests still waiting get no reply (their senders retry elsewhere).
+            lock(&reader_pending).clear();
         });
         if let Some(window) = group_acks {
             let group_rounds = (window.as_millis() / 100).max(1) as u64;
@@ -119,7 +137,7 @@ impl Client {
                         f
                     };
                     for f in frames {
-                        if ack_out.send(Message::Text(f.to_string().into())).is_err() {
+                        if ack_out.send(Out::Frame(Message::Text(f.to_string().into()))).is_err() {
                             return;
                         }
                     }
@@ -142,7 +160,12 @@ impl Client {
         frame["requestId"] = id.clone().into();
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id.clone(), tx);
-        if self.out.send(Message::Text(frame.to_string().into())).is_err() {
+        if self
+            .out
+            .send(Out::Frame(Message::Text(frame.to_string().into())))
+            .is_err()
+        {
+            lock(&self.pending).remove(&id);
             return None;
         }
         let reply = tokio::time::timeout(wait, rx).await.ok().and_then(Result::ok);
@@ -150,7 +173,17 @@ impl Client {
         reply
     }
 
+    /// Sends a frame without waiting for anything.
+    pub fn send(&self, frame: &Value) {
+        let _ = self.out.send(Out::Frame(Message::Text(frame.to_string().into())));
+    }
+
     pub fn close(&self) {
-        let _ = self.out.send(Message::Close(None));
+        let _ = self.out.send(Out::Frame(Message::Close(None)));
+    }
+
+    /// Goes away without a close frame (API Gateway still runs `$disconnect` when the TCP connection drops).
+    pub fn vanish(&self) {
+        let _ = self.out.send(Out::Vanish);
     }
 }

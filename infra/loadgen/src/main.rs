@@ -60,6 +60,9 @@ struct Load {
     /// Clients acknowledge group messages once per this many ms (one batched `upToSeq` ack per group).
     #[arg(long, default_value_t = 2000)]
     group_ack_ms: u64,
+    /// Churn scenario: reconnects per second across all clients (each drops, stays away up to 1.5 s, syncs).
+    #[arg(long, default_value_t = 0.5)]
+    churn_per_sec: f64,
     /// natter-local's stats endpoint (default: derived from a ws:// URL); `none` to skip AWS accounting.
     #[arg(long)]
     stats: Option<String>,
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         duration_secs: cli.duration,
         body_bytes: cli.body_bytes,
         group_ack_ms: cli.group_ack_ms,
+        churn_per_sec: cli.churn_per_sec,
         stats_url,
         label,
         progress: true,

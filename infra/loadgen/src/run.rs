@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::{
     collections::BTreeSet,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -28,6 +28,9 @@ pub enum Scenario {
     Group,
     /// Senders write to partners who are offline; the partners then connect and sync.
     Offline,
+    /// Pairs chatting while clients drop (with or without a close frame) and come back at random, then sync and
+    /// acknowledge what they missed: the soak test.
+    Churn,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -48,6 +51,9 @@ pub struct Options {
     /// How often a client acknowledges group messages (one `upToSeq` ack per window).
     #[serde(default)]
     pub group_ack_ms: u64,
+    /// Churn scenario: reconnects per second, all clients together.
+    #[serde(default)]
+    pub churn_per_sec: f64,
     /// natter-local's `/_natter/stats`, for AWS calls and cost.
     pub stats_url: Option<String>,
     pub label: String,
@@ -62,6 +68,9 @@ pub struct Report {
     pub acked: usize,
     pub failed: usize,
     pub retries: u64,
+    /// Churn scenario: how many times a client dropped and came back.
+    #[serde(default)]
+    pub reconnects: u64,
     /// Sends skipped because every sender still waited for its previous ack.
     pub rate_shortfall: u64,
     pub delivered: usize,
@@ -127,11 +136,131 @@ fn count_frames(clients: &[Arc<Client>]) -> u64 {
 }
 
 struct Sender {
-    client: Arc<Client>,
+    user: String,
+    /// The sender's current connection (churn replaces it).
+    client: Mutex<Arc<Client>>,
     busy: AtomicBool,
     next_seq: AtomicU64,
     target: Value,
     expected: Vec<String>,
+}
+
+impl Sender {
+    fn new(client: &Arc<Client>, target: Value, expected: Vec<String>) -> Arc<Self> {
+        Arc::new(Self {
+            user: client.user.clone(),
+            client: Mutex::new(client.clone()),
+            busy: false.into(),
+            next_seq: 1.into(),
+            target,
+            expected,
+        })
+    }
+
+    fn client(&self) -> Arc<Client> {
+        self.client.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Every client of the run, the replaced ones too (their frames count).
+type Clients = Arc<Mutex<Vec<Arc<Client>>>>;
+
+/// Pulls everything `c` missed (every sync page) and records it as delivered; with `ack`, acknowledges it as a
+/// client does (the offline scenario leaves that out to measure the sync alone).
+async fn sync_all(c: &Client, rec: &Recorder, ack: bool) -> Result<(), String> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut f = json!({"action": "sync"});
+        if let Some(cur) = &cursor {
+            f["cursor"] = cur.clone().into();
+        }
+        let page = c.request(f, Duration::from_secs(30)).await.ok_or("sync timed out")?;
+        let messages = page["messages"].as_array().cloned().unwrap_or_default();
+        rec.add_synced(&c.user, &messages, Instant::now());
+        let ids: Vec<&str> = messages
+            .iter()
+            .filter(|m| m["group"].is_null())
+            .filter_map(|m| m["messageId"].as_str())
+            .collect();
+        for chunk in ids.chunks(100).filter(|_| ack) {
+            c.send(&json!({"action": "ack", "messageIds": chunk}));
+        }
+        match page["next"].as_str() {
+            Some(n) => cursor = Some(n.to_owned()),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// A uniformly random duration in `[lo, hi)`.
+fn jitter(lo: Duration, hi: Duration) -> Duration {
+    lo + (hi.saturating_sub(lo)).mul_f64(rand::random::<f64>())
+}
+
+/// Churn: until `stop`, at `churn_per_sec`, a random sender that is not already away drops (half the time
+/// without a close frame), stays away for 0.1 to 1.5 s, reconnects and syncs. Returns how many reconnects it made.
+async fn churn(
+    o: Options,
+    senders: Vec<Arc<Sender>>,
+    rec: Arc<Recorder>,
+    all: Clients,
+    stop: Arc<AtomicBool>,
+) -> Result<u64, String> {
+    let mean = Duration::from_secs_f64(1.0 / o.churn_per_sec.max(0.01));
+    let away: Arc<Mutex<BTreeSet<usize>>> = Arc::default();
+    let mut trips = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(jitter(mean / 2, mean * 3 / 2)).await;
+        let i = (rand::random::<u64>() % senders.len() as u64) as usize;
+        if stop.load(Ordering::Relaxed) || !away.lock().unwrap_or_else(|e| e.into_inner()).insert(i) {
+            continue;
+        }
+        let (o, s, rec, all, away) = (o.clone(), senders[i].clone(), rec.clone(), all.clone(), away.clone());
+        trips.push(tokio::spawn(async move {
+            let back = reconnect(&o, &s, &rec, &all).await;
+            away.lock().unwrap_or_else(|e| e.into_inner()).remove(&i);
+            back
+        }));
+    }
+    let mut reconnects = 0;
+    for t in trips {
+        t.await.map_err(|e| e.to_string())??;
+        reconnects += 1;
+    }
+    Ok(reconnects)
+}
+
+/// One trip away: drop, wait, connect again, sync and acknowledge what was missed.
+async fn reconnect(o: &Options, s: &Sender, rec: &Arc<Recorder>, all: &Clients) -> Result<(), String> {
+    let old = s.client();
+    if rand::random::<bool>() {
+        old.vanish();
+    } else {
+        old.close();
+    }
+    tokio::time::sleep(jitter(Duration::from_millis(100), Duration::from_millis(1500))).await;
+    let secret = o.secret.clone().unwrap_or_default();
+    let mut attempt = 0;
+    let new = loop {
+        let t = token(&secret, &s.user);
+        match Client::connect(
+            &o.url,
+            &s.user,
+            &t,
+            rec.clone(),
+            Some(Duration::from_millis(o.group_ack_ms)),
+        )
+        .await
+        {
+            Ok(c) => break c,
+            Err(e) if attempt >= 5 => return Err(format!("reconnect: {e}")),
+            Err(_) => attempt += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    *s.client.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
+    all.lock().unwrap_or_else(|e| e.into_inner()).push(new.clone());
+    sync_all(&new, rec, true).await
 }
 
 /// How long nothing must run before the counters are read: longer than natter-local's presence delay (2 s).
@@ -149,19 +278,11 @@ pub async fn run(o: Options) -> Result<Report, String> {
     // Set-up: who is online, who sends to whom.
     let mut returning: Vec<(String, String)> = Vec::new();
     let (senders, online): (Vec<Arc<Sender>>, Vec<Arc<Client>>) = match o.scenario {
-        Scenario::Pairs => {
+        Scenario::Pairs | Scenario::Churn => {
             let names: Vec<String> = (0..o.clients.max(2) & !1).map(user).collect();
             let clients = connect_all(&o, &names, &rec).await?;
             let senders = (0..names.len())
-                .map(|i| {
-                    Arc::new(Sender {
-                        client: clients[i].clone(),
-                        busy: false.into(),
-                        next_seq: 1.into(),
-                        target: json!({"to": names[i ^ 1]}),
-                        expected: vec![names[i ^ 1].clone()],
-                    })
-                })
+                .map(|i| Sender::new(&clients[i], json!({"to": names[i ^ 1]}), vec![names[i ^ 1].clone()]))
                 .collect();
             (senders, clients)
         }
@@ -179,15 +300,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
             let senders = clients
                 .iter()
                 .zip(&away)
-                .map(|(c, to)| {
-                    Arc::new(Sender {
-                        client: c.clone(),
-                        busy: false.into(),
-                        next_seq: 1.into(),
-                        target: json!({"to": to}),
-                        expected: vec![],
-                    })
-                })
+                .map(|(c, to)| Sender::new(c, json!({"to": to}), vec![]))
                 .collect();
             (senders, clients)
         }
@@ -212,13 +325,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
                 .iter()
                 .map(|c| {
                     let expected = names[..k].iter().filter(|n| **n != c.user).cloned().collect();
-                    Arc::new(Sender {
-                        client: c.clone(),
-                        busy: false.into(),
-                        next_seq: 1.into(),
-                        target: json!({"group": group}),
-                        expected,
-                    })
+                    Sender::new(c, json!({"group": group}), expected)
                 })
                 .collect();
             (senders, clients)
@@ -232,6 +339,18 @@ pub async fn run(o: Options) -> Result<Report, String> {
             None
         }
     };
+
+    let all: Clients = Arc::new(Mutex::new(online.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let churner = (o.scenario == Scenario::Churn && o.churn_per_sec > 0.0).then(|| {
+        tokio::spawn(churn(
+            o.clone(),
+            senders.clone(),
+            rec.clone(),
+            all.clone(),
+            stop.clone(),
+        ))
+    });
 
     // Load: one send every 1/rate seconds, round-robin over senders with nothing in flight.
     let frames_at_start = count_frames(&online);
@@ -266,7 +385,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
         bar.inc(1);
         tasks.push(tokio::spawn(async move {
             let cmid = format!("c{n}-{}", ulid::Ulid::generate());
-            let key = (s.client.user.clone(), cmid.clone());
+            let key = (s.user.clone(), cmid.clone());
             let group = s.target["group"].as_str().map(str::to_owned);
             let mut frame = json!({"action": "send", "clientMsgId": cmid, "body": format!("{n} {body}")});
             for (k, v) in s.target.as_object().into_iter().flatten() {
@@ -278,7 +397,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
             rec.sent(
                 key.clone(),
                 SendRecord {
-                    sender: s.client.user.clone(),
+                    sender: s.user.clone(),
                     sent_at: Instant::now(),
                     acked_at: None,
                     message_ids: BTreeSet::new(),
@@ -289,13 +408,15 @@ pub async fn run(o: Options) -> Result<Report, String> {
                     expected: s.expected.clone(),
                 },
             );
-            // A client retries with the same clientMsgId until it gets an ack.
-            for attempt in 0..4 {
+            // A client retries with the same clientMsgId until it gets an ack, on whatever connection it has now.
+            for attempt in 0..8 {
                 if attempt > 0 {
                     retries.fetch_add(1, Ordering::Relaxed);
                     rec.update(&key, |r| r.retries += 1);
                 }
-                let Some(reply) = s.client.request(frame.clone(), Duration::from_secs(10)).await else {
+                let Some(reply) = s.client().request(frame.clone(), Duration::from_secs(10)).await else {
+                    // No reply: the connection went away (churn) or the reply was lost; back off, then retry.
+                    tokio::time::sleep(Duration::from_millis(300 << attempt.min(3))).await;
                     continue;
                 };
                 if reply["type"] == "ack" {
@@ -317,6 +438,12 @@ pub async fn run(o: Options) -> Result<Report, String> {
     for t in tasks {
         let _ = t.await;
     }
+    stop.store(true, Ordering::Relaxed);
+    let reconnects = match churner {
+        Some(t) => t.await.map_err(|e| e.to_string())??,
+        None => 0,
+    };
+    let online: Vec<Arc<Client>> = all.lock().unwrap_or_else(|e| e.into_inner()).clone();
 
     // Drain: wait for the pushes still on their way (fan-out and indexing run asynchronously).
     let drain_until = Instant::now() + Duration::from_secs(15);
@@ -334,20 +461,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
         let back: Vec<String> = returning.iter().map(|(_, away)| away.clone()).collect();
         for c in connect_all(&o, &back, &rec).await? {
             let t = Instant::now();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut f = json!({"action": "sync"});
-                if let Some(cur) = &cursor {
-                    f["cursor"] = cur.clone().into();
-                }
-                let page = c.request(f, Duration::from_secs(30)).await.ok_or("sync timed out")?;
-                let messages = page["messages"].as_array().cloned().unwrap_or_default();
-                rec.add_synced(&c.user, &messages, Instant::now());
-                match page["next"].as_str() {
-                    Some(n) => cursor = Some(n.to_owned()),
-                    None => break,
-                }
-            }
+            sync_all(&c, &rec, false).await?;
             sync_times.push(t.elapsed().as_secs_f64() * 1000.0);
             sync_frames += c.frames_in.load(Ordering::Relaxed) + c.frames_out.load(Ordering::Relaxed);
         }
@@ -355,7 +469,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
         rec.expect_partners(&returning);
     }
 
-    let (ack, delivery, guarantees) = rec.analyse();
+    let (ack, delivery, guarantees) = rec.analyse(o.scenario != Scenario::Churn);
     let sends = rec.sends();
     let acked = sends.iter().filter(|s| s.acked_at.is_some()).count();
     let frames = count_frames(&online) - frames_at_start + sync_frames;
@@ -366,6 +480,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
         acked,
         failed: sends.len() - acked,
         retries: retries.load(Ordering::Relaxed),
+        reconnects,
         rate_shortfall: shortfall.load(Ordering::Relaxed),
         delivered: rec.delivery_count(),
         send_to_ack_ms: ack,

@@ -1,0 +1,55 @@
+//! The soak test, short: pairs chat while clients drop (half of them without a close frame) and come back at
+//! random, then sync and acknowledge what they missed. Every acked message reaches its recipient (pushed or
+//! synced), none twice as a new message, in the order it was sent. `make soak` runs it for 30 minutes.
+
+use natter_loadgen::run::{Options, Scenario, run};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_dropping_and_reconnecting_at_random_lose_nothing_and_see_nothing_twice() {
+    let local = natter_tests::start().await;
+    let duration = env_or("NATTER_SOAK_SECONDS", 20.0);
+    let (rate, churn) = (env_or("NATTER_SOAK_RATE", 8.0), env_or("NATTER_SOAK_CHURN", 1.0));
+    let o = Options {
+        url: local.ws_url.clone(),
+        secret: Some(natter_local::local::dev_secret()),
+        scenario: Scenario::Churn,
+        clients: env_or("NATTER_SOAK_CLIENTS", 10),
+        group_size: 0,
+        online: 0,
+        rate,
+        duration_secs: duration,
+        body_bytes: 40,
+        group_ack_ms: 500,
+        churn_per_sec: churn,
+        stats_url: None,
+        label: "soak".into(),
+        progress: false,
+    };
+    let r = run(o).await.expect("the load ran");
+    let g = &r.guarantees;
+    eprintln!(
+        "soak: {} sent, {} acked, {} retries, {} reconnects, {} delivered; {g:?}",
+        r.sent, r.acked, r.retries, r.reconnects, r.delivered
+    );
+    assert_eq!(
+        (g.loss, g.duplicates, g.order_violations, g.unexpected),
+        (0, 0, 0, 0),
+        "{g:?}"
+    );
+    assert_eq!(r.failed, 0, "every send was acked in the end");
+    assert!(
+        r.acked as f64 >= duration * rate * 0.5,
+        "the load ran: {} acked",
+        r.acked
+    );
+    assert!(
+        r.reconnects as f64 >= duration * churn * 0.5,
+        "clients churned: {} reconnects",
+        r.reconnects
+    );
+    local.stop().await;
+}
