@@ -30,8 +30,8 @@ pub async fn handle(
                 app.mark_group(&caller.user, group, Mark::Read, *up_to_seq).await?;
                 Ok(Answer::Done)
             }
-            ClientFrame::Read(Read::With { with }) => {
-                app.read_direct(&caller.user, with, now_ms()).await?;
+            ClientFrame::Read(Read::With { with, up_to }) => {
+                app.read_direct(&caller.user, with, *up_to, now_ms()).await?;
                 Ok(Answer::Done)
             }
             other => Err(lambda::misrouted(other.action())),

@@ -179,6 +179,14 @@ impl PresenceStore for MemoryStore {
     async fn set_announced(&self, user: &UserId, status: Status) -> Res<()> {
         if let Some(p) = self.state.lock().unwrap().presence.get_mut(user) {
             p.announced = Some(status);
+            p.exposed = false;
+        }
+        Ok(())
+    }
+
+    async fn mark_exposed(&self, user: &UserId) -> Res<()> {
+        if let Some(p) = self.state.lock().unwrap().presence.get_mut(user) {
+            p.exposed = true;
         }
         Ok(())
     }
@@ -482,9 +490,18 @@ impl IndexStore for MemoryStore {
         Ok(())
     }
 
-    async fn read_direct(&self, reader: &UserId, peer: &UserId) -> Res<Option<i64>> {
+    async fn read_direct(&self, reader: &UserId, peer: &UserId, up_to: Option<i64>) -> Res<Option<i64>> {
         self.faults.check("read_direct")?;
         let mut s = self.state.lock().unwrap();
+        if let Some(t) = up_to {
+            let session = s.sessions.entry((reader.clone(), peer.clone())).or_default();
+            if session.last_read_ts.is_some_and(|r| r >= t) {
+                return Ok(None);
+            }
+            session.unread = 0;
+            session.last_read_ts = Some(t);
+            return Ok(Some(t));
+        }
         let Some(session) = s.sessions.get_mut(&(reader.clone(), peer.clone())) else {
             return Ok(None);
         };

@@ -48,6 +48,10 @@ pub struct Presence {
     pub last_seen: Option<i64>,
     /// The status last pushed to friends, so a flap inside the presence delay pushes nothing.
     pub announced: Option<Status>,
+    /// A `friends` reply showed a status other than `announced` (the change was not pushed yet): the next
+    /// presence event must push the status then current even if it equals `announced`, or that friend keeps
+    /// what the reply showed.
+    pub exposed: bool,
 }
 
 impl Presence {

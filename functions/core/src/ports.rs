@@ -48,8 +48,11 @@ pub trait PresenceStore: Send + Sync {
     /// A heartbeat: the user was seen now.
     fn touch(&self, user: &UserId, now: i64) -> impl Future<Output = Res<()>> + Send;
 
-    /// Records the status last pushed to the user's friends.
+    /// Records the status last pushed to the user's friends (and clears `exposed`).
     fn set_announced(&self, user: &UserId, status: Status) -> impl Future<Output = Res<()>> + Send;
+
+    /// Records that a `friends` reply showed the user's status before it was announced.
+    fn mark_exposed(&self, user: &UserId) -> impl Future<Output = Res<()>> + Send;
 }
 
 /// Friendships: mutual, one row per direction.
@@ -211,7 +214,15 @@ pub trait IndexStore: Send + Sync {
 
     /// `reader` read its conversation with `peer`: unread becomes 0 and the read mark moves to the newest
     /// message received from `peer`. Returns that message's timestamp if it was not read before.
-    fn read_direct(&self, reader: &UserId, peer: &UserId) -> impl Future<Output = Res<Option<i64>>> + Send;
+    /// Moves `reader`'s read mark for `peer` to `up_to` (or, with `None`, to the newest message received) and
+    /// zeroes unread; returns the new mark if it moved forward. A mark ahead of indexing makes the history
+    /// consumer count nothing up to it.
+    fn read_direct(
+        &self,
+        reader: &UserId,
+        peer: &UserId,
+        up_to: Option<i64>,
+    ) -> impl Future<Output = Res<Option<i64>>> + Send;
 }
 
 /// The outcome of one post to a connection.

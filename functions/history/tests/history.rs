@@ -92,3 +92,37 @@ async fn a_bad_record_fails_alone_and_the_rest_of_the_batch_is_indexed() {
     assert_eq!(failed, expected);
     assert_eq!(session(&stack, "bob").await["unread"].as_n().unwrap(), "1");
 }
+
+#[tokio::test]
+async fn a_message_read_before_it_was_indexed_is_indexed_once_and_not_counted_unread() {
+    let stack = TestStack::new(None).await;
+    let app = stack.app("HistoryFunction");
+    let t = natter_core::now_ms();
+    let (older, read, newer) = (
+        job("alice", "bob", t, "seen"),
+        job("alice", "bob", t + 5, "read at once"),
+        job("alice", "bob", t + 9, "after the read"),
+    );
+    // bob's client read up to `read` (the `upTo` of its read frame) before any of it was indexed.
+    let mark = read.message_id.timestamp();
+    let moved = natter_core::ports::IndexStore::read_direct(
+        &app.store,
+        &UserId::parse("bob").unwrap(),
+        &UserId::parse("alice").unwrap(),
+        Some(mark),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved, Some(mark));
+    for j in [&read, &older, &newer] {
+        assert!(run(&stack, &app, vec![json(j)]).await.is_empty());
+    }
+    let bob = session(&stack, "bob").await;
+    assert_eq!(
+        bob["unread"].as_n().unwrap(),
+        "1",
+        "only the message after the read counts"
+    );
+    assert_eq!(bob["last_preview"].as_s().unwrap(), "after the read");
+    assert_eq!(stack.scan("MessageIndexTable").await.len(), 6);
+}

@@ -829,7 +829,7 @@ impl PresenceStore for DynamoStore {
     }
 
     async fn touch(&self, user: &UserId, now: i64) -> Res<()> {
-        self.presence_set(user, "SET #last_seen = :v", attr::LAST_SEEN, n(now))
+        self.presence_set(user, "SET #last_seen = :v", &[attr::LAST_SEEN], n(now))
             .await
     }
 
@@ -838,14 +838,26 @@ impl PresenceStore for DynamoStore {
             Status::Online => "online",
             Status::Offline => "offline",
         };
-        self.presence_set(user, "SET #announced = :v", attr::ANNOUNCED, s(value))
+        self.presence_set(
+            user,
+            "SET #announced = :v REMOVE #exposed",
+            &[attr::ANNOUNCED, attr::EXPOSED],
+            s(value),
+        )
+        .await
+    }
+
+    async fn mark_exposed(&self, user: &UserId) -> Res<()> {
+        self.presence_set(user, "SET #exposed = :v", &[attr::EXPOSED], Av::Bool(true))
             .await
     }
 }
 
 impl DynamoStore {
     /// Sets one attribute of an existing presence item (a user that never connected has none: nothing to do).
-    async fn presence_set(&self, user: &UserId, update: &str, attribute: &str, value: Av) -> Res<()> {
+    async fn presence_set(&self, user: &UserId, update: &str, attributes: &[&str], value: Av) -> Res<()> {
+        let mut all = attributes.to_vec();
+        all.push(attr::USER_ID);
         let r = self
             .client
             .update_item()
@@ -853,7 +865,7 @@ impl DynamoStore {
             .key(attr::USER_ID, s(user.as_str()))
             .update_expression(update)
             .condition_expression("attribute_exists(#user_id)")
-            .set_expression_attribute_names(names(&[attribute, attr::USER_ID]))
+            .set_expression_attribute_names(names(&all))
             .expression_attribute_values(":v", value)
             .send()
             .await;
@@ -1026,7 +1038,34 @@ impl MessageStore for DynamoStore {
 }
 
 impl IndexStore for DynamoStore {
-    async fn read_direct(&self, reader: &UserId, peer: &UserId) -> Res<Option<i64>> {
+    async fn read_direct(&self, reader: &UserId, peer: &UserId, up_to: Option<i64>) -> Res<Option<i64>> {
+        if let Some(t) = up_to {
+            // The client names what it showed: the mark moves there even before the history consumer has
+            // indexed that message (it then counts nothing up to the mark). Never backwards.
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.tables.sessions)
+                .key(attr::USER_ID, s(reader.as_str()))
+                .key(attr::PEER_ID, s(peer.as_str()))
+                .update_expression("SET #unread = :zero, #last_read_ts = :t")
+                .condition_expression("attribute_not_exists(#last_read_ts) OR #last_read_ts < :t")
+                .set_expression_attribute_names(names(&[attr::UNREAD, attr::LAST_READ_TS]))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":t", n(t))
+                .send()
+                .await;
+            return match r {
+                Ok(_) => Ok(Some(t)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+            };
+        }
         let r = self
             .client
             .update_item()

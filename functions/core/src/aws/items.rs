@@ -44,6 +44,7 @@ pub mod attr {
     pub const FRIEND_ID: &str = "friend_id";
     pub const CREATED_AT: &str = "created_at";
     pub const ANNOUNCED: &str = "announced";
+    pub const EXPOSED: &str = "exposed";
     pub const OWNER: &str = "owner";
     pub const LAST_SEQ: &str = "last_seq";
     pub const MEMBER_COUNT: &str = "member_count";
@@ -72,6 +73,8 @@ pub struct PresenceItem {
     pub last_seen: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announced: Option<Status>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exposed: bool,
 }
 
 impl PresenceItem {
@@ -85,6 +88,7 @@ impl PresenceItem {
                 .collect(),
             last_seen: self.last_seen,
             announced: self.announced,
+            exposed: self.exposed,
         }
     }
 }

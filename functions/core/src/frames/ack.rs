@@ -30,6 +30,10 @@ pub enum Ack {
 pub enum Read {
     With {
         with: UserId,
+        /// Optional: the timestamp of the newest message from `with` the client has shown. Without it the server
+        /// reads up to the newest message it has indexed for the conversation, which can lag a just-received one.
+        #[serde(rename = "upTo", skip_serializing_if = "Option::is_none")]
+        up_to: Option<i64>,
     },
     Group {
         group: GroupId,
@@ -56,6 +60,7 @@ pub(super) fn parse_read(f: &Fields<'_>) -> Result<Read, Problem> {
     if f.one_of("with", "group")? {
         Ok(Read::With {
             with: f.parsed("with", UserId::parse)?,
+            up_to: f.opt_uint("upTo", 1, MAX_SEQ)?.map(|t| t as i64),
         })
     } else {
         Ok(Read::Group {

@@ -224,7 +224,10 @@ fn what_clients_serialize_the_server_parses_back() {
             group: g.clone(),
             up_to_seq: 7,
         }),
-        ClientFrame::Read(Read::With { with: u("bob") }),
+        ClientFrame::Read(Read::With {
+            with: u("bob"),
+            up_to: None,
+        }),
         ClientFrame::Read(Read::Group {
             group: g.clone(),
             up_to_seq: 2,

@@ -53,9 +53,16 @@ where
     Q: JobQueue,
 {
     /// `reader` read its conversation with `peer`: unread 0, and `peer`'s connections get a `read` receipt up to
-    /// the newest message `reader` received from it (none if nothing new was read).
-    pub async fn read_direct(&self, reader: &UserId, peer: &UserId, now: i64) -> Result<(), Failure> {
-        let Some(up_to) = self.store.read_direct(reader, peer).await? else {
+    /// `up_to` (the newest message the client showed, never later than now) or, without it, the newest message
+    /// indexed for `reader` from `peer`; none if the read mark did not move.
+    pub async fn read_direct(
+        &self,
+        reader: &UserId,
+        peer: &UserId,
+        up_to: Option<i64>,
+        now: i64,
+    ) -> Result<(), Failure> {
+        let Some(up_to) = self.store.read_direct(reader, peer, up_to.map(|t| t.min(now))).await? else {
             return Ok(());
         };
         let presence = self.store.presence(std::slice::from_ref(peer)).await?;

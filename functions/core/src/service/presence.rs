@@ -63,11 +63,16 @@ where
             .unwrap_or_default();
         let status = presence.status(now);
         // Friends assume offline until told otherwise.
-        if status == presence.announced.unwrap_or(Status::Offline) {
+        // A flap inside the delay pushes nothing, unless a `friends` reply showed the passing status: then the
+        // friends who saw it must hear the status that holds now.
+        if status == presence.announced.unwrap_or(Status::Offline) && !presence.exposed {
+            info!(user = %job.user, ?status, "presence unchanged since the last announcement");
             return Ok(());
         }
         let friends = self.store.friends_of(&job.user).await?;
-        if !friends.is_empty() {
+        if friends.is_empty() {
+            info!(user = %job.user, ?status, "presence changed; no friends to tell");
+        } else {
             let theirs = self.store.presence(&friends).await?;
             let refs: Vec<&UserId> = friends.iter().collect();
             let targets = connections_of(&theirs, &refs, None, now);

@@ -207,7 +207,7 @@ async fn history_pages_walk_back_without_gap_or_repeat_and_show_the_senders_stat
         .await
         .unwrap();
     // Bob read up to the 100th message.
-    app.read_direct(&u("bob"), &u("alice"), now_ms()).await.unwrap();
+    app.read_direct(&u("bob"), &u("alice"), None, now_ms()).await.unwrap();
     let mut before: Option<String> = None;
     let mut walked = Vec::new();
     loop {
@@ -412,6 +412,55 @@ async fn presence_is_pushed_to_online_friends_only_if_the_change_still_holds() {
         .await
         .unwrap();
     assert_eq!(presence(&app).len(), 2);
+}
+
+#[tokio::test]
+async fn a_status_a_friends_reply_showed_before_it_was_announced_is_corrected_even_after_a_flap() {
+    let app = app(&["alice", "bob"]);
+    app.connect(&u("alice"), &ConnectionId::parse("a1").unwrap(), now_ms())
+        .await
+        .unwrap();
+    app.friends_op(&u("alice"), &FriendsOp::Add { user: u("bob") }, 0)
+        .await
+        .unwrap();
+    run_presence(&app).await;
+    // bob comes online; before his presence event runs, alice's list shows him online (current at once)...
+    app.connect(&u("bob"), &ConnectionId::parse("b1").unwrap(), now_ms())
+        .await
+        .unwrap();
+    match app.friends_op(&u("alice"), &FriendsOp::List, now_ms()).await.unwrap() {
+        ServerFrame::Friends(r) => assert_eq!(r.friends[0].status, crate::frames::Status::Online),
+        other => panic!("{other:?}"),
+    }
+    // ...and he leaves again inside the delay. Without a correction alice would keep seeing him online.
+    app.drop_connection(&u("bob"), &ConnectionId::parse("b1").unwrap(), now_ms())
+        .await
+        .unwrap();
+    run_presence(&app).await;
+    let pushes: Vec<_> = app
+        .pusher
+        .posts_to("a1")
+        .into_iter()
+        .filter(|p| p["type"] == "presence" && p["user"] == "bob")
+        .collect();
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(pushes[0]["status"], "offline");
+    // A flap nobody saw still pushes nothing.
+    app.connect(&u("bob"), &ConnectionId::parse("b2").unwrap(), now_ms())
+        .await
+        .unwrap();
+    app.drop_connection(&u("bob"), &ConnectionId::parse("b2").unwrap(), now_ms())
+        .await
+        .unwrap();
+    run_presence(&app).await;
+    assert_eq!(
+        app.pusher
+            .posts_to("a1")
+            .into_iter()
+            .filter(|p| p["type"] == "presence" && p["user"] == "bob")
+            .count(),
+        1
+    );
 }
 
 /// Runs the presence events queued so far, as the delayed queue would deliver them.

@@ -383,6 +383,50 @@ async fn indexing_counts_unread_once_and_keeps_the_newest_preview() {
 use crate::ports::Directory as _;
 
 #[tokio::test]
+async fn a_read_naming_a_message_not_yet_indexed_sends_its_receipt_and_the_message_never_counts_unread() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    online(&app, "bob", &["b1"]).await;
+    let c = caller("alice", "a1");
+    let ack = app
+        .send(&c, &send_frame("m1", "bob", "read at once"), now_ms(), far())
+        .await
+        .unwrap();
+    // bob's client shows the push and reads it before the history job ran.
+    app.read_direct(&user("bob"), &user("alice"), Some(ack.timestamp), now_ms())
+        .await
+        .unwrap();
+    let receipts: Vec<_> = app
+        .pusher
+        .posts_to("a1")
+        .into_iter()
+        .filter(|p| p["type"] == "receipt" && p["status"] == "read")
+        .collect();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0]["upTo"], ack.timestamp);
+    let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
+    for job in &jobs {
+        let Job::History(h) = job else { continue };
+        app.index_direct(h).await.unwrap();
+    }
+    assert_eq!(
+        app.store.session("bob", "alice").unread,
+        0,
+        "read before it was indexed"
+    );
+    // The mark never moves back, and a mark in the future is clamped to now.
+    app.read_direct(&user("bob"), &user("alice"), Some(ack.timestamp - 1), now_ms())
+        .await
+        .unwrap();
+    assert_eq!(app.store.session("bob", "alice").last_read_ts, Some(ack.timestamp));
+    let now = now_ms();
+    app.read_direct(&user("bob"), &user("alice"), Some(now + 3_600_000), now)
+        .await
+        .unwrap();
+    assert_eq!(app.store.session("bob", "alice").last_read_ts, Some(now));
+}
+
+#[tokio::test]
 async fn reading_resets_unread_and_sends_one_read_receipt_up_to_the_newest_message() {
     let app = app(&[]);
     online(&app, "alice", &["a1"]).await;
@@ -403,10 +447,16 @@ async fn reading_resets_unread_and_sends_one_read_receipt_up_to_the_newest_messa
     }
     assert_eq!(app.store.session("bob", "alice").unread, 2);
     // Alice reading (she received nothing from bob) changes nothing and sends nothing.
-    app.read_direct(&user("alice"), &user("bob"), now_ms()).await.unwrap();
+    app.read_direct(&user("alice"), &user("bob"), None, now_ms())
+        .await
+        .unwrap();
     assert!(app.pusher.posts_to("b1").iter().all(|p| p["type"] != "receipt"));
-    app.read_direct(&user("bob"), &user("alice"), now_ms()).await.unwrap();
-    app.read_direct(&user("bob"), &user("alice"), now_ms()).await.unwrap();
+    app.read_direct(&user("bob"), &user("alice"), None, now_ms())
+        .await
+        .unwrap();
+    app.read_direct(&user("bob"), &user("alice"), None, now_ms())
+        .await
+        .unwrap();
     assert_eq!(app.store.session("bob", "alice").unread, 0);
     let receipts: Vec<_> = app
         .pusher
