@@ -9,16 +9,9 @@ CARGO=${CARGO:-cargo}
 OUT=soak-out
 mkdir -p "$OUT"
 $CARGO build --release --workspace --bins --quiet
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-./target/release/natter-local --port "$PORT" --bin-dir target/release --concurrency 8 > "$OUT/natter-local.log" 2>&1 &
-LOCAL=$!
-trap 'kill -INT $LOCAL 2>/dev/null || true; wait $LOCAL 2>/dev/null || true' EXIT
-for _ in $(seq 1 240); do
-  grep -q "natter-local ready" "$OUT/natter-local.log" && break
-  kill -0 $LOCAL 2>/dev/null || { cat "$OUT/natter-local.log"; exit 1; }
-  sleep 0.5
-done
-./target/release/natter-loadgen --url "ws://127.0.0.1:$PORT" --scenario churn --clients "${SOAK_CLIENTS:-20}" \
+# shellcheck source=infra/start-local.sh
+source infra/start-local.sh
+./target/release/natter-loadgen --url "$URL" --scenario churn --clients "${SOAK_CLIENTS:-20}" \
   --rate "${SOAK_RATE:-10}" --churn-per-sec "${SOAK_CHURN:-0.5}" --duration "$SECONDS_TOTAL" \
   --label "soak: churn for ${SECONDS_TOTAL}s" --out "$OUT/soak.json"
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("soak:", r["sent"], "sent,", r["acked"], "acked,", r["reconnects"], "reconnects,", r["guarantees"])' "$OUT/soak.json"
