@@ -49,6 +49,7 @@ dev: $(STAMP)
 
 # The long runs (fuzz, soak) run here briefly; their make targets run them long.
 test: $(STAMP) lint
+	tests/browser/setup.sh
 	$(CARGO) build --workspace --bins --quiet
 	$(CARGO) test --workspace --quiet
 	infra/fuzz.sh $(FUZZ_SMOKE_SECONDS)

@@ -453,13 +453,8 @@ async fn upgrade(
 ) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
-        Err(_) => {
-            return (
-                StatusCode::OK,
-                "natter-local: connect with a WebSocket client to this URL (?token=JWT)\n",
-            )
-                .into_response();
-        }
+        // Not an upgrade: a browser. Show it the reference web client.
+        Err(_) => return crate::web::index(),
     };
     let connection_id = new_connection_id();
     let connected_at = natter_core::now_ms();

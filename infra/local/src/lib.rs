@@ -12,6 +12,7 @@
 //! - [`moto`]: the embedded emulator (moto_server from the project's .venv).
 //! - [`redrive`]: moving dead-lettered jobs back to their queue.
 //! - [`proxy`]: between the functions and the emulator: kept-alive connections, and faults injected on purpose.
+//! - [`web`]: the reference web client, served at `/` to browsers, and its development tokens.
 //! - [`testkit`]: what handler and end-to-end tests share (emulator per binary, fresh stacks, stubs, events).
 
 pub mod coldstart;
@@ -28,3 +29,4 @@ pub mod stats;
 pub mod template;
 pub mod testkit;
 mod time;
+pub mod web;

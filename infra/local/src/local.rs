@@ -224,6 +224,9 @@ impl Local {
         );
         let redriver = crate::redrive::Redriver::new(&stack, sqs.clone());
         let mut router = gateway.router().merge(redriver.clone().control());
+        if let Some(secret) = parameters.get("JwtSecret") {
+            router = router.merge(crate::web::router(secret.clone()));
+        }
         if let Some(p) = &proxy {
             router = router.merge(crate::proxy::control(p.faults.clone()));
         }

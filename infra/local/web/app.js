@@ -1,0 +1,220 @@
+// The reference web client's UI: renders what natter-client.js emits. The protocol's duties live there.
+import { NatterClient, conversationKey } from "/_natter/web/natter-client.js";
+
+const $ = (sel) => document.querySelector(sel);
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+let client = null;
+let active = null; // the open conversation's key
+const friends = new Map(); // user -> {status, lastSeen}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v != null) e.setAttribute(k, v);
+  }
+  e.append(...children.filter((c) => c != null));
+  return e;
+}
+
+function time(ts) {
+  if (!ts) return "";
+  const d = new Date(ts);
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function showError(text) {
+  const line = $("#error-line");
+  line.textContent = text;
+  line.hidden = !text;
+}
+
+async function fetchToken(user) {
+  const r = await fetch(`/_natter/token?user=${encodeURIComponent(user)}`);
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.message ?? `token: HTTP ${r.status}`);
+  return body.token;
+}
+
+async function signIn(user) {
+  await fetchToken(user); // fail early on a bad user id
+  sessionStorage.setItem("natter.user", user);
+  $("#signin").hidden = true;
+  $("#app").hidden = false;
+  $("#me").textContent = user;
+  client = new NatterClient({ url: wsUrl, user, token: () => fetchToken(user) });
+  window.natter = client; // for the browser console (and the browser test)
+  client.addEventListener("status", (e) => {
+    $("#conn").textContent = e.detail.state;
+    $("#conn").dataset.state = e.detail.state;
+    if (e.detail.state === "online") refreshFriends();
+  });
+  client.addEventListener("conversations", (e) => renderConversations(e.detail.list));
+  client.addEventListener("message", (e) => {
+    if (e.detail.conversation.key === active) renderMessages();
+  });
+  client.addEventListener("update", (e) => {
+    if (!e.detail.conversation || e.detail.conversation.key === active) renderMessages();
+  });
+  client.addEventListener("presence", (e) => {
+    friends.set(e.detail.user, { status: e.detail.status, lastSeen: e.detail.lastSeen });
+    renderFriends();
+  });
+  client.addEventListener("servererror", (e) => {
+    const d = e.detail;
+    showError(`${d.code}: ${d.message}${d.clientMsgId ? ` (message ${d.clientMsgId})` : ""}`);
+  });
+  document.addEventListener("visibilitychange", () => client.setActive(active, !document.hidden));
+  await client.connect();
+}
+
+async function refreshFriends() {
+  const r = await client.request({ action: "friends", op: "list" });
+  if (r?.type !== "friends") return;
+  friends.clear();
+  for (const f of r.friends) friends.set(f.user, { status: f.status, lastSeen: f.lastSeen });
+  renderFriends();
+}
+
+function renderFriends() {
+  const list = $("#friends");
+  list.replaceChildren(
+    ...[...friends.entries()].map(([user, f]) =>
+      el(
+        "li",
+        { "data-user": user, "data-status": f.status, onclick: () => open({ with: user }) },
+        el("span", { class: `dot ${f.status}`, title: f.status }),
+        el("span", { class: "name" }, user),
+        el("span", { class: "seen" }, f.status === "online" ? "online" : f.lastSeen ? `last seen ${time(f.lastSeen)}` : "offline"),
+      ),
+    ),
+  );
+}
+
+function renderConversations(list) {
+  $("#conversations").replaceChildren(
+    ...list.map((c) =>
+      el(
+        "li",
+        { "data-key": c.key, class: c.key === active ? "active" : "", onclick: () => open(c.group ? { group: c.group } : { with: c.with }) },
+        el("span", { class: "name" }, c.group ? `# ${c.name}` : c.with),
+        c.unread > 0 ? el("span", { class: "unread" }, String(c.unread)) : null,
+        el("span", { class: "preview" }, c.last ? `${c.last.from === client.user ? "you: " : ""}${c.last.preview}` : ""),
+      ),
+    ),
+  );
+}
+
+const TICKS = { pending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "⚠" };
+
+function renderMessages() {
+  const conv = client.conversations.get(active);
+  if (!conv) return;
+  const box = $("#messages");
+  const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 20;
+  box.replaceChildren(
+    ...conv.messages.map((m) =>
+      el(
+        "li",
+        { class: m.mine ? "mine" : "theirs", "data-status": m.mine ? m.status : null, "data-message-id": m.messageId },
+        conv.group && !m.mine ? el("span", { class: "from" }, m.from) : null,
+        el("span", { class: "body" }, m.body),
+        el("span", { class: "meta" }, time(m.timestamp), m.mine ? el("span", { class: `tick ${m.status}` }, TICKS[m.status] ?? "") : null),
+      ),
+    ),
+  );
+  if (atBottom) box.scrollTop = box.scrollHeight;
+  $("#older").hidden = conv.historyDone === true;
+}
+
+async function open(target) {
+  const key = conversationKey(target);
+  active = key;
+  showError("");
+  $("#chat").hidden = false;
+  const conv = client.conversations.get(key);
+  $("#chat-title").textContent = target.group ? `# ${conv?.name ?? target.group}` : target.with;
+  client.setActive(key, !document.hidden);
+  const c = client.conversation(target);
+  if (!c.historyNext && !c.historyDone) await client.loadOlder(c);
+  renderMessages();
+  renderConversations([...client.conversations.values()]);
+  $("#body").focus();
+}
+
+$("#signin-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  signIn($("#user").value.trim()).catch((err) => showError(String(err.message ?? err)));
+});
+
+$("#composer").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const body = $("#body").value;
+  if (!body || !active) return;
+  const conv = client.conversations.get(active);
+  client.send(conv.group ? { group: conv.group } : { with: conv.with }, body);
+  $("#body").value = "";
+  renderMessages();
+});
+
+async function older() {
+  const conv = client.conversations.get(active);
+  if (!conv || conv.historyDone || conv.loading) return;
+  conv.loading = true;
+  const box = $("#messages");
+  const fromBottom = box.scrollHeight - box.scrollTop;
+  await client.loadOlder(conv);
+  conv.loading = false;
+  renderMessages();
+  box.scrollTop = box.scrollHeight - fromBottom; // keep the view where it was
+}
+
+$("#older").addEventListener("click", older);
+// Scrolling to the top pulls the next page of history.
+$("#messages").addEventListener("scroll", () => {
+  if ($("#messages").scrollTop < 40) older();
+});
+
+$("#add-friend").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const user = $("#friend").value.trim();
+  const r = await client.request({ action: "friends", op: "add", user });
+  if (r?.type === "friends") {
+    $("#friend").value = "";
+    showError("");
+    friends.clear();
+    for (const f of r.friends) friends.set(f.user, { status: f.status, lastSeen: f.lastSeen });
+    renderFriends();
+  }
+});
+
+$("#new-chat").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const user = $("#peer").value.trim();
+  if (user) open({ with: user });
+  $("#peer").value = "";
+});
+
+$("#new-group").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const name = $("#group-name").value.trim();
+  const members = $("#group-members").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const r = await client.request({ action: "group", op: "create", name, members });
+  if (r?.type === "group") {
+    const conv = client.conversation({ group: r.group.id });
+    conv.name = r.group.name;
+    $("#group-name").value = "";
+    $("#group-members").value = "";
+    open({ group: r.group.id });
+  }
+});
+
+$("#signout").addEventListener("click", () => {
+  sessionStorage.removeItem("natter.user");
+  client?.close();
+  location.reload();
+});
+
+const remembered = sessionStorage.getItem("natter.user");
+if (remembered) signIn(remembered).catch((err) => showError(String(err.message ?? err)));

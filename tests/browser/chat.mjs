@@ -1,0 +1,154 @@
+// The reference web client in a real browser: alice and bob (two browser contexts) sign in, befriend, chat one
+// on one and in a group, see presence change and the delivered and read ticks, reload and find history, and see
+// an error frame on the error line. Usage: node chat.mjs http://127.0.0.1:PORT ARTIFACT_DIR
+// Chromium: $CHROMIUM, or Debian's /usr/bin/chromium.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, artifacts = "."] = process.argv.slice(2);
+mkdirSync(artifacts, { recursive: true });
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+const T = 20000; // generous: the presence delay is 2 s locally, and CI machines are slow
+
+let step = "start";
+const started = Date.now();
+// Each step's start, in seconds since the test began (printed at the end: where the time goes).
+const timeline = [];
+const at = (name) => {
+  step = name;
+  timeline.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${name}`);
+};
+const pages = [];
+function check(cond, what) {
+  if (!cond) throw new Error(`${step}: ${what}`);
+}
+
+async function signIn(name) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`[${name}] page error: ${e}`));
+  await page.goto(base);
+  await page.fill("#user", name);
+  await page.click("#signin-form button");
+  await page.waitForSelector('#conn[data-state="online"]', { timeout: T });
+  pages.push(page);
+  return page;
+}
+
+async function sendText(page, text) {
+  await page.fill("#body", text);
+  await page.press("#body", "Enter");
+}
+
+try {
+  at("sign in");
+  const alice = await signIn("alice");
+  const bob = await signIn("bob");
+
+  at("befriend: bob shows online in alice's friends");
+  await alice.fill("#friend", "bob");
+  await alice.click("#add-friend button");
+  await alice.waitForSelector('#friends li[data-user="bob"][data-status="online"]', { timeout: T });
+
+  at("one-on-one: bob gets an unread badge and the preview");
+  await alice.click('#friends li[data-user="bob"]');
+  await sendText(alice, "hello bob");
+  await alice.waitForSelector('#messages li.mine:has-text("hello bob")', { timeout: T });
+  const conv = '#conversations li[data-key="u:alice"]';
+  await bob.waitForSelector(`${conv} .unread`, { timeout: T });
+  check((await bob.textContent(`${conv} .unread`)) === "1", "unread badge is 1");
+  check((await bob.textContent(`${conv} .preview`)).includes("hello bob"), "preview shows the message");
+
+  at("delivered tick: bob's client acked the push");
+  await alice.waitForSelector('#messages li.mine[data-status="delivered"], #messages li.mine[data-status="read"]', { timeout: T });
+
+  at("read tick: bob opens the conversation");
+  await bob.click(conv);
+  await bob.waitForSelector('#messages li.theirs:has-text("hello bob")', { timeout: T });
+  await alice.waitForSelector('#messages li.mine[data-status="read"]', { timeout: T });
+  check((await bob.$(`${conv} .unread`)) === null, "the badge is gone once read");
+
+  at("bob answers; alice sees it at once in the open conversation");
+  await sendText(bob, "hi alice!");
+  await alice.waitForSelector('#messages li.theirs:has-text("hi alice!")', { timeout: T });
+
+  at("group: alice creates a group with bob and both chat in it");
+  await alice.fill("#group-name", "team");
+  await alice.fill("#group-members", "bob");
+  await alice.click("#new-group button");
+  await alice.waitForSelector('#chat-title:has-text("team")', { timeout: T });
+  await sendText(alice, "welcome to the team");
+  await alice.waitForSelector('#messages li.mine:has-text("welcome to the team")', { timeout: T });
+  const groupConv = '#conversations li[data-key^="g:"]';
+  await bob.waitForSelector(`${groupConv} .unread`, { timeout: T });
+  await bob.click(groupConv);
+  await bob.waitForSelector('#messages li.theirs:has-text("welcome to the team")', { timeout: T });
+  check((await bob.textContent("#messages li.theirs .from")) === "alice", "the sender's name shows in a group");
+  await sendText(bob, "thanks!");
+  await alice.waitForSelector('#messages li.theirs:has-text("thanks!")', { timeout: T });
+
+  at("error line: a message to a user who does not exist");
+  await alice.fill("#peer", "nobody-here");
+  await alice.click("#new-chat button");
+  await sendText(alice, "anyone?");
+  await alice.waitForSelector('#error-line:not([hidden]):has-text("not_found")', { timeout: T });
+  await alice.waitForSelector('#messages li.mine[data-status="failed"]', { timeout: T });
+
+  at("sync after being away: bob's client closes, alice writes, bob connects again");
+  await bob.evaluate(() => window.natter.close());
+  await bob.waitForSelector('#conn[data-state="offline"]', { timeout: T });
+  await alice.click('#conversations li[data-key="u:bob"]');
+  await sendText(alice, "while you were away");
+  await alice.waitForSelector('#messages li.mine[data-status="sent"]:has-text("while you were away")', { timeout: T });
+  await bob.evaluate(() => window.natter.connect());
+  await bob.click('#conversations li[data-key="u:alice"]');
+  await bob.waitForSelector('#messages li.theirs:has-text("while you were away")', { timeout: T });
+  await alice.waitForSelector('#messages li.mine[data-status="read"]:has-text("while you were away")', { timeout: T });
+
+  at("reconnect: the connection drops, the client comes back by itself and gets what follows");
+  await bob.evaluate(() => window.natter.ws.close());
+  await bob.waitForSelector('#conn[data-state="online"]', { timeout: T });
+  await sendText(alice, "welcome back");
+  await bob.waitForSelector('#messages li.theirs:has-text("welcome back")', { timeout: T });
+  const bodies = await bob.$$eval("#messages li .body", (els) => els.map((e) => e.textContent));
+  check(bodies.filter((b) => b === "while you were away").length === 1, `no duplicate after sync: ${bodies}`);
+
+  at("presence: bob is back online for alice");
+  await alice.waitForSelector('#friends li[data-user="bob"][data-status="online"]', { timeout: T });
+
+  at("screenshot");
+  await alice.click('#conversations li[data-key="u:bob"]');
+  await alice.waitForSelector('#messages li:has-text("hi alice!")', { timeout: T });
+  await alice.screenshot({ path: join(artifacts, "web-client.png") });
+
+  at("presence: bob leaves, alice sees him offline with last seen");
+  await bob.context().close();
+  await alice.waitForSelector('#friends li[data-user="bob"][data-status="offline"]', { timeout: T });
+  check((await alice.textContent('#friends li[data-user="bob"] .seen')).startsWith("last seen"), "last seen shows");
+
+  at("reload: alice finds the history");
+  await alice.reload();
+  await alice.waitForSelector('#conn[data-state="online"]', { timeout: T });
+  await alice.click('#conversations li[data-key="u:bob"]');
+  await alice.waitForSelector('#messages li.mine:has-text("hello bob")', { timeout: T });
+  await alice.waitForSelector('#messages li.theirs:has-text("hi alice!")', { timeout: T });
+  check((await alice.getAttribute('#messages li.mine:has-text("hello bob")', "data-status")) === "read", "history keeps the read status");
+  const order = await alice.$$eval("#messages li .body", (els) => els.map((e) => e.textContent));
+  check(order.indexOf("hello bob") < order.indexOf("hi alice!"), `history in order: ${order}`);
+
+  console.log(timeline.join("\n"));
+  console.log("browser: ok");
+} catch (e) {
+  console.error(timeline.join("\n"));
+  console.error(`browser: FAILED at ${e.message ?? e}`);
+  for (const [i, p] of pages.entries()) {
+    try {
+      await p.screenshot({ path: join(artifacts, `failure-${i}.png`) });
+    } catch {}
+  }
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,71 @@
+//! The reference web client (infra/local/web/) in headless Chromium: tests/browser/chat.mjs drives two browser
+//! contexts through natter-local (one-on-one, group, presence, ticks, history after a reload, the error line)
+//! and saves a screenshot to tests/artifacts/web-client.png. `make test` installs Debian's chromium and
+//! playwright-core first (tests/browser/setup.sh).
+
+use std::{path::PathBuf, process::Command};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_chat_in_the_web_client_in_a_real_browser() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = root.join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run tests/browser/setup.sh (make test does)"
+    );
+    let (opts, logs) = natter_tests::options();
+    let local = natter_local::local::Local::start(opts).await.expect("natter-local");
+    let http = local.ws_url.replacen("ws://", "http://", 1);
+
+    // The page and its token endpoint answer like a browser expects.
+    let page = reqwest_get(&format!("{http}/")).await;
+    assert!(page.contains("<title>natter</title>"), "{page}");
+    let token = reqwest_get(&format!("{http}/_natter/token?user=alice")).await;
+    assert!(token.contains("\"token\""), "{token}");
+    let bad = reqwest_get(&format!("{http}/_natter/token?user=al%20ice")).await;
+    assert!(bad.contains("user"), "{bad}");
+
+    let artifacts = root.join("tests/artifacts");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("chat.mjs")
+            .arg(&http)
+            .arg(&artifacts)
+            .current_dir(&dir)
+            .output()
+            .expect("node")
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    local.stop().await;
+    if !(out.status.success() && stdout.contains("browser: ok")) {
+        let tail: Vec<String> = logs.lines().into_iter().rev().take(400).rev().collect();
+        panic!(
+            "the browser test failed (screenshots in tests/artifacts/):\n{stdout}\n{stderr}\nlast function logs:\n{}",
+            tail.join("\n")
+        );
+    }
+    assert!(root.join("tests/artifacts/web-client.png").exists());
+}
+
+/// A GET over a plain TCP connection (HTTP/1.1, `Connection: close`): the body as text.
+async fn reqwest_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or(text)
+}
