@@ -160,6 +160,20 @@ impl PresenceStore for MemoryStore {
         })
     }
 
+    async fn close_gone(&self, user: &UserId, connection: &ConnectionId, now: i64, max_expiry: i64) -> Res<Transition> {
+        let young = {
+            let s = self.state.lock().unwrap();
+            s.presence
+                .get(user)
+                .and_then(|p| p.connections.get(connection))
+                .is_none_or(|exp| *exp >= max_expiry)
+        };
+        if young {
+            return Ok(Transition::Unchanged);
+        }
+        self.close(user, connection, now).await
+    }
+
     async fn presence(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
         self.faults.check("presence")?;
         let s = self.state.lock().unwrap();

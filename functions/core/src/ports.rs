@@ -42,6 +42,16 @@ pub trait PresenceStore: Send + Sync {
     fn close(&self, user: &UserId, connection: &ConnectionId, now: i64)
     -> impl Future<Output = Res<Transition>> + Send;
 
+    /// Like `close`, for a connection a push found gone (410), but only if its recorded expiry is below
+    /// `max_expiry`: a connection still inside `$connect` answers 410 too, and must stay.
+    fn close_gone(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        now: i64,
+        max_expiry: i64,
+    ) -> impl Future<Output = Res<Transition>> + Send;
+
     /// Presence of the given users; users without a presence item are left out.
     fn presence(&self, users: &[UserId]) -> impl Future<Output = Res<HashMap<UserId, Presence>>> + Send;
 

@@ -126,3 +126,30 @@ async fn a_message_read_before_it_was_indexed_is_indexed_once_and_not_counted_un
     assert_eq!(bob["last_preview"].as_s().unwrap(), "after the read");
     assert_eq!(stack.scan("MessageIndexTable").await.len(), 6);
 }
+
+#[tokio::test]
+async fn a_burst_into_one_conversation_indexed_by_concurrent_batches_counts_every_message_once() {
+    let stack = TestStack::new(None).await;
+    let app = stack.app("HistoryFunction");
+    let t = natter_core::now_ms();
+    let jobs: Vec<HistoryJob> = (0..30)
+        .map(|i| job("alice", "bob", t + i, &format!("burst {i}")))
+        .collect();
+    // Four invocations at once, as four Lambda instances would take the queue's batches, in scrambled order.
+    let mut bodies: Vec<String> = jobs.iter().map(json).collect();
+    bodies.reverse();
+    bodies.swap(3, 17);
+    let batches: Vec<Vec<String>> = bodies.chunks(8).map(<[String]>::to_vec).collect();
+    let failed = futures::future::join_all(batches.into_iter().map(|b| run(&stack, &app, b))).await;
+    assert!(failed.iter().all(Vec::is_empty), "{failed:?}");
+    let bob = session(&stack, "bob").await;
+    assert_eq!(bob["unread"].as_n().unwrap(), "30");
+    assert_eq!(bob["last_preview"].as_s().unwrap(), "burst 29");
+    assert_eq!(bob["last_recv_ts"].as_n().unwrap(), &(t + 29).to_string());
+    assert_eq!(stack.scan("MessageIndexTable").await.len(), 60);
+    // And again, redelivered all at once: nothing changes.
+    let again: Vec<String> = jobs.iter().map(json).collect();
+    let failed = futures::future::join_all(again.chunks(10).map(|b| run(&stack, &app, b.to_vec()))).await;
+    assert!(failed.iter().all(Vec::is_empty));
+    assert_eq!(session(&stack, "bob").await["unread"].as_n().unwrap(), "30");
+}

@@ -177,7 +177,12 @@ async fn ten_concurrent_sends_of_one_client_msg_id_store_one_message() {
 async fn a_gone_connection_is_deleted_and_the_message_is_still_stored() {
     let w = world().await;
     w.online("alice", &["a1"]).await;
-    w.online("bob", &["b1", "b2"]).await;
+    w.online("bob", &["b1"]).await;
+    // b2 opened a minute ago: a 410 from it now means gone (a younger one may still be inside `$connect`).
+    w.app
+        .connect(&user("bob"), &ConnectionId::parse("b2").unwrap(), now_ms() - 60_000)
+        .await
+        .unwrap();
     w.stub.mark_gone("b2");
     let ack = w.send("alice", "a1", "cm-1", "bob", "hello").await;
     assert_eq!(ack["type"], "ack");
@@ -311,4 +316,29 @@ async fn a_backend_failure_mid_send_is_unavailable_and_a_retry_succeeds_exactly_
         pushed.iter().all(|id| *id == ack["messageId"]) && !pushed.is_empty(),
         "same id every time: {pushed:?}"
     );
+}
+
+#[tokio::test]
+async fn a_connection_still_inside_connect_that_answers_410_is_kept() {
+    let w = world().await;
+    w.online("alice", &["a1"]).await;
+    // bob's reconnect: registered by `$connect`, but not open yet, so API Gateway answers 410.
+    w.online("bob", &["b9"]).await;
+    w.stub.mark_gone("b9");
+    let ack = w.send("alice", "a1", "cm-young", "bob", "during connect").await;
+    assert_eq!(ack["type"], "ack");
+    let p = w.app.store.presence(&[user("bob")]).await.unwrap();
+    assert_eq!(
+        p[&user("bob")].live(now_ms()).map(|c| c.as_str()).collect::<Vec<_>>(),
+        ["b9"],
+        "kept in presence"
+    );
+    let connections: Vec<_> = w
+        .stack
+        .scan("ConnectionsTable")
+        .await
+        .iter()
+        .filter_map(|c| c.get("connection_id").and_then(|v| v.as_s().ok()).cloned())
+        .collect();
+    assert!(connections.contains(&"b9".to_owned()), "{connections:?}");
 }

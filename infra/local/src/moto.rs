@@ -84,6 +84,9 @@ pub fn die_with_parent_tokio(cmd: &mut tokio::process::Command) {
     }
 }
 
+/// The wrapper that starts moto_server with every DynamoDB operation serialised.
+const SERVE_PY: &str = include_str!("../moto/serve.py");
+
 pub struct Moto {
     child: Child,
     pub endpoint: String,
@@ -95,7 +98,16 @@ impl Moto {
     pub fn start() -> Result<Self, MotoError> {
         let exe = find_moto()?;
         let port = free_port();
-        let mut cmd = Command::new(&exe);
+        // moto_server's own Python runs it with DynamoDB's isolation restored (moto/serve.py explains); a
+        // moto_server without a Python beside it (NATTER_MOTO_SERVER elsewhere) runs as it is.
+        let python = exe.with_file_name("python3");
+        let mut cmd = if python.is_file() {
+            let mut c = Command::new(&python);
+            c.args(["-c", SERVE_PY]);
+            c
+        } else {
+            Command::new(&exe)
+        };
         // The emulator's own log (every request, and tracebacks of its 500s) when NATTER_MOTO_LOG names a file.
         let log = || -> Stdio {
             std::env::var_os("NATTER_MOTO_LOG")

@@ -350,66 +350,141 @@ impl DynamoStore {
         }
     }
 
-    /// The recipient's half of indexing: its history row and its session, in one transaction so that unread counts
-    /// each message exactly once. The row's `attribute_not_exists` condition is the idempotency guard.
+    /// The recipient's half of indexing: its history row and its unread count, in one transaction so that unread
+    /// counts each message exactly once (the row's `attribute_not_exists` condition is the idempotency guard);
+    /// and the session's preview and marks, which only move forward.
+    ///
+    /// The fast path writes everything in one transaction when the message is the newest the session has seen.
+    /// Otherwise (out of order, read ahead, or other messages of the conversation indexed at the same time) the
+    /// count is written with a condition on the read mark alone, which commutes with every other writer, so
+    /// retries converge instead of chasing a session that keeps changing; the preview and marks follow as
+    /// conditional updates that never move back.
     async fn index_recipient(&self, job: &HistoryJob, row: Item) -> Res<()> {
-        let ts = job.timestamp();
-        // Fast path: the message is newer than everything in the session and than the last read.
         let fast = SessionWrite {
             set_last: true,
             set_recv: true,
             count_unread: true,
             expect: Expect::Newest,
         };
-        let mut write = fast;
+        match self.index_transaction(job, &row, fast).await? {
+            TxOutcome::Applied => return Ok(()),
+            // Indexed before, perhaps by the slow path, whose marks may not have been written: write them.
+            TxOutcome::AlreadyIndexed => return self.recipient_marks(job).await,
+            TxOutcome::SessionChanged | TxOutcome::Conflict => {}
+        }
+        let count = SessionWrite {
+            set_last: false,
+            set_recv: false,
+            count_unread: true,
+            expect: Expect::ReadBefore,
+        };
         let mut backoff_ms = 10;
-        for attempt in 0..8 {
+        for attempt in 0..10 {
             if attempt > 0 {
-                // Concurrent writers of the same session: back off with jitter before reading it again.
+                // Another transaction held the session at that instant: back off with jitter and write the same.
                 tokio::time::sleep(Duration::from_millis(backoff_ms + rand_ms(backoff_ms))).await;
-                backoff_ms = (backoff_ms * 2).min(500);
+                backoff_ms = (backoff_ms * 2).min(400);
             }
-            match self.index_transaction(job, &row, write).await? {
-                TxOutcome::Applied | TxOutcome::AlreadyIndexed => return Ok(()),
-                TxOutcome::SessionChanged | TxOutcome::Conflict => {}
+            match self.index_transaction(job, &row, count).await? {
+                TxOutcome::Applied | TxOutcome::AlreadyIndexed => return self.recipient_marks(job).await,
+                // Read past this message already: index it without counting it.
+                TxOutcome::SessionChanged => {
+                    self.put_row_once(&row).await?;
+                    return self.recipient_marks(job).await;
+                }
+                TxOutcome::Conflict => {}
             }
-            // Out of order, already read past it, or raced: read the session and write exactly what applies.
-            let seen = self.session_marks(&job.to, &job.from).await?;
-            write = SessionWrite {
-                set_last: seen.last_ts.is_none_or(|t| t < ts),
-                set_recv: seen.last_recv_ts.is_none_or(|t| t < ts),
-                count_unread: seen.last_read_ts.is_none_or(|t| t < ts),
-                expect: Expect::Exactly(seen),
-            };
         }
         Err(BackendError::Call {
             service: "DynamoDB",
             operation: "TransactWriteItems",
             retryable: true,
-            source: "the session kept changing".into(),
+            source: "the session stayed locked by other transactions".into(),
         })
     }
 
-    async fn session_marks(&self, user: &UserId, peer: &UserId) -> Res<SessionMarks> {
+    /// Moves the recipient's session forward to this message: its preview if it is the newest message either
+    /// way, and `last_recv_ts` if it is the newest received. Each is conditional, so it never moves back, and
+    /// repeating it changes nothing.
+    async fn recipient_marks(&self, job: &HistoryJob) -> Res<()> {
+        let ts = job.timestamp();
+        let newest = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(attr::USER_ID, s(job.to.as_str()))
+            .key(attr::PEER_ID, s(job.from.as_str()))
+            .update_expression(
+                "SET #last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts, \
+                 #last_recv_ts = :ts",
+            )
+            // last_recv_ts <= last_ts always, so a message newer than last_ts is the newest received too.
+            .condition_expression("attribute_not_exists(#last_ts) OR #last_ts < :ts")
+            .set_expression_attribute_names(names(&[
+                attr::LAST_MESSAGE_ID,
+                attr::LAST_FROM,
+                attr::LAST_PREVIEW,
+                attr::LAST_TS,
+                attr::LAST_RECV_TS,
+            ]))
+            .expression_attribute_values(":mid", s(job.message_id.to_string()))
+            .expression_attribute_values(":from", s(job.from.as_str()))
+            .expression_attribute_values(":preview", s(job.preview.as_str()))
+            .expression_attribute_values(":ts", n(ts))
+            .send()
+            .await;
+        match newest {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(call_error("DynamoDB", "UpdateItem", e)),
+        }
+        let received = self
+            .client
+            .update_item()
+            .table_name(&self.tables.sessions)
+            .key(attr::USER_ID, s(job.to.as_str()))
+            .key(attr::PEER_ID, s(job.from.as_str()))
+            .update_expression("SET #last_recv_ts = :ts")
+            .condition_expression("attribute_not_exists(#last_recv_ts) OR #last_recv_ts < :ts")
+            .set_expression_attribute_names(names(&[attr::LAST_RECV_TS]))
+            .expression_attribute_values(":ts", n(ts))
+            .send()
+            .await;
+        match received {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+        }
+    }
+
+    /// Writes an index row unless it exists.
+    async fn put_row_once(&self, row: &Item) -> Res<()> {
         let r = self
             .client
-            .get_item()
-            .table_name(&self.tables.sessions)
-            .key(attr::USER_ID, s(user.as_str()))
-            .key(attr::PEER_ID, s(peer.as_str()))
-            .consistent_read(true)
-            .projection_expression("#last_ts, #last_recv_ts, #last_read_ts")
-            .set_expression_attribute_names(names(&[attr::LAST_TS, attr::LAST_RECV_TS, attr::LAST_READ_TS]))
+            .put_item()
+            .table_name(&self.tables.message_index)
+            .set_item(Some(row.clone()))
+            .condition_expression("attribute_not_exists(#owner_id)")
+            .set_expression_attribute_names(names(&[attr::OWNER_ID]))
             .send()
-            .await
-            .map_err(|e| call_error("DynamoDB", "GetItem", e))?;
-        let item = r.item.unwrap_or_default();
-        let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-        Ok(SessionMarks {
-            last_ts: num(attr::LAST_TS),
-            last_recv_ts: num(attr::LAST_RECV_TS),
-            last_read_ts: num(attr::LAST_READ_TS),
-        })
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(call_error("DynamoDB", "PutItem", e)),
+        }
     }
 
     async fn index_transaction(&self, job: &HistoryJob, row: &Item, w: SessionWrite) -> Res<TxOutcome> {
@@ -451,23 +526,7 @@ impl DynamoStore {
                 Expect::Newest => "(attribute_not_exists(#last_ts) OR #last_ts < :ts) AND \
                      (attribute_not_exists(#last_read_ts) OR #last_read_ts < :ts)"
                     .to_owned(),
-                Expect::Exactly(seen) => {
-                    let mut parts = Vec::new();
-                    for (name, v) in [
-                        ("last_ts", seen.last_ts),
-                        ("last_recv_ts", seen.last_recv_ts),
-                        ("last_read_ts", seen.last_read_ts),
-                    ] {
-                        match v {
-                            Some(v) => {
-                                parts.push(format!("#{name} = :seen_{name}"));
-                                values.insert(format!(":seen_{name}"), n(v));
-                            }
-                            None => parts.push(format!("attribute_not_exists(#{name})")),
-                        }
-                    }
-                    parts.join(" AND ")
-                }
+                Expect::ReadBefore => "attribute_not_exists(#last_read_ts) OR #last_read_ts < :ts".to_owned(),
             };
             let exprs = [expr.trim(), condition.as_str()];
             let update = Update::builder()
@@ -563,20 +622,12 @@ impl DynamoStore {
     }
 }
 
-/// The ordering marks of a session, as read.
-#[derive(Debug, Clone, Copy)]
-struct SessionMarks {
-    last_ts: Option<i64>,
-    last_recv_ts: Option<i64>,
-    last_read_ts: Option<i64>,
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Expect {
     /// The session's last message and last read are older than the message (or absent).
     Newest,
-    /// The session's marks are exactly these (optimistic concurrency).
-    Exactly(SessionMarks),
+    /// Only the read mark is older than the message (or absent): the count commutes with other writers.
+    ReadBefore,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -757,71 +808,11 @@ impl PresenceStore for DynamoStore {
     }
 
     async fn close(&self, user: &UserId, connection: &ConnectionId, now: i64) -> Res<Transition> {
-        let delete = async {
-            self.client
-                .delete_item()
-                .table_name(&self.tables.connections)
-                .key(attr::CONNECTION_ID, s(connection.as_str()))
-                .send()
-                .await
-                .map_err(|e| call_error("DynamoDB", "DeleteItem", e))
-        };
-        let remove = async {
-            let r = self
-                .client
-                .update_item()
-                .table_name(&self.tables.presence)
-                .key(attr::USER_ID, s(user.as_str()))
-                .update_expression("REMOVE #conns.#c SET #last_seen = :now")
-                .condition_expression("attribute_exists(#conns)")
-                .expression_attribute_names("#conns", attr::CONNS)
-                .expression_attribute_names("#c", connection.as_str())
-                .expression_attribute_names("#last_seen", attr::LAST_SEEN)
-                .expression_attribute_values(":now", n(now))
-                .return_values(ReturnValue::AllOld)
-                .send()
-                .await;
-            match r {
-                Ok(out) => Ok(Some(from_item::<PresenceItem>(
-                    "presence",
-                    out.attributes.unwrap_or_default(),
-                )?)),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
-            }
-        };
-        let (_, before) = futures::try_join!(delete, remove)?;
-        let Some(before) = before else {
-            return Ok(Transition::Unchanged);
-        };
-        let now_s = now / 1000;
-        let live_before: Vec<&String> = before
-            .conns
-            .iter()
-            .filter(|(_, exp)| **exp > now_s)
-            .map(|(id, _)| id)
-            .collect();
-        let live_after = live_before
-            .iter()
-            .filter(|id| id.as_str() != connection.as_str())
-            .count();
-        let stale: Vec<String> = before
-            .conns
-            .iter()
-            .filter(|(id, exp)| **exp <= now_s && id.as_str() != connection.as_str())
-            .map(|(id, _)| id.clone())
-            .collect();
-        self.prune(user, stale).await;
-        Ok(if !live_before.is_empty() && live_after == 0 {
-            Transition::WentOffline
-        } else {
-            Transition::Unchanged
-        })
+        self.close_if(user, connection, now, None).await
+    }
+
+    async fn close_gone(&self, user: &UserId, connection: &ConnectionId, now: i64, max_expiry: i64) -> Res<Transition> {
+        self.close_if(user, connection, now, Some(max_expiry)).await
     }
 
     async fn presence(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
@@ -850,6 +841,100 @@ impl PresenceStore for DynamoStore {
     async fn mark_exposed(&self, user: &UserId) -> Res<()> {
         self.presence_set(user, "SET #exposed = :v", &[attr::EXPOSED], Av::Bool(true))
             .await
+    }
+}
+
+impl DynamoStore {
+    /// `$disconnect` (`max_expiry` None), or a push that found the connection gone (removed only if its expiry
+    /// is below `max_expiry`, i.e. it connected before the grace period).
+    async fn close_if(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        now: i64,
+        max_expiry: Option<i64>,
+    ) -> Res<Transition> {
+        let delete = || async {
+            self.client
+                .delete_item()
+                .table_name(&self.tables.connections)
+                .key(attr::CONNECTION_ID, s(connection.as_str()))
+                .send()
+                .await
+                .map_err(|e| call_error("DynamoDB", "DeleteItem", e))
+        };
+        let remove = async {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.tables.presence)
+                .key(attr::USER_ID, s(user.as_str()))
+                .update_expression("REMOVE #conns.#c SET #last_seen = :now")
+                .condition_expression(match max_expiry {
+                    None => "attribute_exists(#conns)",
+                    // A connection found gone is removed only if it is older than the grace period: a
+                    // connection still in `$connect` answers 410 as well.
+                    Some(_) => "#conns.#c < :max_expiry",
+                })
+                .set_expression_attribute_values(max_expiry.map(|m| HashMap::from([(":max_expiry".to_owned(), n(m))])))
+                .expression_attribute_names("#conns", attr::CONNS)
+                .expression_attribute_names("#c", connection.as_str())
+                .expression_attribute_names("#last_seen", attr::LAST_SEEN)
+                .expression_attribute_values(":now", n(now))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await;
+            match r {
+                Ok(out) => Ok(Some(from_item::<PresenceItem>(
+                    "presence",
+                    out.attributes.unwrap_or_default(),
+                )?)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
+            }
+        };
+        let before = match max_expiry {
+            None => futures::try_join!(delete(), remove)?.1,
+            // Only a connection that is really gone loses its registry item.
+            Some(_) => {
+                let before = remove.await?;
+                if before.is_some() {
+                    delete().await?;
+                }
+                before
+            }
+        };
+        let Some(before) = before else {
+            return Ok(Transition::Unchanged);
+        };
+        let now_s = now / 1000;
+        let live_before: Vec<&String> = before
+            .conns
+            .iter()
+            .filter(|(_, exp)| **exp > now_s)
+            .map(|(id, _)| id)
+            .collect();
+        let live_after = live_before
+            .iter()
+            .filter(|id| id.as_str() != connection.as_str())
+            .count();
+        let stale: Vec<String> = before
+            .conns
+            .iter()
+            .filter(|(id, exp)| **exp <= now_s && id.as_str() != connection.as_str())
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.prune(user, stale).await;
+        Ok(if !live_before.is_empty() && live_after == 0 {
+            Transition::WentOffline
+        } else {
+            Transition::Unchanged
+        })
     }
 }
 

@@ -50,4 +50,23 @@ where
         self.announce_later(user, transition, now).await;
         Ok(transition)
     }
+
+    /// A push found the connection gone (410). API Gateway answers 410 as well for a connection whose
+    /// `$connect` has not returned yet, and that one is about to open: it is removed only if it connected more
+    /// than [`CONNECT_GRACE_SECS`] ago (its expiry tells when). A young one that really vanished is removed by
+    /// the next push after the grace period, or counts for nothing once it expires.
+    pub async fn drop_gone_connection(
+        &self,
+        user: &UserId,
+        connection: &ConnectionId,
+        now: i64,
+    ) -> Result<Transition, BackendError> {
+        let max_expiry = now / 1000 - CONNECT_GRACE_SECS + self.settings.connection_ttl_secs;
+        let transition = self.store.close_gone(user, connection, now, max_expiry).await?;
+        self.announce_later(user, transition, now).await;
+        Ok(transition)
+    }
 }
+
+/// Longer than API Gateway lets `$connect` run (29 s integration timeout).
+pub const CONNECT_GRACE_SECS: i64 = 30;

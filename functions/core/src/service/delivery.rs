@@ -54,7 +54,7 @@ where
                 match self.pusher.post(connection, frame).await {
                     Ok(Posted::Delivered) => Ok(()),
                     Ok(Posted::Gone) => {
-                        if let Err(e) = self.drop_connection(user, connection, now).await {
+                        if let Err(e) = self.drop_gone_connection(user, connection, now).await {
                             warn!(error = %e, %connection, "could not remove a gone connection");
                         }
                         Err(true)

@@ -11,7 +11,10 @@
 //!
 //! The lease is longer than the function timeout, so a takeover never races a live attempt.
 
-use super::{App, delivery::connections_of};
+use super::{
+    App,
+    delivery::{DeliveryReport, connections_of},
+};
 use crate::{
     error::{BackendError, Failure, bad_request, forbidden, not_found},
     frames::{AckReply, LastMessage, Send, ServerFrame, Target},
@@ -225,10 +228,45 @@ where
             self.queue.enqueue(&job).await?;
             self.store.finish(key, None).await
         };
-        let (report, finished) = futures::join!(self.deliver(&targets, &push, now), queue_then_finish);
+        let (report, finished) = futures::join!(self.deliver_direct(to, &targets, &push, now), queue_then_finish);
         finished?;
         info!(message_id = %message.id, delivered = report.delivered, gone = report.gone, failed = report.failed, "sent");
         Ok(())
+    }
+
+    /// Pushes a stored one-on-one message to `targets` (the connections the lookup found before it was stored)
+    /// and to any connection the recipient opened since. The lookup ran before the message was stored, so a
+    /// recipient who reconnected in between, and whose `sync` ran before the message existed, would otherwise
+    /// get it from neither: the recipient's presence is read again, now that the message is stored, alongside
+    /// the first pushes. Costs half a read unit; delays no push.
+    pub(super) async fn deliver_direct(
+        &self,
+        to: &UserId,
+        targets: &[(UserId, ConnectionId)],
+        push: &str,
+        now: i64,
+    ) -> DeliveryReport {
+        let (mut report, again) = futures::join!(
+            self.deliver(targets, push, now),
+            self.store.presence(std::slice::from_ref(to))
+        );
+        let late: Vec<(UserId, ConnectionId)> = match again {
+            Ok(p) => connections_of(&p, &[to], None, now)
+                .into_iter()
+                .filter(|t| !targets.contains(t))
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "could not re-read the recipient's connections; a reconnect in flight syncs later");
+                Vec::new()
+            }
+        };
+        if !late.is_empty() {
+            let more = self.deliver(&late, push, now).await;
+            report.delivered += more.delivered;
+            report.gone += more.gone;
+            report.failed += more.failed;
+        }
+        report
     }
 
     async fn send_group(

@@ -309,7 +309,9 @@ async fn a_waiting_retry_gives_up_before_the_deadline() {
 async fn a_gone_connection_is_removed_and_the_message_is_still_stored() {
     let app = app(&[]);
     online(&app, "alice", &["a1"]).await;
-    online(&app, "bob", &["b1", "b2"]).await;
+    online(&app, "bob", &["b1"]).await;
+    // b2 connected a minute ago, past the grace period of a connection still inside `$connect`.
+    app.connect(&user("bob"), &conn("b2"), now_ms() - 60_000).await.unwrap();
     app.pusher.gone.lock().unwrap().insert(conn("b2"));
     app.send(&caller("alice", "a1"), &send_frame("m1", "bob", "x"), now_ms(), far())
         .await
@@ -468,4 +470,41 @@ async fn reading_resets_unread_and_sends_one_read_receipt_up_to_the_newest_messa
     assert_eq!(receipts[0]["status"], "read");
     assert_eq!(receipts[0]["by"], "bob");
     assert_eq!(receipts[0]["upTo"], last.timestamp);
+}
+
+#[tokio::test]
+async fn a_connection_opened_between_the_lookup_and_the_store_still_gets_the_message() {
+    let app = app(&[]);
+    online(&app, "bob", &["b1"]).await;
+    // The send looked bob up (only b1); then bob reconnected on b2 and synced before the message was stored.
+    let snapshot = vec![(user("bob"), ConnectionId::parse("b1").unwrap())];
+    online(&app, "bob", &["b2"]).await;
+    let report = app
+        .deliver_direct(&user("bob"), &snapshot, r#"{"type":"message"}"#, now_ms())
+        .await;
+    assert_eq!(report.delivered, 2);
+    assert_eq!(app.pusher.posts_to("b1").len(), 1);
+    assert_eq!(app.pusher.posts_to("b2").len(), 1, "the new connection got it, once");
+}
+
+#[tokio::test]
+async fn a_connection_still_inside_connect_answering_410_is_kept() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    // bob's new connection is registered, but API Gateway answers 410 until its `$connect` returns.
+    online(&app, "bob", &["b9"]).await;
+    app.pusher.gone.lock().unwrap().insert(conn("b9"));
+    app.send(&caller("alice", "a1"), &send_frame("m1", "bob", "x"), now_ms(), far())
+        .await
+        .unwrap();
+    app.pusher.gone.lock().unwrap().clear();
+    {
+        let s = app.store.state.lock().unwrap();
+        assert!(s.presence[&user("bob")].connections.contains_key(&conn("b9")), "kept");
+    }
+    // Open now: the next message reaches it (and the first waits in the mailbox for bob's sync).
+    app.send(&caller("alice", "a1"), &send_frame("m2", "bob", "y"), now_ms(), far())
+        .await
+        .unwrap();
+    assert_eq!(app.pusher.posts_to("b9").len(), 1);
 }
