@@ -138,6 +138,38 @@ try {
   const order = await alice.$$eval("#messages li .body", (els) => els.map((e) => e.textContent));
   check(order.indexOf("hello bob") < order.indexOf("hi alice!"), `history in order: ${order}`);
 
+  at("scroll-back: more than a page of history, the oldest reached by scrolling up");
+  await alice.evaluate(() => {
+    for (let i = 1; i <= 60; i++) window.natter.send({ with: "bob" }, `old ${i}`);
+  });
+  await alice.waitForFunction(
+    () => window.natter.conversations.get("u:bob").messages.filter((m) => m.body.startsWith("old ") && m.messageId).length === 60,
+    null,
+    { timeout: T },
+  );
+  // One-on-one history is indexed asynchronously (within seconds of the ack, docs/protocol.md): wait for it.
+  const indexed = async () =>
+    alice.evaluate(async () => (await window.natter.request({ action: "history", with: "bob", limit: 100 }))?.messages?.length ?? 0);
+  for (let i = 0; i < 40 && (await indexed()) < 64; i++) await alice.waitForTimeout(250);
+  check((await indexed()) >= 64, "every message is in history within 10 s");
+  await alice.reload();
+  await alice.waitForSelector('#conn[data-state="online"]', { timeout: T });
+  await alice.click('#conversations li[data-key="u:bob"]');
+  await alice.waitForSelector('#messages li:has-text("old 60")', { timeout: T });
+  const shownFirst = await alice.$$eval("#messages li .body", (els) => els.map((e) => e.textContent));
+  check((await alice.$('#messages li .body >> text="old 1"')) === null, `the first page stops short of the oldest: ${shownFirst.length} shown, ${shownFirst.slice(0, 3)}`);
+  for (let i = 0; i < 5 && (await alice.$('#messages li .body >> text="old 1"')) === null; i++) {
+    await alice.$eval("#messages", (el) => {
+      el.scrollTop = 0;
+      el.dispatchEvent(new Event("scroll"));
+    });
+    await alice.waitForTimeout(300);
+  }
+  await alice.waitForSelector('#messages li .body >> text="old 1"', { timeout: T });
+  const all = await alice.$$eval("#messages li .body", (els) => els.map((e) => e.textContent));
+  check(all.indexOf("old 1") < all.indexOf("old 2") && all.indexOf("hello bob") < all.indexOf("old 1"), "scroll-back keeps the order");
+  check(new Set(all).size === all.length, "no message twice after paging");
+
   console.log(timeline.join("\n"));
   console.log("browser: ok");
 } catch (e) {

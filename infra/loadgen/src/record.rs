@@ -101,6 +101,9 @@ pub struct Guarantees {
     pub out_of_seq_arrivals: usize,
     /// Messages received that no sender sent.
     pub unexpected: usize,
+    /// The first lost messages, as `recipient:messageId`, to look up when `loss` is not 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<String>,
 }
 
 impl Recorder {
@@ -206,7 +209,15 @@ impl Recorder {
                     .find_map(|id| first.get(&(r.as_str(), id.as_str())))
                 {
                     Some(d) => delivery.push(d.at.saturating_duration_since(s.sent_at).as_secs_f64() * 1000.0),
-                    None => g.loss += 1,
+                    None => {
+                        g.loss += 1;
+                        if g.lost.len() < 20 {
+                            g.lost.push(format!(
+                                "{r}:{}",
+                                s.message_ids.iter().next().cloned().unwrap_or_default()
+                            ));
+                        }
+                    }
                 }
             }
         }
