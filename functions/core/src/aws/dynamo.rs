@@ -31,6 +31,8 @@ use aws_sdk_dynamodb::{
         TransactWriteItem, Update,
     },
 };
+use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::{StreamExt, stream};
 use serde::{Serialize, de::DeserializeOwned};
 use std::{
@@ -53,6 +55,18 @@ fn s(v: impl Into<String>) -> Av {
 
 fn n(v: impl ToString) -> Av {
     Av::N(v.to_string())
+}
+
+/// `Ok(true)` if a conditional write applied, `Ok(false)` if its condition failed, the call's error otherwise.
+fn applied<T, E>(operation: &'static str, r: Result<T, SdkError<E, HttpResponse>>) -> Res<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match r {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(se)) if se.err().code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(call_error("DynamoDB", operation, e)),
+    }
 }
 
 fn to_item<T: Serialize>(what: &'static str, v: &T) -> Res<Item> {
@@ -291,16 +305,7 @@ impl DynamoStore {
             .set_expression_attribute_values(values_in(&[update, condition.unwrap_or_default()], values))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
-        }
+        applied("UpdateItem", r)
     }
 
     async fn read_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
@@ -408,37 +413,9 @@ impl DynamoStore {
     /// repeating it changes nothing.
     async fn recipient_marks(&self, job: &HistoryJob) -> Res<()> {
         let ts = job.timestamp();
-        let newest = self
-            .client
-            .update_item()
-            .table_name(&self.tables.sessions)
-            .key(attr::USER_ID, s(job.to.as_str()))
-            .key(attr::PEER_ID, s(job.from.as_str()))
-            .update_expression(
-                "SET #last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts, \
-                 #last_recv_ts = :ts",
-            )
-            // last_recv_ts <= last_ts always, so a message newer than last_ts is the newest received too.
-            .condition_expression("attribute_not_exists(#last_ts) OR #last_ts < :ts")
-            .set_expression_attribute_names(names(&[
-                attr::LAST_MESSAGE_ID,
-                attr::LAST_FROM,
-                attr::LAST_PREVIEW,
-                attr::LAST_TS,
-                attr::LAST_RECV_TS,
-            ]))
-            .expression_attribute_values(":mid", s(job.message_id.to_string()))
-            .expression_attribute_values(":from", s(job.from.as_str()))
-            .expression_attribute_values(":preview", s(job.preview.as_str()))
-            .expression_attribute_values(":ts", n(ts))
-            .send()
-            .await;
-        match newest {
-            Ok(_) => return Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(call_error("DynamoDB", "UpdateItem", e)),
+        // last_recv_ts <= last_ts always, so a message newer than last_ts is the newest received too.
+        if self.session_preview(&job.to, &job.from, job, true).await? {
+            return Ok(());
         }
         let received = self
             .client
@@ -452,16 +429,7 @@ impl DynamoStore {
             .expression_attribute_values(":ts", n(ts))
             .send()
             .await;
-        match received {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
-        }
+        applied("UpdateItem", received).map(|_| ())
     }
 
     /// Writes an index row unless it exists.
@@ -475,16 +443,7 @@ impl DynamoStore {
             .set_expression_attribute_names(names(&[attr::OWNER_ID]))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(call_error("DynamoDB", "PutItem", e)),
-        }
+        applied("PutItem", r).map(|_| ())
     }
 
     async fn index_transaction(&self, job: &HistoryJob, row: &Item, w: SessionWrite) -> Res<TxOutcome> {
@@ -586,39 +545,41 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| call_error("DynamoDB", "PutItem", e))?;
+        // Not applied: the session already shows a newer message.
+        self.session_preview(&job.from, &job.to, job, false).await.map(|_| ())
+    }
+
+    /// Sets `owner`'s session with `peer` to show `job`'s message (and, with `received`, its `last_recv_ts`) if it
+    /// is newer than the session's last message; whether it was.
+    async fn session_preview(&self, owner: &UserId, peer: &UserId, job: &HistoryJob, received: bool) -> Res<bool> {
+        let mut update =
+            "SET #last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts".to_owned();
+        let mut attrs = vec![
+            attr::LAST_MESSAGE_ID,
+            attr::LAST_FROM,
+            attr::LAST_PREVIEW,
+            attr::LAST_TS,
+        ];
+        if received {
+            update.push_str(", #last_recv_ts = :ts");
+            attrs.push(attr::LAST_RECV_TS);
+        }
         let r = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
-            .key(attr::USER_ID, s(job.from.as_str()))
-            .key(attr::PEER_ID, s(job.to.as_str()))
-            .update_expression(
-                "SET #last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts",
-            )
+            .key(attr::USER_ID, s(owner.as_str()))
+            .key(attr::PEER_ID, s(peer.as_str()))
+            .update_expression(update)
             .condition_expression("attribute_not_exists(#last_ts) OR #last_ts < :ts")
-            .set_expression_attribute_names(names(&[
-                attr::LAST_MESSAGE_ID,
-                attr::LAST_FROM,
-                attr::LAST_PREVIEW,
-                attr::LAST_TS,
-            ]))
+            .set_expression_attribute_names(names(&attrs))
             .expression_attribute_values(":mid", s(job.message_id.to_string()))
             .expression_attribute_values(":from", s(job.from.as_str()))
             .expression_attribute_values(":preview", s(job.preview.as_str()))
             .expression_attribute_values(":ts", n(job.timestamp()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            // The session already shows a newer message.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
-        }
+        applied("UpdateItem", r)
     }
 }
 
@@ -954,16 +915,7 @@ impl DynamoStore {
             .expression_attribute_values(":v", value)
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
-        }
+        applied("UpdateItem", r).map(|_| ())
     }
 }
 
@@ -1140,16 +1092,7 @@ impl IndexStore for DynamoStore {
                 .expression_attribute_values(":t", n(t))
                 .send()
                 .await;
-            return match r {
-                Ok(_) => Ok(Some(t)),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
-            };
+            return Ok(applied("UpdateItem", r)?.then_some(t));
         }
         let r = self
             .client
@@ -1531,16 +1474,7 @@ impl GroupStore for DynamoStore {
             .expression_attribute_values(":from", s(from.as_str()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(call_error("DynamoDB", "UpdateItem", e)),
-        }
+        applied("UpdateItem", r)
     }
 
     async fn delete_group(&self, group: &GroupId) -> Res<()> {
