@@ -240,7 +240,10 @@ async fn reconnect(o: &Options, s: &Sender, rec: &Arc<Recorder>, all: &Clients) 
     }
     tokio::time::sleep(jitter(Duration::from_millis(100), Duration::from_millis(1500))).await;
     let secret = o.secret.clone().unwrap_or_default();
+    // Like a real client: keep trying with a growing pause (a refused upgrade, say a `$connect` that timed out
+    // on a loaded backend, is not a lost message); give up only after about two minutes.
     let mut attempt = 0;
+    let mut pause = Duration::from_millis(250);
     let new = loop {
         let t = token(&secret, &s.user);
         match Client::connect(
@@ -253,10 +256,11 @@ async fn reconnect(o: &Options, s: &Sender, rec: &Arc<Recorder>, all: &Clients) 
         .await
         {
             Ok(c) => break c,
-            Err(e) if attempt >= 5 => return Err(format!("reconnect: {e}")),
+            Err(e) if attempt >= 40 => return Err(format!("reconnect: {e}")),
             Err(_) => attempt += 1,
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(jitter(pause / 2, pause * 3 / 2)).await;
+        pause = (pause * 2).min(Duration::from_secs(4));
     };
     *s.client.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
     all.lock().unwrap_or_else(|e| e.into_inner()).push(new.clone());
