@@ -270,6 +270,9 @@ async fn reconnect(o: &Options, s: &Sender, rec: &Arc<Recorder>, all: &Clients) 
 /// How long nothing must run before the counters are read: longer than natter-local's presence delay (2 s).
 const QUIET: Duration = Duration::from_secs(3);
 
+/// How long one send is retried before the harness records it as never acked (about as long as a reconnect is).
+const SEND_GIVE_UP: Duration = Duration::from_secs(120);
+
 pub async fn run(o: Options) -> Result<Report, String> {
     let run_id = ulid::Ulid::generate().to_string()[20..].to_lowercase();
     let user = |i: usize| format!("lg{run_id}-{i}");
@@ -412,15 +415,24 @@ pub async fn run(o: Options) -> Result<Report, String> {
                     expected: s.expected.clone(),
                 },
             );
-            // A client retries with the same clientMsgId until it gets an ack, on whatever connection it has now.
-            for attempt in 0..8 {
+            // A client retries with the same clientMsgId until it gets an ack, on whatever connection it has now,
+            // as real clients do; the harness gives up only after SEND_GIVE_UP, so a send left unacked means the
+            // backend stayed unusable for that long, not that the client stopped early.
+            let give_up = Instant::now() + SEND_GIVE_UP;
+            let mut attempt = 0u32;
+            loop {
                 if attempt > 0 {
+                    if Instant::now() >= give_up {
+                        break;
+                    }
                     retries.fetch_add(1, Ordering::Relaxed);
                     rec.update(&key, |r| r.retries += 1);
                 }
+                let backoff = Duration::from_millis(300 << attempt.min(3));
+                attempt += 1;
                 let Some(reply) = s.client().request(frame.clone(), Duration::from_secs(10)).await else {
                     // No reply: the connection went away (churn) or the reply was lost; back off, then retry.
-                    tokio::time::sleep(Duration::from_millis(300 << attempt.min(3))).await;
+                    tokio::time::sleep(backoff).await;
                     continue;
                 };
                 if reply["type"] == "ack" {
@@ -432,9 +444,13 @@ pub async fn run(o: Options) -> Result<Report, String> {
                     });
                     break;
                 }
-                if reply["code"] != "unavailable" && reply["code"] != "internal" {
+                if !matches!(
+                    reply["code"].as_str(),
+                    Some("unavailable" | "internal" | "rate_limited")
+                ) {
                     break;
                 }
+                tokio::time::sleep(backoff).await;
             }
             s.busy.store(false, Ordering::Relaxed);
         }));
