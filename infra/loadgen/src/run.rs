@@ -197,6 +197,38 @@ fn jitter(lo: Duration, hi: Duration) -> Duration {
     lo + (hi.saturating_sub(lo)).mul_f64(rand::random::<f64>())
 }
 
+/// How long a client keeps retrying one thing (a send, a reconnect) before the harness records a failure. Real
+/// clients retry for as long as their user waits; a failure here means the backend stayed unusable this long,
+/// not that the client stopped early (a refused upgrade or an `unavailable` on a loaded backend loses nothing).
+const GIVE_UP: Duration = Duration::from_secs(120);
+
+/// A client's retry pauses: jittered, doubling from `first` up to `cap`, until [`GIVE_UP`] has passed.
+struct Backoff {
+    pause: Duration,
+    cap: Duration,
+    until: Instant,
+}
+
+impl Backoff {
+    fn new(first: Duration, cap: Duration) -> Self {
+        Self {
+            pause: first,
+            cap,
+            until: Instant::now() + GIVE_UP,
+        }
+    }
+
+    /// Sleeps the next pause; false, without sleeping, once the client has given up.
+    async fn wait(&mut self) -> bool {
+        if Instant::now() >= self.until {
+            return false;
+        }
+        tokio::time::sleep(jitter(self.pause / 2, self.pause * 3 / 2)).await;
+        self.pause = (self.pause * 2).min(self.cap);
+        true
+    }
+}
+
 /// Churn: until `stop`, at `churn_per_sec`, a random sender that is not already away drops (half the time
 /// without a close frame), stays away for 0.1 to 1.5 s, reconnects and syncs. Returns how many reconnects it made.
 async fn churn(
@@ -240,10 +272,7 @@ async fn reconnect(o: &Options, s: &Sender, rec: &Arc<Recorder>, all: &Clients) 
     }
     tokio::time::sleep(jitter(Duration::from_millis(100), Duration::from_millis(1500))).await;
     let secret = o.secret.clone().unwrap_or_default();
-    // Like a real client: keep trying with a growing pause (a refused upgrade, say a `$connect` that timed out
-    // on a loaded backend, is not a lost message); give up only after about two minutes.
-    let mut attempt = 0;
-    let mut pause = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(4));
     let new = loop {
         let t = token(&secret, &s.user);
         match Client::connect(
@@ -256,11 +285,9 @@ async fn reconnect(o: &Options, s: &Sender, rec: &Arc<Recorder>, all: &Clients) 
         .await
         {
             Ok(c) => break c,
-            Err(e) if attempt >= 40 => return Err(format!("reconnect: {e}")),
-            Err(_) => attempt += 1,
+            Err(e) if !backoff.wait().await => return Err(format!("reconnect: {e}")),
+            Err(_) => {}
         }
-        tokio::time::sleep(jitter(pause / 2, pause * 3 / 2)).await;
-        pause = (pause * 2).min(Duration::from_secs(4));
     };
     *s.client.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
     all.lock().unwrap_or_else(|e| e.into_inner()).push(new.clone());
@@ -269,9 +296,6 @@ async fn reconnect(o: &Options, s: &Sender, rec: &Arc<Recorder>, all: &Clients) 
 
 /// How long nothing must run before the counters are read: longer than natter-local's presence delay (2 s).
 const QUIET: Duration = Duration::from_secs(3);
-
-/// How long one send is retried before the harness records it as never acked (about as long as a reconnect is).
-const SEND_GIVE_UP: Duration = Duration::from_secs(120);
 
 pub async fn run(o: Options) -> Result<Report, String> {
     let run_id = ulid::Ulid::generate().to_string()[20..].to_lowercase();
@@ -415,42 +439,32 @@ pub async fn run(o: Options) -> Result<Report, String> {
                     expected: s.expected.clone(),
                 },
             );
-            // A client retries with the same clientMsgId until it gets an ack, on whatever connection it has now,
-            // as real clients do; the harness gives up only after SEND_GIVE_UP, so a send left unacked means the
-            // backend stayed unusable for that long, not that the client stopped early.
-            let give_up = Instant::now() + SEND_GIVE_UP;
-            let mut attempt = 0u32;
+            // A client retries with the same clientMsgId until it gets an ack, on whatever connection it has now:
+            // after no reply (the connection went away in churn, or the reply was lost) and after a retryable error.
+            let mut backoff = Backoff::new(Duration::from_millis(300), Duration::from_millis(2400));
             loop {
-                if attempt > 0 {
-                    if Instant::now() >= give_up {
+                if let Some(reply) = s.client().request(frame.clone(), Duration::from_secs(10)).await {
+                    if reply["type"] == "ack" {
+                        let at = Instant::now();
+                        rec.update(&key, |r| {
+                            r.acked_at.get_or_insert(at);
+                            r.message_ids.extend(reply["messageId"].as_str().map(str::to_owned));
+                            r.seq = r.seq.or(reply["seq"].as_u64());
+                        });
                         break;
                     }
-                    retries.fetch_add(1, Ordering::Relaxed);
-                    rec.update(&key, |r| r.retries += 1);
+                    if !matches!(
+                        reply["code"].as_str(),
+                        Some("unavailable" | "internal" | "rate_limited")
+                    ) {
+                        break;
+                    }
                 }
-                let backoff = Duration::from_millis(300 << attempt.min(3));
-                attempt += 1;
-                let Some(reply) = s.client().request(frame.clone(), Duration::from_secs(10)).await else {
-                    // No reply: the connection went away (churn) or the reply was lost; back off, then retry.
-                    tokio::time::sleep(backoff).await;
-                    continue;
-                };
-                if reply["type"] == "ack" {
-                    let at = Instant::now();
-                    rec.update(&key, |r| {
-                        r.acked_at.get_or_insert(at);
-                        r.message_ids.extend(reply["messageId"].as_str().map(str::to_owned));
-                        r.seq = r.seq.or(reply["seq"].as_u64());
-                    });
+                if !backoff.wait().await {
                     break;
                 }
-                if !matches!(
-                    reply["code"].as_str(),
-                    Some("unavailable" | "internal" | "rate_limited")
-                ) {
-                    break;
-                }
-                tokio::time::sleep(backoff).await;
+                retries.fetch_add(1, Ordering::Relaxed);
+                rec.update(&key, |r| r.retries += 1);
             }
             s.busy.store(false, Ordering::Relaxed);
         }));
