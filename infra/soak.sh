@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make soak`: the churn scenario (pairs chatting while clients drop and come back at random, then sync) against
-# natter-local for SOAK_SECONDS, default 30 minutes, at a load one moto process sustains (10 clients, 5 msg/s;
-# at 10 msg/s moto times out and unacked sends, not the backend, fail the run). Fails unless loss, duplicates and order violations are 0 and
-# every send was acked in the end. `make test` runs a 20-second version (tests/tests/soak.rs).
+# natter-local for SOAK_SECONDS, default 30 minutes, at a load one moto process sustains (10 clients, 5 msg/s,
+# 0.5 reconnects/s; SOAK_CLIENTS, SOAK_RATE, SOAK_CHURN change it; docs/reliability.md has the last run). Fails
+# unless loss, duplicates and order violations are 0 and every send was acked in the end. `make test` runs a
+# 20-second version (tests/tests/soak.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TOTAL=${1:-1800}

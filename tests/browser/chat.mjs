@@ -139,27 +139,31 @@ try {
   check(order.indexOf("hello bob") < order.indexOf("hi alice!"), `history in order: ${order}`);
 
   at("scroll-back: more than a page of history, the oldest reached by scrolling up");
-  await alice.evaluate(() => {
-    for (let i = 1; i <= 60; i++) window.natter.send({ with: "bob" }, `old ${i}`);
-  });
+  // alice and bob exchanged 4 messages above ("hello bob", "hi alice!", "while you were away", "welcome back");
+  // 60 more make the conversation longer than one history page (50), so its oldest come from scrolling back.
+  const OLD = 60;
+  const TOTAL = 4 + OLD;
+  await alice.evaluate((n) => {
+    for (let i = 1; i <= n; i++) window.natter.send({ with: "bob" }, `old ${i}`);
+  }, OLD);
   await alice.waitForFunction(
-    () => window.natter.conversations.get("u:bob").messages.filter((m) => m.body.startsWith("old ") && m.messageId).length === 60,
-    null,
+    (n) => window.natter.conversations.get("u:bob").messages.filter((m) => m.body.startsWith("old ") && m.messageId).length === n,
+    OLD,
     { timeout: T },
   );
   // One-on-one history is indexed asynchronously (within seconds of the ack, docs/protocol.md): wait for it.
   const indexed = async () =>
     alice.evaluate(async () => (await window.natter.request({ action: "history", with: "bob", limit: 100 }))?.messages?.length ?? 0);
-  for (let i = 0; i < 40 && (await indexed()) < 64; i++) await alice.waitForTimeout(250);
-  check((await indexed()) >= 64, "every message is in history within 10 s");
+  for (let i = 0; i < 40 && (await indexed()) < TOTAL; i++) await alice.waitForTimeout(250);
+  check((await indexed()) >= TOTAL, "every message is in history within 10 s");
   await alice.reload();
   await alice.waitForSelector('#conn[data-state="online"]', { timeout: T });
   await alice.click('#conversations li[data-key="u:bob"]');
   await alice.waitForFunction(() => document.querySelectorAll("#messages li").length >= 50, null, { timeout: T });
   // The 60 went out at once, so which of them the newest page holds is the server's order: scroll until the
-  // conversation's 64 messages are all there (the first page holds 50).
+  // whole conversation is there.
   const shown = () => alice.$$eval("#messages li", (els) => els.length);
-  for (let i = 0; i < 10 && (await shown()) < 64; i++) {
+  for (let i = 0; i < 10 && (await shown()) < TOTAL; i++) {
     await alice.$eval("#messages", (el) => {
       el.scrollTop = 0;
       el.dispatchEvent(new Event("scroll"));
@@ -174,8 +178,7 @@ try {
   check(ids.length === all.length && ids.every((id, i) => i === 0 || ids[i - 1] < id), `in server order: ${ids}`);
   check(all.indexOf("hello bob") < all.indexOf("old 1"), "older conversation first");
   check(new Set(all).size === all.length, "no message twice after paging");
-  // 64 messages: more than one history page (50), so the oldest came from scrolling back.
-  check(all.length === 64, `every message once: ${all.length}`);
+  check(all.length === TOTAL, `every message once: ${all.length} of ${TOTAL}`);
 
   console.log(timeline.join("\n"));
   console.log("browser: ok");

@@ -25,40 +25,29 @@ async fn client() -> Client {
     Client::new(&testkit::sdk_for(&endpoint).await)
 }
 
-/// A fresh table `pk` (and `sk` when `sorted`), both strings.
+/// A fresh table keyed by `pk` (and `sk` when `sorted`), both strings.
 async fn table(db: &Client, name: &str, sorted: bool) -> String {
     let name = format!("emu{}_{name}", std::process::id());
     let mut req = db
         .create_table()
         .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        );
-    if sorted {
+        .billing_mode(BillingMode::PayPerRequest);
+    for (attr, kind) in [("pk", KeyType::Hash), ("sk", KeyType::Range)]
+        .into_iter()
+        .take(1 + sorted as usize)
+    {
         req = req
             .attribute_definitions(
                 AttributeDefinition::builder()
-                    .attribute_name("sk")
+                    .attribute_name(attr)
                     .attribute_type(ScalarAttributeType::S)
                     .build()
                     .unwrap(),
             )
             .key_schema(
                 KeySchemaElement::builder()
-                    .attribute_name("sk")
-                    .key_type(KeyType::Range)
+                    .attribute_name(attr)
+                    .key_type(kind)
                     .build()
                     .unwrap(),
             );

@@ -30,7 +30,7 @@ def _deepcopy_except_tables(x, memo=None):
     return x if isinstance(x, Table) else copy.deepcopy(x, memo)
 
 
-_models.copy = types.SimpleNamespace(deepcopy=_deepcopy_except_tables, copy=copy.copy)
+_models.copy = types.SimpleNamespace(deepcopy=_deepcopy_except_tables)  # the only name moto 5.2.5 uses there
 
 _moto_transact_write_items = DynamoDBBackend.transact_write_items
 
