@@ -1,5 +1,9 @@
-//! natter-tests: end-to-end suites with real websocket clients against natter-local (and moto).
+//! natter-tests: every test above the unit tests, in three binaries (linking the AWS SDK three times, not twenty):
+//! `handlers` (each function's handler against the emulator and a @connections stub), `contract` (the store
+//! ports' contract on the in-memory fakes and on DynamoDB) and `e2e` (real websocket clients against
+//! natter-local, and the web client in Chromium).
 //!
+//! - [`testkit`]: one emulator per test binary, fresh stacks, events shaped as AWS sends them, a stub.
 //! - [`start`] runs natter-local in-process on this test binary's emulator, with a table prefix of its own and
 //!   the function binaries cargo built (it builds them once if needed).
 //! - [`Client`] is a websocket client that speaks the protocol: it sends frames, waits for the one it expects and
@@ -9,9 +13,10 @@ use futures::{SinkExt, StreamExt};
 use natter_core::ids::UserId;
 use natter_local::{
     local::{Local, LocalOptions},
-    moto::workspace_root,
-    testkit,
+    process::workspace_root,
 };
+
+pub mod testkit;
 use serde_json::{Value, json};
 use std::{
     collections::VecDeque,
@@ -76,7 +81,7 @@ pub async fn scan(
     local: &Local,
     logical_id: &str,
 ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-    let sdk = testkit::sdk_for(local.emulator.as_deref().expect("an emulator")).await;
+    let sdk = natter_local::emulator::sdk_for(local.emulator.as_deref().expect("an emulator")).await;
     let table = natter_local::template::plain(&local.stack.names.refs[logical_id]);
     aws_sdk_dynamodb::Client::new(&sdk)
         .scan()

@@ -3,34 +3,35 @@
 //! read) sequence forward, never backwards, and send no receipts. Answered only when the frame has a requestId.
 
 use natter_core::{
-    aws::AwsApp,
-    frames::{Ack, ClientFrame, Read},
+    frames::{AckFrame, ClientFrame, ReadFrame},
     lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
     model::Mark,
     now_ms,
+    ports::{JobQueue, Pusher, Store},
+    service::App,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-pub async fn handle(
-    app: &AwsApp,
+pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
+    app: &App<S, P, Q>,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     Ok(lambda::frame_route(app, &event.payload, |caller, request| async move {
         match &request.frame {
-            ClientFrame::Ack(Ack::Messages { message_ids }) => {
+            ClientFrame::Ack(AckFrame::Messages { message_ids }) => {
                 app.ack_direct(&caller.user, message_ids, now_ms()).await?;
                 Ok(Answer::Done)
             }
-            ClientFrame::Ack(Ack::Group { group, up_to_seq }) => {
+            ClientFrame::Ack(AckFrame::Group { group, up_to_seq }) => {
                 app.mark_group(&caller.user, group, Mark::Ack, *up_to_seq).await?;
                 Ok(Answer::Done)
             }
-            ClientFrame::Read(Read::Group { group, up_to_seq }) => {
+            ClientFrame::Read(ReadFrame::Group { group, up_to_seq }) => {
                 app.mark_group(&caller.user, group, Mark::Read, *up_to_seq).await?;
                 Ok(Answer::Done)
             }
-            ClientFrame::Read(Read::With { with, up_to }) => {
+            ClientFrame::Read(ReadFrame::With { with, up_to }) => {
                 app.read_direct(&caller.user, with, *up_to, now_ms()).await?;
                 Ok(Answer::Done)
             }

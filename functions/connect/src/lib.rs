@@ -3,25 +3,29 @@
 //! retries. Nothing is pushed: API Gateway does not accept posts before `$connect` returns.
 
 use natter_core::{
-    aws::AwsApp,
     lambda::{self, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
     now_ms,
+    ports::{JobQueue, Pusher, Store},
+    service::App,
 };
 use tracing::info;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-pub async fn handle(
-    app: &AwsApp,
+pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
+    app: &App<S, P, Q>,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
-    let started = natter_core::metrics::begin();
+    let started = app.meter.begin();
     let result = run(app, event.payload).await;
-    natter_core::metrics::finish(started, "connect", 1);
+    app.meter.finish(started, "connect", 1);
     result
 }
 
-async fn run(app: &AwsApp, ev: ApiGatewayWebsocketProxyRequest) -> Result<ApiGatewayProxyResponse, Error> {
+async fn run<S: Store, P: Pusher, Q: JobQueue>(
+    app: &App<S, P, Q>,
+    ev: ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, Error> {
     let (Some(user), Some(connection)) = (lambda::authorized_user(&ev), lambda::connection_id(&ev)) else {
         return Err("$connect without an authorized user or a connection id".into());
     };

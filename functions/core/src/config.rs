@@ -1,5 +1,5 @@
 //! Settings, read once from the environment at init (fail fast): the same variables on AWS (set by template.yaml)
-//! and locally (resolved from template.yaml by natter-local).
+//! and locally (resolved from template.yaml by natter-local). Each variable is named once, here.
 
 use std::env;
 
@@ -11,56 +11,43 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-/// DynamoDB table names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tables {
-    pub users: String,
-    pub friends: String,
-    pub groups: String,
-    pub group_members: String,
-    pub messages: String,
-    pub message_index: String,
-    pub group_history: String,
-    pub sessions: String,
-    pub connections: String,
-    pub presence: String,
-    pub send_claims: String,
+/// Declares the table names: each field with its environment variable and its logical id in template.yaml.
+macro_rules! tables {
+    ($($(#[$doc:meta])* $field:ident: $var:literal => $logical:literal),* $(,)?) => {
+        /// DynamoDB table names.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Tables {
+            $($(#[$doc])* pub $field: String,)*
+        }
+
+        impl Tables {
+            /// The environment variable and logical name of each table, for tests and natter-local.
+            pub const ENV: &'static [(&'static str, &'static str)] = &[$(($var, $logical)),*];
+
+            /// Builds the names from a lookup of environment variable names.
+            pub fn from_lookup(get: impl Fn(&'static str) -> Option<String>) -> Result<Self, ConfigError> {
+                let need = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name));
+                Ok(Self { $($field: need($var)?,)* })
+            }
+        }
+    };
+}
+
+tables! {
+    users: "USERS_TABLE" => "Users",
+    friends: "FRIENDS_TABLE" => "Friends",
+    groups: "GROUPS_TABLE" => "Groups",
+    group_members: "GROUP_MEMBERS_TABLE" => "GroupMembers",
+    messages: "MESSAGES_TABLE" => "Messages",
+    message_index: "MESSAGE_INDEX_TABLE" => "MessageIndex",
+    group_history: "GROUP_HISTORY_TABLE" => "GroupHistory",
+    sessions: "SESSIONS_TABLE" => "Sessions",
+    connections: "CONNECTIONS_TABLE" => "Connections",
+    presence: "PRESENCE_TABLE" => "Presence",
+    send_claims: "SEND_CLAIMS_TABLE" => "SendClaims",
 }
 
 impl Tables {
-    /// The environment variable and logical name of each table, in one place for config, tests and natter-local.
-    pub const ENV: [(&'static str, &'static str); 11] = [
-        ("USERS_TABLE", "Users"),
-        ("FRIENDS_TABLE", "Friends"),
-        ("GROUPS_TABLE", "Groups"),
-        ("GROUP_MEMBERS_TABLE", "GroupMembers"),
-        ("MESSAGES_TABLE", "Messages"),
-        ("MESSAGE_INDEX_TABLE", "MessageIndex"),
-        ("GROUP_HISTORY_TABLE", "GroupHistory"),
-        ("SESSIONS_TABLE", "Sessions"),
-        ("CONNECTIONS_TABLE", "Connections"),
-        ("PRESENCE_TABLE", "Presence"),
-        ("SEND_CLAIMS_TABLE", "SendClaims"),
-    ];
-
-    /// Builds the names from a lookup of environment variable names.
-    pub fn from_lookup(get: impl Fn(&'static str) -> Option<String>) -> Result<Self, ConfigError> {
-        let need = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name));
-        Ok(Self {
-            users: need("USERS_TABLE")?,
-            friends: need("FRIENDS_TABLE")?,
-            groups: need("GROUPS_TABLE")?,
-            group_members: need("GROUP_MEMBERS_TABLE")?,
-            messages: need("MESSAGES_TABLE")?,
-            message_index: need("MESSAGE_INDEX_TABLE")?,
-            group_history: need("GROUP_HISTORY_TABLE")?,
-            sessions: need("SESSIONS_TABLE")?,
-            connections: need("CONNECTIONS_TABLE")?,
-            presence: need("PRESENCE_TABLE")?,
-            send_claims: need("SEND_CLAIMS_TABLE")?,
-        })
-    }
-
     /// Every table named `{prefix}{LogicalName}`: how tests isolate themselves in one emulator.
     pub fn prefixed(prefix: &str) -> Self {
         Self::from_lookup(|var| {
@@ -76,9 +63,15 @@ impl Tables {
 /// SQS queue URLs; a function needs only the queues it writes to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Queues {
-    pub history: Option<String>,
+    pub index: Option<String>,
     pub fanout: Option<String>,
     pub presence: Option<String>,
+}
+
+impl Queues {
+    pub const INDEX: &'static str = "INDEX_QUEUE_URL";
+    pub const FANOUT: &'static str = "FANOUT_QUEUE_URL";
+    pub const PRESENCE: &'static str = "PRESENCE_QUEUE_URL";
 }
 
 /// Tunables, with the defaults the template also sets.
@@ -92,8 +85,6 @@ pub struct Settings {
     pub claim_ttl_secs: i64,
     /// Messages and their index rows expire after this many days; 0 keeps them forever.
     pub retention_days: i64,
-    /// The delay of presence events (debounces flapping connections).
-    pub presence_delay_secs: i32,
     /// Members per fan-out chunk job.
     pub fanout_chunk: usize,
     /// Concurrent @connections posts per invocation.
@@ -122,7 +113,6 @@ impl Default for Settings {
             claim_lease_ms: 8_000,
             claim_ttl_secs: 24 * 3600,
             retention_days: 365,
-            presence_delay_secs: 5,
             fanout_chunk: 100,
             push_concurrency: 32,
             max_group_members: 1024,
@@ -143,87 +133,67 @@ pub struct Config {
     pub settings: Settings,
 }
 
+/// Reads the variables of one lookup, each named once at its call.
+struct Vars<G>(G);
+
+impl<G: Fn(&'static str) -> Option<String>> Vars<G> {
+    fn opt(&self, name: &'static str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    /// Overrides `into` with the variable's value, if set.
+    fn num<T: std::str::FromStr>(&self, name: &'static str, into: &mut T) -> Result<(), ConfigError> {
+        if let Some(v) = self.opt(name) {
+            *into = v.parse().map_err(|_| ConfigError::Invalid {
+                name,
+                reason: format!("`{v}` is not a number"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// As [`Vars::num`], for a value that must be at least `min`.
+    fn at_least<T>(&self, name: &'static str, min: T, into: &mut T) -> Result<(), ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    {
+        self.num(name, into)?;
+        if *into < min {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: format!("must be at least {min}"),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| env::var(name).ok())
     }
 
     pub fn from_lookup(get: impl Fn(&'static str) -> Option<String>) -> Result<Self, ConfigError> {
-        let opt = |name: &'static str| get(name).filter(|v| !v.is_empty());
-        let mut settings = Settings::default();
-        fn num<T: std::str::FromStr>(
-            name: &'static str,
-            value: Option<String>,
-            into: &mut T,
-        ) -> Result<(), ConfigError> {
-            if let Some(v) = value {
-                *into = v.parse().map_err(|_| ConfigError::Invalid {
-                    name,
-                    reason: format!("`{v}` is not a number"),
-                })?;
-            }
-            Ok(())
-        }
-        num(
-            "CONNECTION_TTL_SECONDS",
-            opt("CONNECTION_TTL_SECONDS"),
-            &mut settings.connection_ttl_secs,
-        )?;
-        num("CLAIM_LEASE_MS", opt("CLAIM_LEASE_MS"), &mut settings.claim_lease_ms)?;
-        num(
-            "CLAIM_TTL_SECONDS",
-            opt("CLAIM_TTL_SECONDS"),
-            &mut settings.claim_ttl_secs,
-        )?;
-        num("RETENTION_DAYS", opt("RETENTION_DAYS"), &mut settings.retention_days)?;
-        num(
-            "PRESENCE_DELAY_SECONDS",
-            opt("PRESENCE_DELAY_SECONDS"),
-            &mut settings.presence_delay_secs,
-        )?;
-        num(
-            "FANOUT_CHUNK_SIZE",
-            opt("FANOUT_CHUNK_SIZE"),
-            &mut settings.fanout_chunk,
-        )?;
-        num(
-            "PUSH_CONCURRENCY",
-            opt("PUSH_CONCURRENCY"),
-            &mut settings.push_concurrency,
-        )?;
-        num("FRAME_RATE_LIMIT", opt("FRAME_RATE_LIMIT"), &mut settings.frame_limit)?;
-        num(
-            "FRAME_RATE_WINDOW_MS",
-            opt("FRAME_RATE_WINDOW_MS"),
-            &mut settings.frame_window_ms,
-        )?;
-        if settings.frame_window_ms < 1 {
-            return Err(ConfigError::Invalid {
-                name: "FRAME_RATE_WINDOW_MS",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if !(0..=900).contains(&settings.presence_delay_secs) {
-            return Err(ConfigError::Invalid {
-                name: "PRESENCE_DELAY_SECONDS",
-                reason: "SQS allows 0 to 900".into(),
-            });
-        }
-        if settings.fanout_chunk == 0 || settings.push_concurrency == 0 {
-            return Err(ConfigError::Invalid {
-                name: "FANOUT_CHUNK_SIZE",
-                reason: "must be at least 1".into(),
-            });
-        }
+        let vars = Vars(&get);
+        let mut s = Settings::default();
+        vars.num("CONNECTION_TTL_SECONDS", &mut s.connection_ttl_secs)?;
+        vars.num("CLAIM_LEASE_MS", &mut s.claim_lease_ms)?;
+        vars.num("CLAIM_TTL_SECONDS", &mut s.claim_ttl_secs)?;
+        vars.num("RETENTION_DAYS", &mut s.retention_days)?;
+        vars.at_least("FANOUT_CHUNK_SIZE", 1, &mut s.fanout_chunk)?;
+        vars.at_least("PUSH_CONCURRENCY", 1, &mut s.push_concurrency)?;
+        vars.at_least("MAX_GROUP_MEMBERS", 1, &mut s.max_group_members)?;
+        vars.num("FRAME_RATE_LIMIT", &mut s.frame_limit)?;
+        vars.at_least("FRAME_RATE_WINDOW_MS", 1, &mut s.frame_window_ms)?;
         Ok(Self {
             tables: Tables::from_lookup(&get)?,
             queues: Queues {
-                history: opt("HISTORY_QUEUE_URL"),
-                fanout: opt("FANOUT_QUEUE_URL"),
-                presence: opt("PRESENCE_QUEUE_URL"),
+                index: vars.opt(Queues::INDEX),
+                fanout: vars.opt(Queues::FANOUT),
+                presence: vars.opt(Queues::PRESENCE),
             },
-            management_endpoint: opt("MANAGEMENT_ENDPOINT"),
-            settings,
+            management_endpoint: vars.opt("MANAGEMENT_ENDPOINT"),
+            settings: s,
         })
     }
 }
@@ -241,26 +211,41 @@ mod tests {
 
     #[test]
     fn reads_tables_queues_and_settings() {
-        let m = vars(&[("HISTORY_QUEUE_URL", "http://q/h"), ("FANOUT_CHUNK_SIZE", "50")]);
+        let m = vars(&[
+            ("INDEX_QUEUE_URL", "http://q/h"),
+            ("FANOUT_CHUNK_SIZE", "50"),
+            ("MAX_GROUP_MEMBERS", "20"),
+        ]);
         let c = Config::from_lookup(|k| m.get(k).cloned()).unwrap();
         assert_eq!(c.tables.messages, "t-Messages");
-        assert_eq!(c.queues.history.as_deref(), Some("http://q/h"));
+        assert_eq!(c.queues.index.as_deref(), Some("http://q/h"));
         assert_eq!(c.queues.fanout, None);
-        assert_eq!(c.settings.fanout_chunk, 50);
+        assert_eq!((c.settings.fanout_chunk, c.settings.max_group_members), (50, 20));
     }
 
     #[test]
-    fn fails_fast_on_missing_or_bad_values() {
+    fn fails_fast_on_missing_or_bad_values_naming_the_variable() {
         let mut m = vars(&[]);
         m.remove("SESSIONS_TABLE");
         assert!(matches!(
             Config::from_lookup(|k| m.get(k).cloned()),
             Err(ConfigError::Missing("SESSIONS_TABLE"))
         ));
-        let m = vars(&[("PRESENCE_DELAY_SECONDS", "soon")]);
+        let m = vars(&[("RETENTION_DAYS", "soon")]);
         assert!(matches!(
             Config::from_lookup(|k| m.get(k).cloned()),
-            Err(ConfigError::Invalid { .. })
+            Err(ConfigError::Invalid {
+                name: "RETENTION_DAYS",
+                ..
+            })
+        ));
+        let m = vars(&[("PUSH_CONCURRENCY", "0")]);
+        assert!(matches!(
+            Config::from_lookup(|k| m.get(k).cloned()),
+            Err(ConfigError::Invalid {
+                name: "PUSH_CONCURRENCY",
+                ..
+            })
         ));
     }
 

@@ -26,6 +26,14 @@ pub enum BackendError {
     /// The invocation ran out of time waiting for a concurrent attempt.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// Some of a batch of independent operations failed (the posts of a fan-out, the entries of an SQS batch):
+    /// the job is retried, and repeating the parts that went through is harmless.
+    #[error("{failed} of {of} {what} failed")]
+    Partial {
+        what: &'static str,
+        failed: usize,
+        of: usize,
+    },
 }
 
 impl BackendError {
@@ -41,7 +49,7 @@ impl BackendError {
         match self {
             Self::Call { retryable, .. } => *retryable,
             Self::Corrupt { .. } => false,
-            Self::Timeout(_) => true,
+            Self::Timeout(_) | Self::Partial { .. } => true,
         }
     }
 }

@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 /// Index a one-on-one message in both participants' history and update their sessions (unread, preview).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HistoryJob {
+pub struct IndexJob {
     pub message_id: MessageId,
     pub from: UserId,
     pub to: UserId,
     pub preview: String,
 }
 
-impl HistoryJob {
+impl IndexJob {
     pub fn timestamp(&self) -> i64 {
         self.message_id.timestamp()
     }
@@ -50,7 +50,7 @@ pub struct PresenceJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Job {
-    History(HistoryJob),
+    Index(IndexJob),
     Fanout(FanoutJob),
     Presence(PresenceJob),
 }
@@ -58,7 +58,7 @@ pub enum Job {
 /// The queues jobs travel on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueKind {
-    History,
+    Index,
     Fanout,
     Presence,
 }
@@ -66,7 +66,7 @@ pub enum QueueKind {
 impl Job {
     pub fn queue(&self) -> QueueKind {
         match self {
-            Self::History(_) => QueueKind::History,
+            Self::Index(_) => QueueKind::Index,
             Self::Fanout(_) => QueueKind::Fanout,
             Self::Presence(_) => QueueKind::Presence,
         }

@@ -2,8 +2,9 @@
 
 use crate::{
     error::{BackendError, Failure},
-    frames::{self, ErrorCode, OkReply, Request, RequestId, ServerFrame},
+    frames::{self, ErrorCode, Reply, Request, ServerFrame},
     ids::{ConnectionId, UserId},
+    meter::Meter,
     ports::FrameCounter,
     service::{App, Caller},
 };
@@ -62,26 +63,9 @@ pub fn response(body: Option<String>) -> ApiGatewayProxyResponse {
     r
 }
 
-pub fn reply(frame: &ServerFrame) -> ApiGatewayProxyResponse {
-    response(Some(frame.to_json()))
-}
-
-/// Sets the `requestId` of a direct reply.
-pub fn with_request_id(mut frame: ServerFrame, id: Option<RequestId>) -> ServerFrame {
-    let Some(id) = id else { return frame };
-    match &mut frame {
-        ServerFrame::Ack(r) => r.request_id = Some(id),
-        ServerFrame::Error(r) => r.request_id = Some(id),
-        ServerFrame::Ok(r) => r.request_id = id,
-        ServerFrame::Sync(r) => r.request_id = Some(id),
-        ServerFrame::History(r) => r.request_id = Some(id),
-        ServerFrame::Pong(r) => r.request_id = Some(id),
-        ServerFrame::Friends(r) => r.request_id = Some(id),
-        ServerFrame::Group(r) => r.request_id = Some(id),
-        ServerFrame::Groups(r) => r.request_id = Some(id),
-        ServerFrame::Message(_) | ServerFrame::Receipt(_) | ServerFrame::Presence(_) => {}
-    }
-    frame
+/// A direct reply through the route response.
+pub fn reply(reply: &Reply) -> ApiGatewayProxyResponse {
+    response(Some(reply.to_json()))
 }
 
 /// What a frame route answers.
@@ -113,10 +97,10 @@ where
     F: FnOnce(Caller, Request) -> Fut,
     Fut: Future<Output = Result<Answer, Failure>>,
 {
-    let started = crate::metrics::begin();
+    let started = app.meter.begin();
     let route = event.request_context.route_key.clone().unwrap_or_default();
     let response = frame_route_inner(app, event, handle).await;
-    crate::metrics::finish(started, &route, 1);
+    app.meter.finish(started, &route, 1);
     response
 }
 
@@ -133,7 +117,7 @@ where
     let Some(caller) = caller(event) else {
         // API Gateway only invokes routes for authorized connections: this is a wiring fault, not the client's.
         error!("event without a connection id or authorizer user id");
-        return reply(&ServerFrame::error(ErrorCode::Internal, "internal error", None));
+        return reply(&ServerFrame::error(ErrorCode::Internal, "internal error").reply_to(None));
     };
     let parsed = frames::parse(event.body.as_deref().unwrap_or_default());
     let (request_id, client_msg_id) = match &parsed {
@@ -153,27 +137,28 @@ where
     };
     if !app.admit(&caller.connection, arrived).await {
         warn!(connection = %caller.connection, "frame over the connection's rate limit");
-        return reply(&ServerFrame::Error(frames::ErrorReply {
+        let frame = ServerFrame::Error(frames::ErrorReply {
             code: ErrorCode::RateLimited,
             message: format!(
                 "more than {} frames in {} ms on this connection; slow down and retry",
                 app.settings.frame_limit, app.settings.frame_window_ms
             ),
-            request_id,
             client_msg_id,
-        }));
+        });
+        return reply(&frame.reply_to(request_id));
     }
     let request = match parsed {
         Ok(r) => r,
-        Err(refusal) => return reply(&refusal.into_frame()),
+        Err(refusal) => return reply(&refusal.into_reply()),
     };
     let action = request.frame.action();
+    app.meter.set_kind(request.frame.kind());
     // Boxed: a route's future nests every SDK call it makes; kept inline it makes the runtime's task type too deep
     // for the compiler and large for the stack. One allocation per invocation.
     match Box::pin(handle(caller, request)).await {
-        Ok(Answer::Frame(frame)) => reply(&with_request_id(frame, request_id)),
+        Ok(Answer::Frame(frame)) => reply(&frame.reply_to(request_id)),
         Ok(Answer::Done) => match request_id {
-            Some(request_id) => reply(&ServerFrame::Ok(OkReply { request_id })),
+            Some(id) => reply(&ServerFrame::Ok.reply_to(Some(id))),
             None => response(None),
         },
         Err(failure) => {
@@ -186,10 +171,9 @@ where
             let frame = ServerFrame::Error(frames::ErrorReply {
                 code: failure.code(),
                 message: failure.client_message(),
-                request_id,
                 client_msg_id,
             });
-            reply(&frame)
+            reply(&frame.reply_to(request_id))
         }
     }
 }
@@ -197,19 +181,20 @@ where
 /// Processes an SQS batch record by record, concurrently (bounded), and reports the records that failed so that
 /// only they are retried (ReportBatchItemFailures). A record that cannot be parsed fails on its own and reaches the
 /// DLQ after maxReceiveCount; it never fails the batch.
-pub async fn process_batch<J, F, Fut>(event: SqsEvent, concurrency: usize, work: F) -> SqsBatchResponse
+pub async fn process_batch<J, F, Fut>(meter: &Meter, event: SqsEvent, concurrency: usize, work: F) -> SqsBatchResponse
 where
     J: DeserializeOwned,
     F: Fn(J) -> Fut,
     Fut: Future<Output = Result<(), BackendError>>,
 {
-    process_batch_by_key(event, concurrency, |_: &J| (String::new(), 0), work).await
+    process_batch_by_key(meter, event, concurrency, |_: &J| (String::new(), 0), work).await
 }
 
 /// As [`process_batch`], but records with the same key run one after the other (jobs that write the same item
 /// would only contend), ordered by the second part of the key (SQS does not keep order; equal values keep the
 /// batch's order); records of different keys run concurrently. The empty key means no lane at all.
 pub async fn process_batch_by_key<J, K, F, Fut>(
+    meter: &Meter,
     event: SqsEvent,
     concurrency: usize,
     key: K,
@@ -221,7 +206,7 @@ where
     F: Fn(J) -> Fut,
     Fut: Future<Output = Result<(), BackendError>>,
 {
-    let started = crate::metrics::begin();
+    let started = meter.begin();
     let records = event.records.len();
     let kind = std::any::type_name::<J>()
         .rsplit("::")
@@ -270,7 +255,7 @@ where
         .collect()
         .await;
     failed.extend(lane_failures.into_iter().flatten());
-    crate::metrics::finish(started, &kind, records);
+    meter.finish(started, &kind, records);
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
@@ -315,6 +300,7 @@ mod tests {
             r#"["b",1]"#,
         ]);
         let r = process_batch_by_key(
+            &Meter::default(),
             e,
             4,
             |j: &(String, u32)| (j.0.clone(), i64::from(j.1)),

@@ -1,14 +1,16 @@
 //! natter-core: everything natter's Lambda functions share.
 //!
 //! - [`ids`]: validated identifiers and the message body (made only through `parse`).
-//! - [`frames`]: the wire protocol: client frames (one enum tagged by `action`), replies and pushes.
-//! - [`model`]: the domain records the rules work on.
+//! - [`frames`]: the wire protocol: client frames (one enum tagged by `action`, one file per action), replies
+//!   (one envelope with the `requestId`) and pushes.
+//! - [`model`]: the domain records the rules work on; [`jobs`]: what one function queues for another.
 //! - [`ports`]: the small async traits the rules need (stores, pusher, queue); [`aws`] implements them.
-//! - [`service`]: the rules: connect, send, ack, history indexing, ...
+//! - [`service`]: the rules, one file per action or consumer, on `App` (the ports and settings).
 //! - [`lambda`]: glue between API Gateway / SQS events and the rules; each function's handler is thin.
 //! - [`auth`]: verifying connection tokens (HS256 JWT), and minting development tokens.
-//! - [`metrics`]: AWS-call accounting per invocation, written as CloudWatch Embedded Metric Format.
+//! - [`meter`]: AWS-call accounting per invocation, written as CloudWatch Embedded Metric Format.
 //! - [`config`]: settings read from the environment once at init.
+//! - [`testing`] (feature `testing`): in-memory fakes of the ports, a test-app builder, the ports' contract suite.
 
 #[cfg(feature = "auth")]
 pub mod auth;
@@ -21,19 +23,12 @@ pub mod ids;
 pub mod jobs;
 #[cfg(feature = "aws")]
 pub mod lambda;
-#[cfg(feature = "aws")]
-pub mod metrics;
-/// Without the AWS parts there is no invocation to account for.
-#[cfg(not(feature = "aws"))]
-pub(crate) mod metrics {
-    pub fn set_kind(_kind: &str) {}
-}
+pub mod meter;
 pub mod model;
 pub mod ports;
 pub mod service;
-
-#[cfg(test)]
-pub(crate) mod memory;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// Milliseconds since the epoch, the protocol's unit of time.
 pub fn now_ms() -> i64 {

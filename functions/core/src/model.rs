@@ -104,7 +104,8 @@ pub struct Claim {
 }
 
 /// The key of a claim: one per sender and clientMsgId.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ClaimKey(String);
 
 impl ClaimKey {

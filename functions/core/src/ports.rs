@@ -1,12 +1,13 @@
 //! The small async traits the rules need. `aws` implements them with DynamoDB, SQS and the @connections API;
-//! unit tests implement them in memory. Each trait is what one group of callers needs, no more.
+//! `testing::memory` implements them in memory, and `testing::contract` holds both to the same behaviour. Each
+//! trait is what one group of callers needs, no more; [`Store`] is all of the store traits together.
 
 use crate::{
     error::BackendError,
     frames::LastMessage,
     frames::Status,
     ids::{ConnectionId, GroupId, MessageId, UserId},
-    jobs::{HistoryJob, Job},
+    jobs::{IndexJob, Job},
     model::{
         Added, Claim, ClaimKey, ConversationPage, Group, GroupEntry, Mark, Marked, Member, NewConnection, Presence,
         Session, StoredMessage, Transition,
@@ -15,6 +16,18 @@ use crate::{
 use std::{collections::HashMap, future::Future};
 
 pub type Res<T> = Result<T, BackendError>;
+
+/// Every store port: what `DynamoStore` and the in-memory `MemoryStore` implement, and what handlers ask of
+/// their app's store.
+pub trait Store:
+    Directory + PresenceStore + FriendStore + PullStore + MessageStore + GroupStore + IndexStore + FrameCounter
+{
+}
+
+impl<T> Store for T where
+    T: Directory + PresenceStore + FriendStore + PullStore + MessageStore + GroupStore + IndexStore + FrameCounter
+{
+}
 
 /// Users: registration and lookup.
 pub trait Directory: Send + Sync {
@@ -220,10 +233,8 @@ pub trait IndexStore: Send + Sync {
     /// Indexes a one-on-one message for both participants and updates both sessions, exactly once per message
     /// however often it is called: unread +1 for the recipient (unless it already read past the message), preview
     /// and time of the newest message for both.
-    fn index_direct(&self, job: &HistoryJob, expires_at: Option<i64>) -> impl Future<Output = Res<()>> + Send;
+    fn index_direct(&self, job: &IndexJob, expires_at: Option<i64>) -> impl Future<Output = Res<()>> + Send;
 
-    /// `reader` read its conversation with `peer`: unread becomes 0 and the read mark moves to the newest
-    /// message received from `peer`. Returns that message's timestamp if it was not read before.
     /// Moves `reader`'s read mark for `peer` to `up_to` (or, with `None`, to the newest message received) and
     /// zeroes unread; returns the new mark if it moved forward. A mark ahead of indexing makes the history
     /// consumer count nothing up to it.

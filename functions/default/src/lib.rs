@@ -2,15 +2,16 @@
 //! `unknown_action`. Nothing is read or written.
 
 use natter_core::{
-    aws::AwsApp,
     error::{Failure, Rejection},
     lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
+    ports::{JobQueue, Pusher, Store},
+    service::App,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-pub async fn handle(
-    app: &AwsApp,
+pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
+    app: &App<S, P, Q>,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     Ok(lambda::frame_route(app, &event.payload, |_caller, request| async move {

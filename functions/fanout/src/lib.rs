@@ -3,10 +3,11 @@
 //! may get a message twice, never zero times; clients drop repeats by messageId).
 
 use natter_core::{
-    aws::AwsApp,
     jobs::FanoutJob,
     lambda::{self, LambdaEvent, SqsBatchResponse, SqsEvent},
     now_ms,
+    ports::{JobQueue, Pusher, Store},
+    service::App,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -14,9 +15,12 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// Jobs of a batch pushed at once (each posts to up to a chunk of members).
 const CONCURRENCY: usize = 4;
 
-pub async fn handle(app: &AwsApp, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
+    app: &App<S, P, Q>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
     Ok(
-        lambda::process_batch(event.payload, CONCURRENCY, |job: FanoutJob| async move {
+        lambda::process_batch(&app.meter, event.payload, CONCURRENCY, |job: FanoutJob| async move {
             app.fanout(&job, now_ms()).await
         })
         .await,

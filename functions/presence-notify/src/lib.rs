@@ -3,19 +3,23 @@
 //! pushed, so a connection that flaps inside the delay pushes nothing.
 
 use natter_core::{
-    aws::AwsApp,
     jobs::PresenceJob,
     lambda::{self, LambdaEvent, SqsBatchResponse, SqsEvent},
     now_ms,
+    ports::{JobQueue, Pusher, Store},
+    service::App,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const CONCURRENCY: usize = 10;
 
-pub async fn handle(app: &AwsApp, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
+    app: &App<S, P, Q>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
     Ok(
-        lambda::process_batch(event.payload, CONCURRENCY, |job: PresenceJob| async move {
+        lambda::process_batch(&app.meter, event.payload, CONCURRENCY, |job: PresenceJob| async move {
             app.notify_presence(&job, now_ms()).await
         })
         .await,

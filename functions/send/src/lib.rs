@@ -3,16 +3,17 @@
 //! 410), queues its indexing, and answers `ack` through the route response.
 
 use natter_core::{
-    aws::AwsApp,
     frames::{ClientFrame, ServerFrame},
     lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
     now_ms,
+    ports::{JobQueue, Pusher, Store},
+    service::App,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-pub async fn handle(
-    app: &AwsApp,
+pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
+    app: &App<S, P, Q>,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     let deadline = event.context.deadline as i64;

@@ -2,22 +2,23 @@
 //! page by page) and `history` (one conversation, newest first, page by page, participants only).
 
 use natter_core::{
-    aws::AwsApp,
-    frames::{ClientFrame, History},
+    frames::{ClientFrame, HistoryFrame},
     lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
+    ports::{JobQueue, Pusher, Store},
+    service::App,
 };
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-pub async fn handle(
-    app: &AwsApp,
+pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
+    app: &App<S, P, Q>,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
     Ok(lambda::frame_route(app, &event.payload, |caller, request| async move {
         match &request.frame {
             ClientFrame::Sync(s) => Ok(Answer::Frame(app.sync(&caller.user, s.cursor.as_deref()).await?)),
             ClientFrame::History(h) => {
-                let limit = h.limit.unwrap_or(History::DEFAULT_LIMIT) as usize;
+                let limit = h.limit.unwrap_or(HistoryFrame::DEFAULT_LIMIT) as usize;
                 Ok(Answer::Frame(
                     app.history(&caller.user, &h.conversation, h.before.as_deref(), limit)
                         .await?,

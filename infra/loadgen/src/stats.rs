@@ -1,7 +1,7 @@
 //! natter-local's `/_natter/stats`, fetched before and after a run, and their difference: the AWS calls, modelled
 //! capacity, invocations, duration and CPU time the run caused.
 
-use natter_core::metrics::Sample;
+use natter_core::meter::Sample;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;

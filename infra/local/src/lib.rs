@@ -9,17 +9,18 @@
 //! - [`local`]: starting and stopping the whole stack.
 //! - [`stats`]: AWS calls per function and kind (from the functions' EMF lines), init times, CPU time.
 //! - [`coldstart`]: init time of each function binary over repeated starts.
-//! - [`moto`]: the embedded emulator (moto_server from the project's .venv).
+//! - [`emulator`]: the embedded emulator (moto_server from the project's .venv) and SDK configurations for one.
+//! - [`process`]: the workspace root, free ports, child processes that die with natter-local.
 //! - [`redrive`]: moving dead-lettered jobs back to their queue.
 //! - [`proxy`]: between the functions and the emulator: kept-alive connections, and faults injected on purpose.
 //! - [`web`]: the reference web client, served at `/` to browsers, and its development tokens.
-//! - [`testkit`]: what handler and end-to-end tests share (emulator per binary, fresh stacks, stubs, events).
 
 pub mod coldstart;
+pub mod emulator;
 pub mod gateway;
 pub mod local;
-pub mod moto;
 pub mod poller;
+pub mod process;
 pub mod provision;
 pub mod proxy;
 pub mod redrive;
@@ -27,6 +28,5 @@ pub mod runtime;
 pub mod stack;
 pub mod stats;
 pub mod template;
-pub mod testkit;
 mod time;
 pub mod web;

@@ -52,7 +52,7 @@ pub struct LocalOptions {
 
 impl LocalOptions {
     pub fn new(endpoint: Option<String>) -> Self {
-        let root = crate::moto::workspace_root();
+        let root = crate::process::workspace_root();
         Self {
             template: root.join("template.yaml"),
             host: "127.0.0.1".into(),
@@ -130,7 +130,7 @@ impl Local {
         let mut stack = Stack::new(template, naming.clone(), &parameters)?;
 
         let sdk = match &opts.endpoint {
-            Some(e) => crate::testkit::sdk_for(e).await,
+            Some(e) => crate::emulator::sdk_for(e).await,
             None => natter_core::aws::sdk_config().await,
         };
         let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -153,7 +153,7 @@ impl Local {
         };
         let via = proxy.as_ref().map(|p| p.url.clone());
         let sqs = match &via {
-            Some(url) => aws_sdk_sqs::Client::new(&crate::testkit::sdk_for(url).await),
+            Some(url) => aws_sdk_sqs::Client::new(&crate::emulator::sdk_for(url).await),
             None => sqs,
         };
 

@@ -197,7 +197,7 @@ impl Function {
     }
 
     fn sample_cpu(&self, instance: &Instance) {
-        if let Some(ms) = crate::stats::cpu_ms(instance.pid.load(Ordering::Relaxed)) {
+        if let Some(ms) = crate::process::cpu_ms(instance.pid.load(Ordering::Relaxed)) {
             lock(&self.cpu).insert(instance.id, ms);
         }
     }
@@ -328,7 +328,7 @@ impl Function {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        crate::moto::die_with_parent_tokio(&mut cmd);
+        crate::process::die_with_parent_tokio(&mut cmd);
         let mut child = cmd
             .spawn()
             .map_err(|e| InvokeError::Spawn(format!("{}: {e}", self.exe.display())))?;

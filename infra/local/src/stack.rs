@@ -507,23 +507,23 @@ mod tests {
         assert_eq!(send.binary, "natter-send");
         assert_eq!(send.env["MESSAGES_TABLE"], "t1_MessagesTable");
         assert_eq!(
-            send.env["HISTORY_QUEUE_URL"],
-            "http://127.0.0.1:5000/123456789012/t1_HistoryQueue"
+            send.env["INDEX_QUEUE_URL"],
+            "http://127.0.0.1:5000/123456789012/t1_IndexQueue"
         );
         assert_eq!(
             send.env["MANAGEMENT_ENDPOINT"], "http://127.0.0.1:3001/dev",
             "pointed at the local gateway"
         );
         assert_eq!(send.timeout_secs, 6);
-        let history = s
+        let index = s
             .functions()
             .unwrap()
             .into_iter()
-            .find(|f| f.logical_id == "HistoryFunction")
+            .find(|f| f.logical_id == "IndexFunction")
             .unwrap();
-        assert_eq!(history.sqs_sources.len(), 1);
-        assert_eq!(history.sqs_sources[0].queue, "HistoryQueue");
-        assert!(history.sqs_sources[0].report_failures);
+        assert_eq!(index.sqs_sources.len(), 1);
+        assert_eq!(index.sqs_sources[0].queue, "IndexQueue");
+        assert!(index.sqs_sources[0].report_failures);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and kind), and per function its instances, init times, invocation durations and CPU time. Served as JSON at
 //! `GET /_natter/stats` for natter-loadgen and `make bench`.
 
-use natter_core::metrics::Sample;
+use natter_core::meter::Sample;
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
@@ -55,31 +55,9 @@ pub fn collecting(
     })
 }
 
-/// CPU time (user + system) a process used so far, in milliseconds, from `/proc/{pid}/stat`.
-pub fn cpu_ms(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let (utime, stime): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some((utime + stime) * 1000.0 / ticks.max(1.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn this_process_has_used_some_cpu() {
-        let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_add(i * i);
-        }
-        assert!(x > 0);
-        assert!(cpu_ms(std::process::id()).is_some());
-    }
 
     #[test]
     fn emf_lines_are_summed_per_function_and_kind() {

@@ -1,91 +1,28 @@
 //! The AWS adapters: DynamoDB ([`DynamoStore`]), SQS ([`SqsQueue`]) and the @connections API
-//! ([`ApiGatewayPusher`]). AWS types stop here; the rules see only the ports.
+//! ([`ApiGatewayPusher`]); the accounting interceptor that feeds each function's meter and the capacity model it
+//! prices requests with; and [`wiring`], which builds the clients from the environment once at init. AWS types
+//! stop here: the rules see only the ports.
 
+pub mod accounting;
 pub mod capacity;
 mod dynamo;
-
-mod items;
 mod pusher;
 mod sqs;
+pub mod wiring;
 
 pub use dynamo::DynamoStore;
-pub use items::attr;
 pub use pusher::ApiGatewayPusher;
 pub use sqs::SqsQueue;
+pub use wiring::{AwsApp, InitError, sdk_config, sdk_loader};
 
-use crate::{
-    config::{Config, ConfigError},
-    error::BackendError,
-    metrics::Accounting,
-    service::App,
-};
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+/// The attribute names of natter's tables, for tools and tests that read items directly.
+pub mod attr {
+    pub use super::dynamo::items::attr::*;
+}
+
+use crate::error::BackendError;
 use aws_smithy_runtime_api::client::{orchestrator::HttpResponse, result::SdkError};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use std::time::Duration;
-
-/// The rules wired to AWS: what every function runs.
-pub type AwsApp = App<DynamoStore, ApiGatewayPusher, SqsQueue>;
-
-/// Loads the SDK configuration once at init, with explicit timeouts and retries: a call that hangs must fail fast
-/// enough for the client to get `unavailable` within the function timeout and retry.
-pub async fn sdk_config() -> SdkConfig {
-    sdk_loader().load().await
-}
-
-/// The SDK configuration loader with natter's timeouts and retries; endpoints, region and credentials come from the
-/// environment (`AWS_ENDPOINT_URL` for an emulator) unless the caller sets them.
-pub fn sdk_loader() -> ConfigLoader {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(1500))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
-        .build();
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-}
-
-/// Why a function could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum InitError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-}
-
-impl AwsApp {
-    /// Reads the configuration and builds the clients once; `pushes` requires the management endpoint.
-    pub async fn from_env(pushes: bool) -> Result<Self, InitError> {
-        let config = Config::from_env()?;
-        let sdk = sdk_config().await;
-        Self::from_config(&sdk, &config, pushes)
-    }
-
-    pub fn from_config(sdk: &SdkConfig, config: &Config, pushes: bool) -> Result<Self, InitError> {
-        let pusher = match (&config.management_endpoint, pushes) {
-            (Some(endpoint), _) => ApiGatewayPusher::new(sdk, endpoint),
-            (None, false) => ApiGatewayPusher::disabled(),
-            (None, true) => return Err(ConfigError::Missing("MANAGEMENT_ENDPOINT").into()),
-        };
-        let schema = capacity::Schema::natter(&config.tables);
-        let dynamo = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .interceptor(Accounting::new(schema))
-            .build();
-        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
-            .interceptor(Accounting::default())
-            .build();
-        Ok(App::new(
-            DynamoStore::new(
-                aws_sdk_dynamodb::Client::from_conf(dynamo),
-                config.tables.clone(),
-                config.settings.clone(),
-            ),
-            pusher,
-            SqsQueue::new(aws_sdk_sqs::Client::from_conf(sqs), config.queues.clone()),
-            config.settings.clone(),
-        ))
-    }
-}
 
 /// Service error codes that mean "this request is wrong", which no retry fixes.
 const PERMANENT: [&str; 7] = [

@@ -18,10 +18,10 @@ pub struct ApiGatewayPusher {
 }
 
 impl ApiGatewayPusher {
-    pub fn new(sdk: &SdkConfig, endpoint: &str) -> Self {
+    pub fn new(sdk: &SdkConfig, endpoint: &str, accounting: super::accounting::Accounting) -> Self {
         let config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk)
             .endpoint_url(endpoint)
-            .interceptor(crate::metrics::Accounting::default())
+            .interceptor(accounting)
             .build();
         Self {
             client: Some(Client::from_conf(config)),

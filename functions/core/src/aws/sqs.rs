@@ -22,9 +22,9 @@ impl SqsQueue {
 
     fn url(&self, kind: QueueKind) -> Res<&str> {
         let (url, var) = match kind {
-            QueueKind::History => (&self.queues.history, "HISTORY_QUEUE_URL"),
-            QueueKind::Fanout => (&self.queues.fanout, "FANOUT_QUEUE_URL"),
-            QueueKind::Presence => (&self.queues.presence, "PRESENCE_QUEUE_URL"),
+            QueueKind::Index => (&self.queues.index, Queues::INDEX),
+            QueueKind::Fanout => (&self.queues.fanout, Queues::FANOUT),
+            QueueKind::Presence => (&self.queues.presence, Queues::PRESENCE),
         };
         url.as_deref()
             .ok_or_else(|| BackendError::corrupt("configuration", format!("{var} is not set")))
@@ -74,11 +74,10 @@ impl JobQueue for SqsQueue {
                 .await
                 .map_err(|e| call_error("SQS", "SendMessageBatch", e))?;
             if !out.failed.is_empty() {
-                return Err(BackendError::Call {
-                    service: "SQS",
-                    operation: "SendMessageBatch",
-                    retryable: true,
-                    source: format!("{} of {} entries failed", out.failed.len(), chunk.len()).into(),
+                return Err(BackendError::Partial {
+                    what: "SQS batch entries",
+                    failed: out.failed.len(),
+                    of: chunk.len(),
                 });
             }
         }

@@ -6,6 +6,18 @@ use serde_json::{Map, Value};
 
 pub(crate) struct Fields<'a>(pub &'a Map<String, Value>);
 
+/// Cursors are opaque to clients; this bounds what the server is asked to decode.
+pub const MAX_CURSOR_BYTES: usize = 8192;
+
+/// A cursor field (`cursor`, `before`): what the server returned, so non-empty and bounded.
+pub(super) fn cursor(s: &str) -> Result<String, FieldError> {
+    if s.is_empty() || s.len() > MAX_CURSOR_BYTES {
+        Err(FieldError::Invalid("a cursor returned by the server"))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
 impl Fields<'_> {
     pub fn has(&self, name: &str) -> bool {
         !matches!(self.0.get(name), None | Some(Value::Null))
@@ -17,6 +29,12 @@ impl Fields<'_> {
             Some(Value::String(s)) => Ok(Some(s)),
             Some(_) => Err(Problem::bad(format!("`{name}` must be a string"))),
         }
+    }
+
+    /// The `op` of a directory frame, one of `allowed` (checked by the caller's match).
+    pub fn op(&self, allowed: &str) -> Result<&str, Problem> {
+        self.str("op")
+            .map_err(|_| Problem::bad(format!("`op` is required: one of {allowed}")))
     }
 
     pub fn str(&self, name: &str) -> Result<&str, Problem> {

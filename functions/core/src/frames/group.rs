@@ -1,4 +1,4 @@
-//! `friends` and `group`: the directory operations.
+//! `group`: create, add, remove, leave, members, list.
 
 use super::{Problem, fields::Fields};
 use crate::ids::{GroupId, GroupName, UserId};
@@ -6,14 +6,6 @@ use serde::Serialize;
 
 /// The most members a `create` frame may name (more join with `add`).
 pub const MAX_CREATE_MEMBERS: usize = 1000;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "op", rename_all = "camelCase")]
-pub enum FriendsOp {
-    Add { user: UserId },
-    Remove { user: UserId },
-    List,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
@@ -26,28 +18,9 @@ pub enum GroupOp {
     List,
 }
 
-fn op<'a>(f: &'a Fields<'_>, allowed: &str) -> Result<&'a str, Problem> {
-    f.str("op")
-        .map_err(|_| Problem::bad(format!("`op` is required: one of {allowed}")))
-}
-
-pub(super) fn parse_friends(f: &Fields<'_>) -> Result<FriendsOp, Problem> {
-    const OPS: &str = "add, remove, list";
-    match op(f, OPS)? {
-        "add" => Ok(FriendsOp::Add {
-            user: f.parsed("user", UserId::parse)?,
-        }),
-        "remove" => Ok(FriendsOp::Remove {
-            user: f.parsed("user", UserId::parse)?,
-        }),
-        "list" => Ok(FriendsOp::List),
-        _ => Err(Problem::bad(format!("`op` must be one of {OPS}"))),
-    }
-}
-
-pub(super) fn parse_group(f: &Fields<'_>) -> Result<GroupOp, Problem> {
+pub(super) fn parse(f: &Fields<'_>) -> Result<GroupOp, Problem> {
     const OPS: &str = "create, add, remove, leave, members, list";
-    match op(f, OPS)? {
+    match f.op(OPS)? {
         "create" => {
             let name = f.parsed("name", GroupName::parse)?;
             let mut members = if f.has("members") {

@@ -7,16 +7,23 @@
 
 mod ack;
 mod fields;
+mod friends;
 mod group;
-mod misc;
+mod history;
+mod read;
 mod send;
 mod server;
+mod sync;
 
-pub use ack::{Ack, Read};
-pub use group::{FriendsOp, GroupOp};
-pub use misc::{Conversation, History, Sync};
-pub use send::{Send, Target};
+pub use ack::{AckFrame, MAX_ACK_IDS, MAX_SEQ};
+pub use fields::MAX_CURSOR_BYTES;
+pub use friends::FriendsOp;
+pub use group::{GroupOp, MAX_CREATE_MEMBERS};
+pub use history::{Conversation, HistoryFrame};
+pub use read::ReadFrame;
+pub use send::{MAX_CLIENT_SEQ, SendFrame, Target};
 pub use server::*;
+pub use sync::SyncFrame;
 
 use crate::ids::FieldError;
 use fields::Fields;
@@ -47,11 +54,11 @@ impl RequestId {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum ClientFrame {
-    Send(Send),
-    Ack(Ack),
-    Read(Read),
-    Sync(Sync),
-    History(History),
+    Send(SendFrame),
+    Ack(AckFrame),
+    Read(ReadFrame),
+    Sync(SyncFrame),
+    History(HistoryFrame),
     Heartbeat,
     Friends(FriendsOp),
     Group(GroupOp),
@@ -69,6 +76,21 @@ impl ClientFrame {
             Self::Heartbeat => "heartbeat",
             Self::Friends(_) => "friends",
             Self::Group(_) => "group",
+        }
+    }
+
+    /// The kind of work the frame asks for, as the metrics name it: the action, and for `send` which kind of
+    /// message (one-on-one and group sends cost very different amounts).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Send(SendFrame {
+                target: Target::To(_), ..
+            }) => "send.direct",
+            Self::Send(SendFrame {
+                target: Target::Group(_),
+                ..
+            }) => "send.group",
+            other => other.action(),
         }
     }
 }
@@ -124,13 +146,16 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub fn into_frame(self) -> ServerFrame {
-        ServerFrame::Error(ErrorReply {
-            code: self.code,
-            message: self.message,
+    /// The error reply the client gets.
+    pub fn into_reply(self) -> Reply {
+        Reply {
             request_id: self.request_id,
-            client_msg_id: self.client_msg_id,
-        })
+            frame: ServerFrame::Error(ErrorReply {
+                code: self.code,
+                message: self.message,
+                client_msg_id: self.client_msg_id,
+            }),
+        }
     }
 }
 
@@ -199,13 +224,13 @@ pub fn parse(text: &str) -> Result<Request, Refusal> {
     };
     let frame = match action {
         "send" => send::parse(&f).map(ClientFrame::Send),
-        "ack" => ack::parse_ack(&f).map(ClientFrame::Ack),
-        "read" => ack::parse_read(&f).map(ClientFrame::Read),
-        "sync" => misc::parse_sync(&f).map(ClientFrame::Sync),
-        "history" => misc::parse_history(&f).map(ClientFrame::History),
+        "ack" => ack::parse(&f).map(ClientFrame::Ack),
+        "read" => read::parse(&f).map(ClientFrame::Read),
+        "sync" => sync::parse(&f).map(ClientFrame::Sync),
+        "history" => history::parse(&f).map(ClientFrame::History),
         "heartbeat" => Ok(ClientFrame::Heartbeat),
-        "friends" => group::parse_friends(&f).map(ClientFrame::Friends),
-        "group" => group::parse_group(&f).map(ClientFrame::Group),
+        "friends" => friends::parse(&f).map(ClientFrame::Friends),
+        "group" => group::parse(&f).map(ClientFrame::Group),
         other => Err(Problem {
             code: ErrorCode::UnknownAction,
             message: format!("unknown action `{}`", other.chars().take(64).collect::<String>()),

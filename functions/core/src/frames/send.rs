@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Send {
+pub struct SendFrame {
     pub client_msg_id: ClientMsgId,
     #[serde(flatten)]
     pub target: Target,
@@ -27,7 +27,7 @@ pub enum Target {
 /// The largest client sequence number accepted (JavaScript's safe integer range).
 pub const MAX_CLIENT_SEQ: u64 = (1 << 53) - 1;
 
-pub(super) fn parse(f: &Fields<'_>) -> Result<Send, Problem> {
+pub(super) fn parse(f: &Fields<'_>) -> Result<SendFrame, Problem> {
     let client_msg_id = f.parsed("clientMsgId", ClientMsgId::parse)?;
     let target = if f.one_of("to", "group")? {
         Target::To(f.parsed("to", UserId::parse)?)
@@ -40,7 +40,7 @@ pub(super) fn parse(f: &Fields<'_>) -> Result<Send, Problem> {
         Target::To(_) => f.opt_uint("seq", 0, MAX_CLIENT_SEQ)?,
         Target::Group(_) => None,
     };
-    Ok(Send {
+    Ok(SendFrame {
         client_msg_id,
         target,
         body,

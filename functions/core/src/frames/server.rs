@@ -39,7 +39,8 @@ impl ErrorCode {
 pub enum ServerFrame {
     Ack(AckReply),
     Error(ErrorReply),
-    Ok(OkReply),
+    /// The reply of a frame that has no other (ack, read, ...) when it carried a `requestId`.
+    Ok,
     Sync(SyncReply),
     History(HistoryReply),
     Pong(PongReply),
@@ -57,13 +58,35 @@ impl ServerFrame {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub fn error(code: ErrorCode, message: impl Into<String>, request_id: Option<RequestId>) -> Self {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Error(ErrorReply {
             code,
             message: message.into(),
-            request_id,
             client_msg_id: None,
         })
+    }
+
+    /// This frame as the direct reply to a frame that carried `request_id`.
+    pub fn reply_to(self, request_id: Option<RequestId>) -> Reply {
+        Reply {
+            request_id,
+            frame: self,
+        }
+    }
+}
+
+/// A direct reply: the frame and the `requestId` of the client frame it answers, one flat JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
+    #[serde(flatten)]
+    pub frame: ServerFrame,
+}
+
+impl Reply {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -75,8 +98,6 @@ pub struct AckReply {
     pub timestamp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,15 +106,7 @@ pub struct ErrorReply {
     pub code: ErrorCode,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<ClientMsgId>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OkReply {
-    pub request_id: RequestId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,8 +117,6 @@ pub struct SyncReply {
     pub conversations: Option<Vec<ConversationSummary>>,
     pub messages: Vec<MessagePush>,
     pub next: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,16 +143,12 @@ pub struct LastMessage {
 pub struct HistoryReply {
     pub messages: Vec<MessagePush>,
     pub next: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PongReply {
     pub timestamp: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,8 +170,6 @@ pub struct FriendEntry {
 #[serde(rename_all = "camelCase")]
 pub struct FriendsReply {
     pub friends: Vec<FriendEntry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,8 +185,6 @@ pub struct GroupInfo {
 #[serde(rename_all = "camelCase")]
 pub struct GroupReply {
     pub group: GroupInfo,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,8 +200,6 @@ pub struct GroupSummary {
 #[serde(rename_all = "camelCase")]
 pub struct GroupsReply {
     pub groups: Vec<GroupSummary>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<RequestId>,
 }
 
 /// A sender's view of its own message in history.

@@ -180,7 +180,7 @@ fn ack_read_sync_history_validation() {
     let ok = parse(&format!(r#"{{"action":"ack","messageIds":["{id}","{id}"]}}"#)).unwrap();
     assert_eq!(
         ok.frame,
-        ClientFrame::Ack(Ack::Messages { message_ids: vec![id] }),
+        ClientFrame::Ack(AckFrame::Messages { message_ids: vec![id] }),
         "duplicate ids collapse"
     );
 }
@@ -205,43 +205,43 @@ fn what_clients_serialize_the_server_parses_back() {
     let u = |s: &str| UserId::parse(s).unwrap();
     let g = GroupId::parse("01HGROUP").unwrap();
     let frames = vec![
-        ClientFrame::Send(Send {
+        ClientFrame::Send(SendFrame {
             client_msg_id: ClientMsgId::parse("c-1").unwrap(),
             target: Target::To(u("bob")),
             body: Body::parse("hello \"world\"").unwrap(),
             seq: Some(3),
         }),
-        ClientFrame::Send(Send {
+        ClientFrame::Send(SendFrame {
             client_msg_id: ClientMsgId::parse("c-2").unwrap(),
             target: Target::Group(g.clone()),
             body: Body::parse("hi all").unwrap(),
             seq: None,
         }),
-        ClientFrame::Ack(Ack::Messages {
+        ClientFrame::Ack(AckFrame::Messages {
             message_ids: vec![MessageId::generate(5)],
         }),
-        ClientFrame::Ack(Ack::Group {
+        ClientFrame::Ack(AckFrame::Group {
             group: g.clone(),
             up_to_seq: 7,
         }),
-        ClientFrame::Read(Read::With {
+        ClientFrame::Read(ReadFrame::With {
             with: u("bob"),
             up_to: None,
         }),
-        ClientFrame::Read(Read::Group {
+        ClientFrame::Read(ReadFrame::Group {
             group: g.clone(),
             up_to_seq: 2,
         }),
-        ClientFrame::Sync(Sync { cursor: None }),
-        ClientFrame::Sync(Sync {
+        ClientFrame::Sync(SyncFrame { cursor: None }),
+        ClientFrame::Sync(SyncFrame {
             cursor: Some("abc".into()),
         }),
-        ClientFrame::History(History {
+        ClientFrame::History(HistoryFrame {
             conversation: Conversation::With(u("bob")),
             before: None,
             limit: Some(20),
         }),
-        ClientFrame::History(History {
+        ClientFrame::History(HistoryFrame {
             conversation: Conversation::Group(g.clone()),
             before: Some("c".into()),
             limit: None,
@@ -278,7 +278,6 @@ fn server_frames_have_the_documented_shape() {
         message_id: MessageId::generate(1000),
         timestamp: 1000,
         seq: None,
-        request_id: None,
     });
     let v: serde_json::Value = serde_json::from_str(&ack.to_json()).unwrap();
     assert_eq!(v["type"], "ack");
@@ -286,18 +285,21 @@ fn server_frames_have_the_documented_shape() {
     assert_eq!(v["timestamp"], 1000);
     assert!(v.get("seq").is_none() && v.get("requestId").is_none());
 
-    let err = ServerFrame::error(ErrorCode::NotFound, "no such user", None);
+    let err = ServerFrame::error(ErrorCode::NotFound, "no such user").reply_to(RequestId::parse("r9").ok());
     let v: serde_json::Value = serde_json::from_str(&err.to_json()).unwrap();
     assert_eq!(
-        (v["type"].as_str(), v["code"].as_str()),
-        (Some("error"), Some("not_found"))
+        (v["type"].as_str(), v["code"].as_str(), v["requestId"].as_str()),
+        (Some("error"), Some("not_found"), Some("r9")),
+        "one flat object: the reply's requestId next to the frame's fields"
     );
+    let ok: serde_json::Value =
+        serde_json::from_str(&ServerFrame::Ok.reply_to(RequestId::parse("r1").ok()).to_json()).unwrap();
+    assert_eq!(ok, serde_json::json!({"type": "ok", "requestId": "r1"}));
 
     let sync = ServerFrame::Sync(SyncReply {
         conversations: None,
         messages: vec![],
         next: None,
-        request_id: None,
     });
     let v: serde_json::Value = serde_json::from_str(&sync.to_json()).unwrap();
     assert!(

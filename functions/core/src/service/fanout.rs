@@ -61,11 +61,10 @@ where
         info!(message_id = %job.message.message_id, members = members.len(), delivered = report.delivered, gone = report.gone, failed = report.failed, "fan-out");
         if report.failed > 0 {
             // Some online member may have missed it: retry the chunk (a repeat push is dropped by clients).
-            return Err(BackendError::Call {
-                service: "ApiGatewayManagement",
-                operation: "PostToConnection",
-                retryable: true,
-                source: format!("{} of {} posts failed", report.failed, targets.len()).into(),
+            return Err(BackendError::Partial {
+                what: "posts",
+                failed: report.failed,
+                of: targets.len(),
             });
         }
         Ok(())

@@ -65,9 +65,6 @@ where
                 warn!(%user, error = %e, "could not mark a presence as exposed");
             }
         }
-        Ok(ServerFrame::Friends(FriendsReply {
-            friends,
-            request_id: None,
-        }))
+        Ok(ServerFrame::Friends(FriendsReply { friends }))
     }
 }

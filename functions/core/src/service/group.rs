@@ -40,10 +40,7 @@ where
                     })
                     .collect();
                 groups.sort_by(|a, b| a.id.cmp(&b.id));
-                Ok(ServerFrame::Groups(crate::frames::GroupsReply {
-                    groups,
-                    request_id: None,
-                }))
+                Ok(ServerFrame::Groups(crate::frames::GroupsReply { groups }))
             }
         }
     }
@@ -80,7 +77,6 @@ where
                 owner: group.owner,
                 members,
             },
-            request_id: None,
         }))
     }
 
@@ -129,7 +125,6 @@ where
                 owner: group.owner,
                 members: everyone,
             },
-            request_id: None,
         }))
     }
 
@@ -193,7 +188,6 @@ where
                     owner: g.owner,
                     members: vec![],
                 },
-                request_id: None,
             }));
         }
         if g.owner == *caller {
@@ -212,7 +206,6 @@ where
                 owner: g.owner,
                 members: rest.into_iter().map(|m| m.user).collect(),
             },
-            request_id: None,
         }))
     }
 

@@ -1,41 +1,25 @@
 //! Group rules over in-memory ports.
 
-use super::{App, Caller};
+use super::Caller;
 use crate::{
-    config::Settings,
     error::Failure,
-    frames::{ErrorCode, GroupOp, Send, ServerFrame, Target},
-    ids::{Body, ClientMsgId, ConnectionId, GroupId, GroupName, UserId},
+    frames::{ErrorCode, GroupOp, SendFrame, ServerFrame, Target},
+    ids::{Body, ClientMsgId, GroupId, GroupName, UserId},
     jobs::{FanoutJob, Job},
-    memory::{MemoryPusher, MemoryQueue, MemoryStore},
     model::Mark,
     now_ms,
+    testing::{TestApp, conn as c, user as u},
 };
 use std::collections::HashSet;
 
-type TestApp = App<MemoryStore, MemoryPusher, MemoryQueue>;
-
 fn app(users: &[&str]) -> TestApp {
-    let settings = Settings {
-        claim_lease_ms: 300,
-        fanout_chunk: 3,
-        max_group_members: 8,
-        ..Settings::default()
-    };
-    App::new(
-        MemoryStore::with_users(users),
-        MemoryPusher::default(),
-        MemoryQueue::default(),
-        settings,
-    )
-}
-
-fn u(s: &str) -> UserId {
-    UserId::parse(s).unwrap()
-}
-
-fn c(s: &str) -> ConnectionId {
-    ConnectionId::parse(s).unwrap()
+    TestApp::builder()
+        .users(users)
+        .settings(|s| {
+            s.fanout_chunk = 3;
+            s.max_group_members = 8;
+        })
+        .build()
 }
 
 fn code(r: Result<ServerFrame, Failure>) -> ErrorCode {
@@ -53,8 +37,8 @@ async fn create(app: &TestApp, owner: &str, members: &[&str]) -> GroupId {
     }
 }
 
-fn group_send(cmid: &str, g: &GroupId) -> Send {
-    Send {
+fn group_send(cmid: &str, g: &GroupId) -> SendFrame {
+    SendFrame {
         client_msg_id: ClientMsgId::parse(cmid).unwrap(),
         target: Target::Group(g.clone()),
         body: Body::parse("hello group").unwrap(),

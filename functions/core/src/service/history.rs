@@ -1,14 +1,105 @@
-//! The `history` consumer: indexing one-on-one messages after they were sent.
+//! `history`: one conversation, newest first, page by page. One-on-one pages come from the caller's own
+//! MessageIndex rows (a stranger sees nothing of a conversation it is not in) with the status of the caller's own
+//! messages; group pages from GroupHistory, for members only and from the sequence they joined at. Every page
+//! stays within the reply budget.
 
-use super::App;
-use crate::{error::BackendError, jobs::HistoryJob, ports::IndexStore};
+use super::{
+    App,
+    sync::{REPLY_BUDGET, message_size},
+};
+use crate::{
+    error::{Failure, bad_request, forbidden, not_found},
+    frames::{Conversation, HistoryReply, MessagePush, MessageStatus, ServerFrame},
+    ids::{MessageId, UserId},
+    model::GroupEntry,
+    ports::{Directory, GroupStore, PullStore},
+};
 
-impl<S: IndexStore, P, Q> App<S, P, Q> {
-    /// Indexes a sent one-on-one message for both participants and updates their sessions. Safe to repeat: SQS
-    /// delivers at least once.
-    pub async fn index_direct(&self, job: &HistoryJob) -> Result<(), BackendError> {
-        self.store
-            .index_direct(job, self.settings.message_expiry(job.timestamp()))
-            .await
+impl<S, P, Q> App<S, P, Q>
+where
+    S: Directory + GroupStore + PullStore,
+{
+    pub async fn history(
+        &self,
+        user: &UserId,
+        conversation: &Conversation,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<ServerFrame, Failure> {
+        let bad_cursor = || bad_request("`before` is not a cursor this server returned");
+        let (messages, next) = match conversation {
+            Conversation::With(peer) => {
+                if !self.store.exists(peer).await? {
+                    return Err(not_found(format!("no user `{peer}`")));
+                }
+                let before = before
+                    .map(|b| MessageId::parse(b).map_err(|_| bad_cursor()))
+                    .transpose()?;
+                let page = self.store.conversation(user, peer, before.as_ref(), limit).await?;
+                // The peer's read mark tells the status of the user's own messages.
+                let (bodies, peer_session) =
+                    futures::try_join!(self.store.messages(&page.ids), self.store.session(peer, user))?;
+                let read_up_to = peer_session.and_then(|s| s.last_read_ts);
+                let list = page.ids.iter().filter_map(|id| bodies.get(id)).map(|m| {
+                    let mut push = m.to_push();
+                    if m.from == *user {
+                        push.status = Some(if read_up_to.is_some_and(|r| m.timestamp() <= r) {
+                            MessageStatus::Read
+                        } else if m.delivered_at.is_some() {
+                            MessageStatus::Delivered
+                        } else {
+                            MessageStatus::Sent
+                        });
+                    }
+                    (push, m.id.to_string())
+                });
+                paginate(list, page.more)
+            }
+            Conversation::Group(group) => {
+                let member = match self.store.membership(group, user).await? {
+                    (None, _) => return Err(not_found(format!("no group `{group}`"))),
+                    (Some(_), None) => return Err(forbidden("not a member of this group")),
+                    (Some(_), Some(m)) => m,
+                };
+                let before = before
+                    .map(|b| b.parse::<u64>().map_err(|_| bad_cursor()))
+                    .transpose()?
+                    .unwrap_or(u64::MAX);
+                // A member reads the group from the day it joined.
+                let entries: Vec<GroupEntry> = self
+                    .store
+                    .group_entries_before(group, before, member.joined_seq, limit + 1)
+                    .await?;
+                let more = entries.len() > limit;
+                let ids: Vec<MessageId> = entries.iter().take(limit).map(|e| e.message_id).collect();
+                let bodies = self.store.messages(&ids).await?;
+                let list = entries.iter().take(limit).filter_map(|e| {
+                    let mut push = bodies.get(&e.message_id)?.to_push();
+                    if push.from == *user {
+                        // Groups send no receipts: one's own group messages show as sent.
+                        push.status = Some(MessageStatus::Sent);
+                    }
+                    Some((push, e.seq.to_string()))
+                });
+                paginate(list, more)
+            }
+        };
+        Ok(ServerFrame::History(HistoryReply { messages, next }))
     }
+}
+
+/// Takes messages (newest first) while the reply has room; the cursor is the position of the last one taken.
+fn paginate(list: impl Iterator<Item = (MessagePush, String)>, more: bool) -> (Vec<MessagePush>, Option<String>) {
+    let (mut out, mut bytes, mut last, mut truncated) = (Vec::new(), 0, None, false);
+    for (push, position) in list {
+        if bytes + message_size(&push) > REPLY_BUDGET && !out.is_empty() {
+            truncated = true;
+            break;
+        }
+        bytes += message_size(&push);
+        out.push(push);
+        last = Some(position);
+    }
+    let next = if more || truncated { last } else { None };
+    (out, next)
 }

@@ -28,25 +28,15 @@ impl<S: FrameCounter, P, Q> App<S, P, Q> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{
-        config::Settings,
-        ids::ConnectionId,
-        memory::{MemoryPusher, MemoryQueue, MemoryStore},
-        service::App,
-    };
+    use crate::{ids::ConnectionId, testing::TestApp};
 
-    fn app(limit: u64) -> App<MemoryStore, MemoryPusher, MemoryQueue> {
-        let settings = Settings {
-            frame_limit: limit,
-            frame_window_ms: 2000,
-            ..Settings::default()
-        };
-        App::new(
-            MemoryStore::default(),
-            MemoryPusher::default(),
-            MemoryQueue::default(),
-            settings,
-        )
+    fn app(limit: u64) -> TestApp {
+        TestApp::builder()
+            .settings(|s| {
+                s.frame_limit = limit;
+                s.frame_window_ms = 2000;
+            })
+            .build()
     }
 
     #[tokio::test]

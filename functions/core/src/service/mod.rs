@@ -1,4 +1,6 @@
-//! The rules. [`App`] holds the ports and the settings; each file adds the operations of one area.
+//! The rules. [`App`] holds the ports and the settings; each file adds the operations of one action (named as
+//! the protocol names it: `send`, `ack`, `read`, `sync`, `history`, `friends`, `group`, ...) or of one consumer
+//! (`index`, `fanout`, `presence`), on the ports it needs.
 
 mod ack;
 mod connection;
@@ -7,24 +9,29 @@ mod fanout;
 mod friends;
 mod group;
 mod history;
+mod index;
 mod limits;
 mod presence;
-mod pull;
+mod read;
 mod send;
+mod sync;
 
 pub use delivery::DeliveryReport;
-pub use pull::{REPLY_BUDGET, SYNC_CONVERSATIONS, SYNC_PAGE, cursors};
 pub use send::Caller;
+pub use sync::{REPLY_BUDGET, SYNC_CONVERSATIONS, SYNC_PAGE, cursors};
 
-use crate::config::Settings;
+use crate::{config::Settings, meter::Meter};
 
-/// The ports and settings the rules run with: `App<DynamoStore, ApiGatewayPusher, SqsQueue>` in the functions,
-/// in-memory fakes in unit tests.
+/// The ports and settings the rules run with: `App<DynamoStore, ApiGatewayPusher, SqsQueue>` in the functions
+/// (`aws::wiring`), the in-memory fakes of `testing` in unit tests. Handlers are generic over the ports, so the
+/// same handler runs on either.
 pub struct App<S, P, Q> {
     pub store: S,
     pub pusher: P,
     pub queue: Q,
     pub settings: Settings,
+    /// The invocation's accounting (AWS calls, capacity), which the AWS clients feed.
+    pub meter: Meter,
 }
 
 impl<S, P, Q> App<S, P, Q> {
@@ -34,7 +41,13 @@ impl<S, P, Q> App<S, P, Q> {
             pusher,
             queue,
             settings,
+            meter: Meter::default(),
         }
+    }
+
+    pub fn with_meter(mut self, meter: Meter) -> Self {
+        self.meter = meter;
+        self
     }
 }
 
@@ -45,4 +58,4 @@ mod tests;
 mod group_tests;
 
 #[cfg(test)]
-mod pull_tests;
+mod sync_tests;

@@ -39,10 +39,7 @@ where
     /// `heartbeat`: keeps the user online and refreshes last seen.
     pub async fn heartbeat(&self, user: &UserId, now: i64) -> Result<PongReply, Failure> {
         self.store.touch(user, now).await?;
-        Ok(PongReply {
-            timestamp: now,
-            request_id: None,
-        })
+        Ok(PongReply { timestamp: now })
     }
 }
 

@@ -17,9 +17,9 @@ use super::{
 };
 use crate::{
     error::{BackendError, Failure, bad_request, forbidden, not_found},
-    frames::{AckReply, LastMessage, Send, ServerFrame, Target},
+    frames::{AckReply, LastMessage, SendFrame, ServerFrame, Target},
     ids::{ConnectionId, GroupId, MessageId, UserId},
-    jobs::{FanoutJob, HistoryJob, Job},
+    jobs::{FanoutJob, IndexJob, Job},
     model::{Claim, ClaimKey, Mark, Presence, StoredMessage},
     ports::{Directory, GroupStore, JobQueue, MessageStore, PresenceStore, Pusher},
 };
@@ -57,16 +57,10 @@ where
     Q: JobQueue,
 {
     /// Handles a `send`; `deadline` is the invocation's deadline (epoch ms).
-    pub async fn send(&self, caller: &Caller, frame: &Send, now: i64, deadline: i64) -> Result<AckReply, Failure> {
+    pub async fn send(&self, caller: &Caller, frame: &SendFrame, now: i64, deadline: i64) -> Result<AckReply, Failure> {
         match &frame.target {
-            Target::To(to) => {
-                crate::metrics::set_kind("send.direct");
-                self.send_direct(caller, frame, to, now, deadline).await
-            }
-            Target::Group(group) => {
-                crate::metrics::set_kind("send.group");
-                self.send_group(caller, frame, group, now, deadline).await
-            }
+            Target::To(to) => self.send_direct(caller, frame, to, now, deadline).await,
+            Target::Group(group) => self.send_group(caller, frame, group, now, deadline).await,
         }
     }
 
@@ -147,7 +141,7 @@ where
     async fn send_direct(
         &self,
         caller: &Caller,
-        frame: &Send,
+        frame: &SendFrame,
         to: &UserId,
         now: i64,
         deadline: i64,
@@ -217,7 +211,7 @@ where
         }
         let targets = connections_of(&presence, &[to, &caller.user], Some(&caller.connection), now);
         let push = ServerFrame::Message(message.to_push()).to_json();
-        let job = Job::History(HistoryJob {
+        let job = Job::Index(IndexJob {
             message_id: message.id,
             from: message.from.clone(),
             to: to.clone(),
@@ -272,7 +266,7 @@ where
     async fn send_group(
         &self,
         caller: &Caller,
-        frame: &Send,
+        frame: &SendFrame,
         group: &GroupId,
         now: i64,
         deadline: i64,
@@ -392,12 +386,11 @@ where
     }
 }
 
-fn ack(frame: &Send, claim: &Claim, seq: Option<u64>) -> AckReply {
+fn ack(frame: &SendFrame, claim: &Claim, seq: Option<u64>) -> AckReply {
     AckReply {
         client_msg_id: frame.client_msg_id.clone(),
         message_id: claim.message_id,
         timestamp: claim.message_id.timestamp(),
         seq,
-        request_id: None,
     }
 }

@@ -1,49 +1,21 @@
 //! The rules over in-memory ports: what a user would see, including failures and retries.
 
-use super::{App, Caller};
 use crate::{
-    config::Settings,
     error::Failure,
-    frames::{ErrorCode, Send, Target},
-    ids::{Body, ClientMsgId, ConnectionId, UserId},
+    frames::{ErrorCode, SendFrame, Target},
+    ids::{Body, ClientMsgId, ConnectionId},
     jobs::Job,
-    memory::{MemoryPusher, MemoryQueue, MemoryStore},
     model::Transition,
     now_ms,
+    testing::{TestApp, caller, conn, user},
 };
 
-type TestApp = App<MemoryStore, MemoryPusher, MemoryQueue>;
-
 fn app(users: &[&str]) -> TestApp {
-    let settings = Settings {
-        claim_lease_ms: 300,
-        ..Settings::default()
-    };
-    App::new(
-        MemoryStore::with_users(users),
-        MemoryPusher::default(),
-        MemoryQueue::default(),
-        settings,
-    )
+    TestApp::with_users(users)
 }
 
-fn user(s: &str) -> UserId {
-    UserId::parse(s).unwrap()
-}
-
-fn conn(s: &str) -> ConnectionId {
-    ConnectionId::parse(s).unwrap()
-}
-
-fn caller(u: &str, c: &str) -> Caller {
-    Caller {
-        user: user(u),
-        connection: conn(c),
-    }
-}
-
-fn send_frame(cmid: &str, to: &str, body: &str) -> Send {
-    Send {
+fn send_frame(cmid: &str, to: &str, body: &str) -> SendFrame {
+    SendFrame {
         client_msg_id: ClientMsgId::parse(cmid).unwrap(),
         target: Target::To(user(to)),
         body: Body::parse(body).unwrap(),
@@ -71,7 +43,7 @@ fn history_jobs(app: &TestApp) -> usize {
         .lock()
         .unwrap()
         .iter()
-        .filter(|j| matches!(j, Job::History(_)))
+        .filter(|j| matches!(j, Job::Index(_)))
         .count()
 }
 
@@ -372,7 +344,7 @@ async fn indexing_counts_unread_once_and_keeps_the_newest_preview() {
     let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
     // Delivered out of order and twice, as SQS may.
     for job in jobs.iter().rev().chain(jobs.iter()) {
-        let Job::History(h) = job else { continue };
+        let Job::Index(h) = job else { continue };
         app.index_direct(h).await.unwrap();
     }
     let s = app.store.state.lock().unwrap();
@@ -408,7 +380,7 @@ async fn a_read_naming_a_message_not_yet_indexed_sends_its_receipt_and_the_messa
     assert_eq!(receipts[0]["upTo"], ack.timestamp);
     let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
     for job in &jobs {
-        let Job::History(h) = job else { continue };
+        let Job::Index(h) = job else { continue };
         app.index_direct(h).await.unwrap();
     }
     assert_eq!(
@@ -444,7 +416,7 @@ async fn reading_resets_unread_and_sends_one_read_receipt_up_to_the_newest_messa
         .unwrap();
     let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
     for job in &jobs {
-        let Job::History(h) = job else { continue };
+        let Job::Index(h) = job else { continue };
         app.index_direct(h).await.unwrap();
     }
     assert_eq!(app.store.session("bob", "alice").unread, 2);

@@ -1,0 +1,347 @@
+//! [`GroupStore`] on DynamoDB: Groups (the item with its server sequence and member count), GroupMembers (a row
+//! per member with its marks; the keys-only ByUser index lists a user's groups) and GroupHistory (a group's
+//! messages by sequence).
+
+use super::{
+    BATCH_GET_MAX, DynamoStore, TRANSACTION_MAX,
+    expr::*,
+    items::{GroupHistoryItem, GroupItem, MemberItem, attr},
+    keys_and_attributes,
+    outcome::{Committed, Written, applied, failed, retryable, written},
+    tx_delete, tx_put as put, tx_update as update,
+};
+use crate::{
+    error::BackendError,
+    frames::{LastMessage, Target},
+    ids::{GroupId, UserId},
+    model::{Added, Group, Mark, Marked, Member, StoredMessage},
+    ports::{GroupStore, Res},
+};
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
+use std::collections::HashMap;
+
+impl GroupStore for DynamoStore {
+    async fn create_group(&self, group: &Group, members: &[Member]) -> Res<()> {
+        let group_item = to_item("group", &GroupItem::new(group))?;
+        let rows = members
+            .iter()
+            .map(|m| to_item("member", &MemberItem::new(&group.id, m)))
+            .collect::<Res<Vec<_>>>()?;
+        if rows.len() < TRANSACTION_MAX {
+            let mut items = vec![put(Put::builder()
+                .table_name(&self.tables.groups)
+                .set_item(Some(group_item))
+                .condition_expression("attribute_not_exists(#group_id)")
+                .set_expression_attribute_names(names(&[attr::GROUP_ID])))?];
+            for r in rows {
+                items.push(put(Put::builder()
+                    .table_name(&self.tables.group_members)
+                    .set_item(Some(r)))?);
+            }
+            self.client
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+                .map_err(failed("TransactWriteItems"))?;
+            return Ok(());
+        }
+        // Too many for one transaction: members first, the group item last (until it exists, no group is visible).
+        self.batch_put(&self.tables.group_members, rows).await?;
+        self.client
+            .put_item()
+            .table_name(&self.tables.groups)
+            .set_item(Some(group_item))
+            .condition_expression("attribute_not_exists(#group_id)")
+            .set_expression_attribute_names(names(&[attr::GROUP_ID]))
+            .send()
+            .await
+            .map_err(failed("PutItem"))?;
+        Ok(())
+    }
+
+    async fn membership(&self, group: &GroupId, user: &UserId) -> Res<(Option<Group>, Option<Member>)> {
+        let mut got = self
+            .batch_get(HashMap::from([
+                (
+                    self.tables.groups.clone(),
+                    keys_and_attributes(vec![group_key(group)], None)?,
+                ),
+                (
+                    self.tables.group_members.clone(),
+                    keys_and_attributes(vec![member_key(group, user)], None)?,
+                ),
+            ]))
+            .await?;
+        let g = got.remove(&self.tables.groups).and_then(|mut v| v.pop());
+        let m = got.remove(&self.tables.group_members).and_then(|mut v| v.pop());
+        Ok((
+            g.map(|i| from_item::<GroupItem>("group", i).map(Group::from))
+                .transpose()?,
+            m.map(|i| from_item::<MemberItem>("member", i).map(Member::from))
+                .transpose()?,
+        ))
+    }
+
+    async fn members(&self, group: &GroupId) -> Res<Vec<Member>> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.group_members)
+            .key_condition_expression("#group_id = :g")
+            .set_expression_attribute_names(names(&[attr::GROUP_ID]))
+            .expression_attribute_values(":g", s(group.as_str()));
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(|i| from_item::<MemberItem>("member", i).map(Member::from))
+            .collect()
+    }
+
+    async fn member_ids(&self, group: &GroupId) -> Res<Vec<UserId>> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.group_members)
+            .key_condition_expression("#group_id = :g")
+            .projection_expression("#user_id")
+            .set_expression_attribute_names(names(&[attr::GROUP_ID, attr::USER_ID]))
+            .expression_attribute_values(":g", s(group.as_str()));
+        Ok(self
+            .query_all(q)
+            .await?
+            .into_iter()
+            .filter_map(|i| {
+                i.get(attr::USER_ID)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|u| UserId::parse(u).ok())
+            })
+            .collect())
+    }
+
+    async fn add_member(&self, group: &GroupId, member: &Member, max_members: u64) -> Res<Added> {
+        let row = put(Put::builder()
+            .table_name(&self.tables.group_members)
+            .set_item(Some(to_item("member", &MemberItem::new(group, member))?))
+            .condition_expression("attribute_not_exists(#user_id)")
+            .set_expression_attribute_names(names(&[attr::USER_ID])))?;
+        let count = update(
+            Update::builder()
+                .table_name(&self.tables.groups)
+                .set_key(Some(group_key(group)))
+                .update_expression("ADD #member_count :one")
+                .condition_expression("attribute_exists(#group_id) AND #member_count < :max")
+                .set_expression_attribute_names(names(&[attr::MEMBER_COUNT, attr::GROUP_ID]))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":max", n(max_members)),
+        )?;
+        let outcome = self.transact(vec![row, count]).await?;
+        Ok(match outcome {
+            Committed::Yes => Added::Added,
+            _ if outcome.failed_condition(0) => Added::AlreadyMember,
+            _ if outcome.failed_condition(1) => {
+                let (g, _) = self.membership(group, &member.user).await?;
+                if g.is_some() { Added::Full } else { Added::NoGroup }
+            }
+            Committed::Cancelled(_) => return Err(retryable("TransactWriteItems", "transaction conflict")),
+        })
+    }
+
+    async fn remove_member(&self, group: &GroupId, user: &UserId) -> Res<bool> {
+        let row = tx_delete(
+            Delete::builder()
+                .table_name(&self.tables.group_members)
+                .set_key(Some(member_key(group, user)))
+                .condition_expression("attribute_exists(#user_id)")
+                .set_expression_attribute_names(names(&[attr::USER_ID])),
+        )?;
+        let count = update(
+            Update::builder()
+                .table_name(&self.tables.groups)
+                .set_key(Some(group_key(group)))
+                .update_expression("ADD #member_count :minus")
+                .condition_expression("attribute_exists(#group_id)")
+                .set_expression_attribute_names(names(&[attr::MEMBER_COUNT, attr::GROUP_ID]))
+                .expression_attribute_values(":minus", n(-1)),
+        )?;
+        let outcome = self.transact(vec![row, count]).await?;
+        match outcome {
+            Committed::Yes => Ok(true),
+            _ if outcome.failed_condition(0) => Ok(false),
+            // The group item is gone (the group ended): removing the row alone is what is left to do.
+            _ if outcome.failed_condition(1) => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.tables.group_members)
+                    .set_key(Some(member_key(group, user)))
+                    .send()
+                    .await
+                    .map_err(failed("DeleteItem"))?;
+                Ok(true)
+            }
+            Committed::Cancelled(_) => Err(retryable("TransactWriteItems", "transaction conflict")),
+        }
+    }
+
+    async fn transfer(&self, group: &GroupId, from: &UserId, to: &UserId) -> Res<bool> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.groups)
+            .set_key(Some(group_key(group)))
+            .update_expression("SET #owner = :to")
+            .condition_expression("#owner = :from")
+            .set_expression_attribute_names(names(&[attr::OWNER]))
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":from", s(from.as_str()))
+            .send()
+            .await;
+        applied("UpdateItem", r)
+    }
+
+    async fn delete_group(&self, group: &GroupId) -> Res<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.tables.groups)
+            .set_key(Some(group_key(group)))
+            .send()
+            .await
+            .map_err(failed("DeleteItem"))?;
+        Ok(())
+    }
+
+    async fn groups_of(&self, user: &UserId) -> Res<Vec<(Group, Member)>> {
+        // ByUser holds keys only (so members' marks never write it): the group ids, then each group's item and the
+        // user's member row in one BatchGetItem per 50 groups.
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.group_members)
+            .index_name(attr::BY_USER_INDEX)
+            .key_condition_expression("#user_id = :u")
+            .set_expression_attribute_names(names(&[attr::USER_ID]))
+            .expression_attribute_values(":u", s(user.as_str()));
+        let ids: Vec<GroupId> = self
+            .query_all(q)
+            .await?
+            .iter()
+            .map(|i| {
+                let id = i.get(attr::GROUP_ID).and_then(|v| v.as_s().ok()).map(String::as_str);
+                GroupId::parse(id.unwrap_or_default()).map_err(|e| BackendError::corrupt("member", e))
+            })
+            .collect::<Res<_>>()?;
+        let mut out = Vec::new();
+        for chunk in ids.chunks(BATCH_GET_MAX / 2) {
+            let mut got = self
+                .batch_get(HashMap::from([
+                    (
+                        self.tables.groups.clone(),
+                        keys_and_attributes(chunk.iter().map(group_key).collect(), None)?,
+                    ),
+                    (
+                        self.tables.group_members.clone(),
+                        keys_and_attributes(chunk.iter().map(|g| member_key(g, user)).collect(), None)?,
+                    ),
+                ]))
+                .await?;
+            let mut groups: HashMap<GroupId, Group> = got
+                .remove(&self.tables.groups)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| from_item::<GroupItem>("group", i).map(|g| (g.group_id.clone(), g.into())))
+                .collect::<Res<_>>()?;
+            // A row whose group item is gone (ended, or a create that failed half-way) is not a group; a row gone
+            // since the query (the user left) is not a membership.
+            for item in got.remove(&self.tables.group_members).unwrap_or_default() {
+                let row: MemberItem = from_item("member", item)?;
+                if let Some(group) = groups.remove(&row.group_id) {
+                    out.push((group, row.into()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn next_seq(&self, group: &GroupId, last: &LastMessage) -> Res<Option<u64>> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.groups)
+            .set_key(Some(group_key(group)))
+            .update_expression(
+                "ADD #last_seq :one SET #last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts",
+            )
+            .condition_expression("attribute_exists(#group_id)")
+            .set_expression_attribute_names(names(&[
+                attr::LAST_SEQ,
+                attr::LAST_MESSAGE_ID,
+                attr::LAST_FROM,
+                attr::LAST_PREVIEW,
+                attr::LAST_TS,
+                attr::GROUP_ID,
+            ]))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":mid", s(last.message_id.to_string()))
+            .expression_attribute_values(":from", s(last.from.as_str()))
+            .expression_attribute_values(":preview", s(last.preview.as_str()))
+            .expression_attribute_values(":ts", n(last.timestamp))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match written("UpdateItem", r)? {
+            Written::Applied(out) => out
+                .attributes
+                .and_then(|a| number(&a, attr::LAST_SEQ))
+                .map(Some)
+                .ok_or_else(|| BackendError::corrupt("group", "ADD returned no sequence")),
+            Written::Refused(_) => Ok(None),
+        }
+    }
+
+    async fn record_group_message(&self, message: &StoredMessage, expires_at: Option<i64>) -> Res<()> {
+        let Target::Group(group) = &message.target else {
+            return Err(BackendError::corrupt("message", "not a group message"));
+        };
+        let item = GroupHistoryItem {
+            group_id: group.clone(),
+            seq: message.seq.unwrap_or_default(),
+            message_id: message.id,
+            timestamp: message.timestamp(),
+            sender: message.from.clone(),
+            expires_at,
+        };
+        self.client
+            .put_item()
+            .table_name(&self.tables.group_history)
+            .set_item(Some(to_item("group history row", &item)?))
+            .send()
+            .await
+            .map_err(failed("PutItem"))?;
+        Ok(())
+    }
+
+    async fn mark(&self, group: &GroupId, user: &UserId, mark: Mark, seq: u64) -> Res<Marked> {
+        let field = match mark {
+            Mark::Ack => attr::LAST_ACK_SEQ,
+            Mark::Read => attr::LAST_READ_SEQ,
+        };
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.group_members)
+            .set_key(Some(member_key(group, user)))
+            .update_expression("SET #mark = :seq")
+            .condition_expression("attribute_exists(#user_id) AND (attribute_not_exists(#mark) OR #mark < :seq)")
+            .expression_attribute_names("#mark", field)
+            .expression_attribute_names("#user_id", attr::USER_ID)
+            .expression_attribute_values(":seq", n(seq))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        Ok(match written("UpdateItem", r)? {
+            Written::Applied(_) => Marked::Moved,
+            Written::Refused(Some(_)) => Marked::Unchanged,
+            Written::Refused(None) => Marked::NotMember,
+        })
+    }
+}

@@ -1,0 +1,440 @@
+//! One item struct per table, mapped with serde_dynamo, and their conversions to the domain records.
+//! Optional attributes are left out when empty: an index key attribute must be absent, never NULL.
+
+use crate::{
+    error::BackendError,
+    frames::{LastMessage, Status, Target},
+    ids::{Body, ClientMsgId, ConnectionId, GroupId, GroupName, MessageId, UserId},
+    model::{Claim, ClaimKey, Group, GroupEntry, Member, Presence, Session, StoredMessage},
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Attribute names, for key and condition expressions.
+pub mod attr {
+    pub const USER_ID: &str = "user_id";
+    pub const JOINED_AT: &str = "joined_at";
+    pub const CONNECTION_ID: &str = "connection_id";
+    pub const CONNS: &str = "conns";
+    pub const LAST_SEEN: &str = "last_seen";
+    pub const CLAIM: &str = "claim";
+    pub const LEASE_UNTIL: &str = "lease_until";
+    pub const DONE: &str = "done";
+    pub const MESSAGE_ID: &str = "message_id";
+    pub const TIMESTAMP: &str = "timestamp";
+    pub const RECIPIENT: &str = "recipient";
+    pub const INBOX: &str = "inbox";
+    pub const DELIVERED_AT: &str = "delivered_at";
+    pub const OWNER_ID: &str = "owner_id";
+    pub const SK: &str = "sk";
+    pub const PEER_ID: &str = "peer_id";
+    pub const UNREAD: &str = "unread";
+    pub const LAST_MESSAGE_ID: &str = "last_message_id";
+    pub const LAST_FROM: &str = "last_from";
+    pub const LAST_PREVIEW: &str = "last_preview";
+    pub const LAST_TS: &str = "last_ts";
+    pub const LAST_RECV_TS: &str = "last_recv_ts";
+    pub const LAST_READ_TS: &str = "last_read_ts";
+    pub const EXPIRES_AT: &str = "expires_at";
+    /// Frames counted in one rate-limit window (a `{connection}#w{window}` item of Connections).
+    pub const FRAMES: &str = "frames";
+    /// The sparse index of Messages over `inbox`: a user's unacknowledged one-on-one messages.
+    pub const INBOX_INDEX: &str = "Inbox";
+    pub const GROUP_ID: &str = "group_id";
+    pub const FRIEND_ID: &str = "friend_id";
+    pub const CREATED_AT: &str = "created_at";
+    pub const ANNOUNCED: &str = "announced";
+    pub const EXPOSED: &str = "exposed";
+    pub const OWNER: &str = "owner";
+    pub const LAST_SEQ: &str = "last_seq";
+    pub const MEMBER_COUNT: &str = "member_count";
+    pub const LAST_ACK_SEQ: &str = "last_ack_seq";
+    pub const LAST_READ_SEQ: &str = "last_read_seq";
+    pub const SEQ: &str = "seq";
+    /// The global index of GroupMembers over `user_id`: the groups of a user.
+    pub const BY_USER_INDEX: &str = "ByUser";
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConnectionItem {
+    pub connection_id: ConnectionId,
+    pub user_id: UserId,
+    pub connected_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct PresenceItem {
+    pub user_id: String,
+    /// Connection id -> expiry (epoch seconds). Kept as strings: the keys are also attribute-name placeholders.
+    #[serde(default)]
+    pub conns: HashMap<String, i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced: Option<Status>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exposed: bool,
+}
+
+impl PresenceItem {
+    pub fn into_presence(self) -> Presence {
+        Presence {
+            // Ids this code did not write cannot be posted to anyway; skip them rather than fail the read.
+            connections: self
+                .conns
+                .into_iter()
+                .filter_map(|(c, exp)| Some((ConnectionId::parse(&c).ok()?, exp)))
+                .collect(),
+            last_seen: self.last_seen,
+            announced: self.announced,
+            exposed: self.exposed,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClaimItem {
+    pub claim: ClaimKey,
+    pub message_id: MessageId,
+    pub lease_until: i64,
+    pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub expires_at: i64,
+}
+
+impl From<ClaimItem> for Claim {
+    fn from(c: ClaimItem) -> Self {
+        Claim {
+            message_id: c.message_id,
+            lease_until: c.lease_until,
+            done: c.done,
+            seq: c.seq,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MessageItem {
+    pub message_id: MessageId,
+    pub timestamp: i64,
+    pub sender: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<GroupId>,
+    /// The recipient's id until it acknowledges the message: the key of the sparse Inbox index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<UserId>,
+    pub body: Body,
+    pub client_msg_id: ClientMsgId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl MessageItem {
+    pub fn new(m: &StoredMessage, expires_at: Option<i64>) -> Self {
+        let (recipient, group_id) = match &m.target {
+            Target::To(u) => (Some(u.clone()), None),
+            Target::Group(g) => (None, Some(g.clone())),
+        };
+        Self {
+            message_id: m.id,
+            timestamp: m.timestamp(),
+            sender: m.from.clone(),
+            inbox: recipient.clone(),
+            recipient,
+            group_id,
+            body: m.body.clone(),
+            client_msg_id: m.client_msg_id.clone(),
+            seq: m.seq,
+            delivered_at: m.delivered_at,
+            expires_at,
+        }
+    }
+}
+
+impl TryFrom<MessageItem> for StoredMessage {
+    type Error = BackendError;
+    fn try_from(i: MessageItem) -> Result<Self, BackendError> {
+        let target = match (i.recipient, i.group_id) {
+            (Some(u), None) => Target::To(u),
+            (None, Some(g)) => Target::Group(g),
+            _ => {
+                return Err(BackendError::corrupt(
+                    "message",
+                    "a message needs exactly one recipient or group",
+                ));
+            }
+        };
+        if i.message_id.timestamp() != i.timestamp {
+            return Err(BackendError::corrupt(
+                "message",
+                "the timestamp is not the time of the message id",
+            ));
+        }
+        Ok(StoredMessage {
+            id: i.message_id,
+            from: i.sender,
+            target,
+            body: i.body,
+            client_msg_id: i.client_msg_id,
+            seq: i.seq,
+            delivered_at: i.delivered_at,
+        })
+    }
+}
+
+/// The newest message of a conversation, as Groups and Sessions items keep it: four optional attributes that
+/// are all set or all absent.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LastItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_id: Option<MessageId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_from: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_preview: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ts: Option<i64>,
+}
+
+impl LastItem {
+    pub fn new(last: Option<&LastMessage>) -> Self {
+        Self {
+            last_message_id: last.map(|l| l.message_id),
+            last_from: last.map(|l| l.from.clone()),
+            last_preview: last.map(|l| l.preview.clone()),
+            last_ts: last.map(|l| l.timestamp),
+        }
+    }
+
+    pub fn into_last(self) -> Option<LastMessage> {
+        Some(LastMessage {
+            message_id: self.last_message_id?,
+            from: self.last_from?,
+            preview: self.last_preview?,
+            timestamp: self.last_ts?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GroupItem {
+    pub group_id: GroupId,
+    pub name: GroupName,
+    pub owner: UserId,
+    pub created_at: i64,
+    #[serde(default)]
+    pub last_seq: u64,
+    #[serde(default)]
+    pub member_count: u64,
+    #[serde(flatten)]
+    pub last: LastItem,
+}
+
+impl GroupItem {
+    pub fn new(g: &Group) -> Self {
+        Self {
+            group_id: g.id.clone(),
+            name: g.name.clone(),
+            owner: g.owner.clone(),
+            created_at: g.created_at,
+            last_seq: g.last_seq,
+            member_count: g.member_count,
+            last: LastItem::new(g.last.as_ref()),
+        }
+    }
+}
+
+impl From<GroupItem> for Group {
+    fn from(i: GroupItem) -> Self {
+        Group {
+            id: i.group_id,
+            name: i.name,
+            owner: i.owner,
+            created_at: i.created_at,
+            last_seq: i.last_seq,
+            member_count: i.member_count,
+            last: i.last.into_last(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MemberItem {
+    pub group_id: GroupId,
+    pub user_id: UserId,
+    pub joined_at: i64,
+    #[serde(default)]
+    pub joined_seq: u64,
+    #[serde(default)]
+    pub last_ack_seq: u64,
+    #[serde(default)]
+    pub last_read_seq: u64,
+}
+
+impl MemberItem {
+    pub fn new(group: &GroupId, m: &Member) -> Self {
+        Self {
+            group_id: group.clone(),
+            user_id: m.user.clone(),
+            joined_at: m.joined_at,
+            joined_seq: m.joined_seq,
+            last_ack_seq: m.last_ack_seq,
+            last_read_seq: m.last_read_seq,
+        }
+    }
+}
+
+impl From<MemberItem> for Member {
+    fn from(i: MemberItem) -> Self {
+        Member {
+            user: i.user_id,
+            joined_at: i.joined_at,
+            joined_seq: i.joined_seq,
+            last_ack_seq: i.last_ack_seq,
+            last_read_seq: i.last_read_seq,
+        }
+    }
+}
+
+/// A group message's place in its group: `seq` orders the group's history.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GroupHistoryItem {
+    pub group_id: GroupId,
+    pub seq: u64,
+    pub message_id: MessageId,
+    pub timestamp: i64,
+    pub sender: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl From<GroupHistoryItem> for GroupEntry {
+    fn from(row: GroupHistoryItem) -> Self {
+        GroupEntry {
+            seq: row.seq,
+            message_id: row.message_id,
+            sender: row.sender,
+        }
+    }
+}
+
+/// A row of a user's history index. `sk` = `{peer}#{timestamp:013}#{message_id}`: one conversation's rows are one
+/// key range, in time order (the only way they are read, so no secondary index is needed).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IndexItem {
+    pub owner_id: UserId,
+    pub sk: String,
+    pub peer_id: UserId,
+    pub direction: String,
+    pub message_id: MessageId,
+    pub timestamp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionItem {
+    pub user_id: UserId,
+    pub peer_id: UserId,
+    #[serde(default)]
+    pub unread: u64,
+    #[serde(flatten)]
+    pub last: LastItem,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_recv_ts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_ts: Option<i64>,
+}
+
+impl From<SessionItem> for Session {
+    fn from(i: SessionItem) -> Self {
+        Session {
+            peer: Some(i.peer_id),
+            unread: i.unread,
+            last: i.last.into_last(),
+            last_recv_ts: i.last_recv_ts,
+            last_read_ts: i.last_read_ts,
+        }
+    }
+}
+
+/// The time-ordered sort key of a message: zero-padded so that string order is time order, then the id.
+pub fn time_key(id: &MessageId) -> String {
+    format!("{:013}#{id}", id.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_on_one_messages_enter_the_inbox_and_round_trip() {
+        let m = StoredMessage {
+            id: MessageId::generate(1_700_000_000_000),
+            from: UserId::parse("alice").unwrap(),
+            target: Target::To(UserId::parse("bob").unwrap()),
+            body: Body::parse("hi").unwrap(),
+            client_msg_id: ClientMsgId::parse("c1").unwrap(),
+            seq: Some(2),
+            delivered_at: None,
+        };
+        let item = MessageItem::new(&m, Some(9));
+        assert_eq!(item.inbox.as_ref().map(UserId::as_str), Some("bob"));
+        let av: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = serde_dynamo::to_item(&item).unwrap();
+        assert!(
+            !av.contains_key("group_id") && !av.contains_key("delivered_at"),
+            "absent, not NULL"
+        );
+        let back: MessageItem = serde_dynamo::from_item(av).unwrap();
+        assert_eq!(StoredMessage::try_from(back).unwrap(), m);
+    }
+
+    #[test]
+    fn a_sessions_last_message_is_flat_attributes_all_or_none() {
+        let last = LastMessage {
+            message_id: MessageId::generate(1_700_000_000_000),
+            from: UserId::parse("alice").unwrap(),
+            preview: "hi".into(),
+            timestamp: 1_700_000_000_000,
+        };
+        let item = SessionItem {
+            user_id: UserId::parse("bob").unwrap(),
+            peer_id: UserId::parse("alice").unwrap(),
+            unread: 3,
+            last: LastItem::new(Some(&last)),
+            last_recv_ts: Some(7),
+            last_read_ts: None,
+        };
+        let av: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = serde_dynamo::to_item(&item).unwrap();
+        assert!(av.contains_key(attr::LAST_PREVIEW) && !av.contains_key(attr::LAST_READ_TS));
+        let back: Session = serde_dynamo::from_item::<_, SessionItem>(av).unwrap().into();
+        assert_eq!((back.unread, back.last, back.last_recv_ts), (3, Some(last), Some(7)));
+        let bare = HashMap::from([
+            (
+                attr::USER_ID.to_owned(),
+                aws_sdk_dynamodb::types::AttributeValue::S("bob".into()),
+            ),
+            (
+                attr::PEER_ID.to_owned(),
+                aws_sdk_dynamodb::types::AttributeValue::S("alice".into()),
+            ),
+        ]);
+        let session: Session = serde_dynamo::from_item::<_, SessionItem>(bare).unwrap().into();
+        assert_eq!((session.unread, session.last), (0, None));
+    }
+
+    #[test]
+    fn time_keys_sort_as_time() {
+        let a = time_key(&MessageId::generate(999));
+        let b = time_key(&MessageId::generate(1_000));
+        assert!(a < b, "{a} < {b}");
+    }
+}

@@ -1,0 +1,28 @@
+//! [`FrameCounter`] on DynamoDB. The counters live in Connections next to the connection they count (same
+//! lifetime, same TTL), as `{connection}#w{window}` items: one `ADD` per frame, no read.
+
+use super::{DynamoStore, expr::*, items::attr, outcome::failed};
+use crate::{
+    ids::ConnectionId,
+    ports::{FrameCounter, Res},
+};
+use aws_sdk_dynamodb::types::ReturnValue;
+
+impl FrameCounter for DynamoStore {
+    async fn count_frame(&self, connection: &ConnectionId, window: i64, expires_at: i64) -> Res<u64> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.connections)
+            .key(attr::CONNECTION_ID, s(format!("{connection}#w{window}")))
+            .update_expression("ADD #frames :one SET #expires_at = :exp")
+            .set_expression_attribute_names(names(&[attr::FRAMES, attr::EXPIRES_AT]))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(expires_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(failed("UpdateItem"))?;
+        Ok(r.attributes.as_ref().and_then(|a| number(a, attr::FRAMES)).unwrap_or(1))
+    }
+}

@@ -1,0 +1,223 @@
+//! [`MessageStore`] on DynamoDB: the send claims (SendClaims: a conditional put decides the first attempt, a
+//! lease and a `done` mark make retries exact) and the messages themselves (Messages, whose sparse Inbox index
+//! is each recipient's mailbox until it acks).
+
+use super::{
+    DynamoStore, Item,
+    expr::*,
+    items::{ClaimItem, MessageItem, attr},
+    outcome::{Written, applied, failed, written},
+};
+use crate::{
+    ids::{MessageId, UserId},
+    model::{Claim, ClaimKey, StoredMessage},
+    ports::{MessageStore, Res},
+};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use futures::{StreamExt, stream};
+use std::collections::HashMap;
+
+/// Concurrent single-item writes an ack issues.
+const ACK_CONCURRENCY: usize = 16;
+
+/// The key of a Messages item, which follows from the id (the timestamp is the id's time).
+pub(super) fn message_key(id: &MessageId) -> Item {
+    HashMap::from([
+        (attr::MESSAGE_ID.to_owned(), s(id.to_string())),
+        (attr::TIMESTAMP.to_owned(), n(id.timestamp())),
+    ])
+}
+
+impl MessageStore for DynamoStore {
+    async fn claim(&self, key: &ClaimKey, fresh: &Claim, expires_at: i64) -> Res<Option<Claim>> {
+        let item = ClaimItem {
+            claim: key.clone(),
+            message_id: fresh.message_id,
+            lease_until: fresh.lease_until,
+            done: fresh.done,
+            seq: fresh.seq,
+            expires_at,
+        };
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.tables.send_claims)
+            .set_item(Some(to_item("claim", &item)?))
+            .condition_expression("attribute_not_exists(#claim)")
+            .set_expression_attribute_names(names(&[attr::CLAIM]))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match written("PutItem", r)? {
+            Written::Applied(_) => Ok(None),
+            Written::Refused(Some(existing)) => Ok(Some(from_item::<ClaimItem>("claim", existing)?.into())),
+            // An emulator that does not return the old item: read it.
+            Written::Refused(None) => self.read_claim(key).await,
+        }
+    }
+
+    async fn read_claim(&self, key: &ClaimKey) -> Res<Option<Claim>> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.send_claims)
+            .key(attr::CLAIM, s(key.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed("GetItem"))?;
+        r.item
+            .map(|i| from_item::<ClaimItem>("claim", i).map(Claim::from))
+            .transpose()
+    }
+
+    async fn take_over(&self, key: &ClaimKey, seen: &Claim, lease_until: i64) -> Res<bool> {
+        let values = HashMap::from([
+            (":new".to_owned(), n(lease_until)),
+            (":seen".to_owned(), n(seen.lease_until)),
+            (":false".to_owned(), Av::Bool(false)),
+        ]);
+        self.claim_update(
+            key,
+            "SET #lease_until = :new",
+            Some("#lease_until = :seen AND #done = :false"),
+            values,
+        )
+        .await
+    }
+
+    async fn release(&self, key: &ClaimKey, lease_until: i64) -> Res<()> {
+        let values = HashMap::from([
+            (":zero".to_owned(), n(0)),
+            (":mine".to_owned(), n(lease_until)),
+            (":false".to_owned(), Av::Bool(false)),
+        ]);
+        self.claim_update(
+            key,
+            "SET #lease_until = :zero",
+            Some("#lease_until = :mine AND #done = :false"),
+            values,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn finish(&self, key: &ClaimKey, seq: Option<u64>) -> Res<()> {
+        let mut values = HashMap::from([(":true".to_owned(), Av::Bool(true))]);
+        let update = match seq {
+            Some(v) => {
+                values.insert(":seq".into(), n(v));
+                "SET #done = :true, #seq = :seq"
+            }
+            None => "SET #done = :true",
+        };
+        self.claim_update(key, update, None, values).await.map(drop)
+    }
+
+    async fn forget(&self, key: &ClaimKey, claim: &Claim) -> Res<()> {
+        // Only the claim this attempt made: another attempt's claim for the same key stays.
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.send_claims)
+            .key(attr::CLAIM, s(key.as_str()))
+            .condition_expression("#message_id = :mid")
+            .set_expression_attribute_names(names(&[attr::MESSAGE_ID]))
+            .expression_attribute_values(":mid", s(claim.message_id.to_string()))
+            .send()
+            .await;
+        applied("DeleteItem", r).map(drop)
+    }
+
+    async fn put_message(&self, message: &StoredMessage, expires_at: Option<i64>) -> Res<Option<StoredMessage>> {
+        let item = to_item("message", &MessageItem::new(message, expires_at))?;
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.tables.messages)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#message_id)")
+            .set_expression_attribute_names(names(&[attr::MESSAGE_ID]))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match written("PutItem", r)? {
+            Written::Applied(_) => Ok(None),
+            Written::Refused(Some(existing)) => Ok(Some(from_item::<MessageItem>("message", existing)?.try_into()?)),
+            Written::Refused(None) => self.get_message(&message.id).await,
+        }
+    }
+
+    async fn get_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.messages)
+            .set_key(Some(message_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed("GetItem"))?;
+        r.item
+            .map(|i| from_item::<MessageItem>("message", i).and_then(StoredMessage::try_from))
+            .transpose()
+    }
+
+    async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<StoredMessage>> {
+        let results: Vec<Res<Option<StoredMessage>>> = stream::iter(ids.iter().copied())
+            .map(move |id| async move { self.ack_one(acker, &id, now).await })
+            .buffer_unordered(ACK_CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+}
+
+impl DynamoStore {
+    /// A conditional update of a claim; whether it applied.
+    async fn claim_update(&self, key: &ClaimKey, update: &str, condition: Option<&str>, values: Item) -> Res<bool> {
+        let exprs = [update, condition.unwrap_or_default()];
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.send_claims)
+            .key(attr::CLAIM, s(key.as_str()))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(names_in(&exprs, &[attr::LEASE_UNTIL, attr::DONE, attr::SEQ]))
+            .set_expression_attribute_values(values_in(&exprs, values))
+            .send()
+            .await;
+        applied("UpdateItem", r)
+    }
+
+    /// Marks one message delivered and takes it out of the mailbox, if it is addressed to `acker`; the message
+    /// as it is now.
+    async fn ack_one(&self, acker: &UserId, id: &MessageId, now: i64) -> Res<Option<StoredMessage>> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.messages)
+            .set_key(Some(message_key(id)))
+            .update_expression("SET #delivered_at = if_not_exists(#delivered_at, :now) REMOVE #inbox")
+            .condition_expression("#recipient = :acker")
+            .set_expression_attribute_names(names(&[attr::DELIVERED_AT, attr::INBOX, attr::RECIPIENT]))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":acker", s(acker.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match written("UpdateItem", r)? {
+            Written::Applied(out) => {
+                let item: MessageItem = from_item("message", out.attributes.unwrap_or_default())?;
+                Ok(Some(item.try_into()?))
+            }
+            // Not addressed to the acker, or no such message: nothing to acknowledge.
+            Written::Refused(_) => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! [`PullStore`] on DynamoDB: the reads behind `sync` and `history`: sessions, the Inbox index (the mailbox),
+//! GroupHistory ranges, MessageIndex pages of one conversation, message bodies and memberships.
+
+use super::{
+    DynamoStore,
+    expr::*,
+    index::session_key,
+    items::{GroupHistoryItem, MemberItem, MessageItem, SessionItem, attr, time_key},
+    messages::message_key,
+    outcome::failed,
+};
+use crate::{
+    ids::{GroupId, MessageId, UserId},
+    model::{ConversationPage, GroupEntry, Member, Session, StoredMessage},
+    ports::{PullStore, Res},
+};
+use std::collections::{HashMap, HashSet};
+
+impl PullStore for DynamoStore {
+    async fn sessions(&self, user: &UserId, limit: usize) -> Res<Vec<Session>> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.sessions)
+            .key_condition_expression("#user_id = :u")
+            .set_expression_attribute_names(names(&[attr::USER_ID]))
+            .expression_attribute_values(":u", s(user.as_str()));
+        let mut sessions: Vec<Session> = self
+            .query_all(q)
+            .await?
+            .into_iter()
+            .map(|i| from_item::<SessionItem>("session", i).map(Session::from))
+            .collect::<Res<_>>()?;
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.last.as_ref().map(|l| l.timestamp).unwrap_or(0)));
+        sessions.truncate(limit);
+        Ok(sessions)
+    }
+
+    async fn session(&self, user: &UserId, peer: &UserId) -> Res<Option<Session>> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.sessions)
+            .set_key(Some(session_key(user, peer)))
+            .send()
+            .await
+            .map_err(failed("GetItem"))?;
+        r.item
+            .map(|i| from_item::<SessionItem>("session", i).map(Session::from))
+            .transpose()
+    }
+
+    async fn inbox(&self, user: &UserId, after: Option<&MessageId>, limit: usize) -> Res<(Vec<StoredMessage>, bool)> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.tables.messages)
+            .index_name(attr::INBOX_INDEX)
+            .limit(limit as i32 + 1)
+            .expression_attribute_values(":u", s(user.as_str()));
+        q = match after {
+            Some(id) => q
+                .key_condition_expression("#inbox = :u AND #message_id > :after")
+                .set_expression_attribute_names(names(&[attr::INBOX, attr::MESSAGE_ID]))
+                .expression_attribute_values(":after", s(id.to_string())),
+            None => q
+                .key_condition_expression("#inbox = :u")
+                .set_expression_attribute_names(names(&[attr::INBOX])),
+        };
+        let r = q.send().await.map_err(failed("Query"))?;
+        let mut messages = r
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<MessageItem>("message", i).and_then(StoredMessage::try_from))
+            .collect::<Res<Vec<_>>>()?;
+        let more = messages.len() > limit || r.last_evaluated_key.is_some() && messages.len() >= limit;
+        messages.truncate(limit);
+        Ok((messages, more))
+    }
+
+    async fn group_entries(&self, group: &GroupId, after: u64, up_to: u64, limit: usize) -> Res<Vec<GroupEntry>> {
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
+        self.group_range(group, after + 1, up_to, true, limit).await
+    }
+
+    async fn group_entries_before(
+        &self,
+        group: &GroupId,
+        before: u64,
+        floor: u64,
+        limit: usize,
+    ) -> Res<Vec<GroupEntry>> {
+        if before <= floor.saturating_add(1) {
+            return Ok(Vec::new());
+        }
+        self.group_range(group, floor + 1, before.min(i64::MAX as u64) - 1, false, limit)
+            .await
+    }
+
+    async fn conversation(
+        &self,
+        owner: &UserId,
+        peer: &UserId,
+        before: Option<&MessageId>,
+        limit: usize,
+    ) -> Res<ConversationPage> {
+        // `{peer}#` prefixes the conversation's rows; '#' sorts below every id character, so no other peer's rows
+        // fall in the range. BETWEEN is inclusive: the `before` row itself is dropped below.
+        let low = format!("{peer}#");
+        let high = match before {
+            Some(id) => format!("{peer}#{}", time_key(id)),
+            None => format!("{peer}#~"),
+        };
+        let r = self
+            .client
+            .query()
+            .table_name(&self.tables.message_index)
+            .key_condition_expression("#owner_id = :o AND #sk BETWEEN :lo AND :hi")
+            .set_expression_attribute_names(names(&[attr::OWNER_ID, attr::SK]))
+            .expression_attribute_values(":o", s(owner.as_str()))
+            .expression_attribute_values(":lo", s(low))
+            .expression_attribute_values(":hi", s(high))
+            .scan_index_forward(false)
+            .limit(limit as i32 + 2)
+            .send()
+            .await
+            .map_err(failed("Query"))?;
+        let mut ids: Vec<MessageId> = r
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.get(attr::SK).and_then(|v| v.as_s().ok()))
+            .filter_map(|sk| sk.rsplit_once('#').and_then(|(_, id)| MessageId::parse(id).ok()))
+            .filter(|id| Some(id) != before)
+            .collect();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        Ok(ConversationPage { ids, more })
+    }
+
+    async fn messages(&self, ids: &[MessageId]) -> Res<HashMap<MessageId, StoredMessage>> {
+        let unique: HashSet<&MessageId> = ids.iter().collect();
+        let keys = unique.into_iter().map(message_key).collect();
+        let mut out = HashMap::new();
+        for item in self.get_many(&self.tables.messages, keys, None).await? {
+            let m: StoredMessage = from_item::<MessageItem>("message", item)?.try_into()?;
+            out.insert(m.id, m);
+        }
+        Ok(out)
+    }
+
+    async fn memberships(&self, user: &UserId, groups: &[GroupId]) -> Res<HashMap<GroupId, Member>> {
+        let keys = groups.iter().map(|g| member_key(g, user)).collect();
+        let mut out = HashMap::new();
+        for item in self.get_many(&self.tables.group_members, keys, None).await? {
+            let row: MemberItem = from_item("member", item)?;
+            out.insert(row.group_id.clone(), row.into());
+        }
+        Ok(out)
+    }
+}
+
+impl DynamoStore {
+    /// GroupHistory rows of `group` with `lo <= seq <= hi`, ascending or descending, at most `limit`.
+    async fn group_range(
+        &self,
+        group: &GroupId,
+        lo: u64,
+        hi: u64,
+        ascending: bool,
+        limit: usize,
+    ) -> Res<Vec<GroupEntry>> {
+        let r = self
+            .client
+            .query()
+            .table_name(&self.tables.group_history)
+            .key_condition_expression("#group_id = :g AND #seq BETWEEN :lo AND :hi")
+            .set_expression_attribute_names(names(&[attr::GROUP_ID, attr::SEQ]))
+            .expression_attribute_values(":g", s(group.as_str()))
+            .expression_attribute_values(":lo", n(lo))
+            .expression_attribute_values(":hi", n(hi))
+            .scan_index_forward(ascending)
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(failed("Query"))?;
+        r.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<GroupHistoryItem>("group history row", i).map(GroupEntry::from))
+            .collect()
+    }
+}

@@ -1,0 +1,75 @@
+//! The composition root: the SDK configuration and the clients, built once at init from the environment, wired
+//! into the rules with one meter that every client's accounting interceptor feeds.
+
+use super::{ApiGatewayPusher, DynamoStore, SqsQueue, accounting::Accounting, capacity::Schema};
+use crate::{
+    config::{Config, ConfigError},
+    meter::Meter,
+    service::App,
+};
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+use std::time::Duration;
+
+/// The rules wired to AWS: what every function runs.
+pub type AwsApp = App<DynamoStore, ApiGatewayPusher, SqsQueue>;
+
+/// Loads the SDK configuration once at init, with explicit timeouts and retries: a call that hangs must fail fast
+/// enough for the client to get `unavailable` within the function timeout and retry.
+pub async fn sdk_config() -> SdkConfig {
+    sdk_loader().load().await
+}
+
+/// The SDK configuration loader with natter's timeouts and retries; endpoints, region and credentials come from the
+/// environment (`AWS_ENDPOINT_URL` for an emulator) unless the caller sets them.
+pub fn sdk_loader() -> ConfigLoader {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(1500))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+}
+
+/// Why a function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl AwsApp {
+    /// Reads the configuration and builds the clients once; `pushes` requires the management endpoint.
+    pub async fn from_env(pushes: bool) -> Result<Self, InitError> {
+        let config = Config::from_env()?;
+        let sdk = sdk_config().await;
+        Self::from_config(&sdk, &config, pushes, Meter::for_this_function())
+    }
+
+    /// The rules on clients built from `sdk` for `config`, all accounted on `meter`.
+    pub fn from_config(sdk: &SdkConfig, config: &Config, pushes: bool, meter: Meter) -> Result<Self, InitError> {
+        let pusher = match (&config.management_endpoint, pushes) {
+            (Some(endpoint), _) => ApiGatewayPusher::new(sdk, endpoint, Accounting::calls_only(meter.clone())),
+            (None, false) => ApiGatewayPusher::disabled(),
+            (None, true) => return Err(ConfigError::Missing("MANAGEMENT_ENDPOINT").into()),
+        };
+        let dynamo = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(Accounting::new(meter.clone(), Schema::natter(&config.tables)))
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .interceptor(Accounting::calls_only(meter.clone()))
+            .build();
+        Ok(App::new(
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::from_conf(dynamo),
+                config.tables.clone(),
+                config.settings.clone(),
+            ),
+            pusher,
+            SqsQueue::new(aws_sdk_sqs::Client::from_conf(sqs), config.queues.clone()),
+            config.settings.clone(),
+        )
+        .with_meter(meter))
+    }
+}

@@ -1,0 +1,282 @@
+//! Per-invocation accounting: the AWS calls an invocation made, the capacity DynamoDB reported and the capacity
+//! natter's model expects, and the time during which at least one call was in flight. At the end of each
+//! invocation the counts are written as one CloudWatch Embedded Metric Format (EMF) line, so the same numbers
+//! appear in CloudWatch on AWS and in natter-local's `/_natter/stats` locally ([`Sample::parse`] reads them back).
+//!
+//! A [`Meter`] belongs to one function's `App`; the SDK interceptor (`aws::accounting`) feeds the same meter.
+//! Lambda (and natter-local) give a process one invocation at a time, so one set of counters per process is exact.
+//! This module needs no AWS SDK: natter-local and natter-loadgen read samples without it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+#[derive(Default)]
+struct Counters {
+    calls: BTreeMap<String, u64>,
+    read_units: f64,
+    write_units: f64,
+    model_read_units: f64,
+    model_write_units: f64,
+    in_flight: usize,
+    busy_since: Option<Instant>,
+    busy: Duration,
+    kind: Option<String>,
+}
+
+/// The counters of one function's invocations, shared by the Lambda glue and the SDK interceptors.
+#[derive(Clone)]
+pub struct Meter {
+    function: Arc<str>,
+    counters: Arc<Mutex<Counters>>,
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Self::new("unknown")
+    }
+}
+
+impl Meter {
+    /// A meter for the function named `function` (the `Function` dimension of its metrics).
+    pub fn new(function: &str) -> Self {
+        Self {
+            function: function.into(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// A meter named after the running Lambda function (`AWS_LAMBDA_FUNCTION_NAME`).
+    pub fn for_this_function() -> Self {
+        Self::new(&std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "unknown".into()))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Counters) -> T) -> T {
+        f(&mut self.counters.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Starts an invocation's accounting.
+    pub fn begin(&self) -> Instant {
+        self.with(|c| *c = Counters::default());
+        Instant::now()
+    }
+
+    /// Names the kind of work this invocation does (e.g. `send.group`), for the per-kind accounting.
+    pub fn set_kind(&self, kind: &str) {
+        self.with(|c| c.kind = Some(kind.to_owned()));
+    }
+
+    /// A call went out: the busy clock runs while any call is in flight.
+    pub fn call_started(&self) {
+        self.with(|c| {
+            if c.in_flight == 0 {
+                c.busy_since = Some(Instant::now());
+            }
+            c.in_flight += 1;
+        });
+    }
+
+    /// Counts one call of `operation` (`DynamoDB.PutItem`), once per execution (not per SDK retry attempt).
+    pub fn count_call(&self, operation: String) {
+        self.with(|c| *c.calls.entry(operation).or_default() += 1);
+    }
+
+    /// A call ended, with the capacity the model expects and the capacity DynamoDB reported (read, write).
+    pub fn call_ended(&self, modelled: (f64, f64), consumed: (f64, f64)) {
+        self.with(|c| {
+            c.model_read_units += modelled.0;
+            c.model_write_units += modelled.1;
+            c.read_units += consumed.0;
+            c.write_units += consumed.1;
+            c.in_flight = c.in_flight.saturating_sub(1);
+            if c.in_flight == 0
+                && let Some(since) = c.busy_since.take()
+            {
+                c.busy += since.elapsed();
+            }
+        });
+    }
+
+    /// Ends an invocation: writes its EMF line (to stdout, where Lambda sends it to CloudWatch) and returns it.
+    pub fn finish(&self, started: Instant, default_kind: &str, records: usize) -> String {
+        let sample = self.with(|c| {
+            if let Some(since) = c.busy_since.take() {
+                c.busy += since.elapsed();
+            }
+            Sample {
+                function: self.function.to_string(),
+                kind: c.kind.clone().unwrap_or_else(|| default_kind.to_owned()),
+                invocations: 1,
+                records: records as u64,
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                aws_busy_ms: c.busy.as_secs_f64() * 1000.0,
+                read_units: c.read_units,
+                write_units: c.write_units,
+                model_read_units: c.model_read_units,
+                model_write_units: c.model_write_units,
+                calls: std::mem::take(&mut c.calls),
+            }
+        });
+        let line = sample.to_emf();
+        println!("{line}");
+        line
+    }
+}
+
+/// One invocation's numbers (or the sum of several): what an EMF line carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub function: String,
+    pub kind: String,
+    pub invocations: u64,
+    pub records: u64,
+    pub duration_ms: f64,
+    pub aws_busy_ms: f64,
+    pub read_units: f64,
+    pub write_units: f64,
+    #[serde(default)]
+    pub model_read_units: f64,
+    #[serde(default)]
+    pub model_write_units: f64,
+    pub calls: BTreeMap<String, u64>,
+}
+
+/// The plain metrics of an EMF line, in the order they are declared.
+const METRICS: [(&str, &str); 8] = [
+    ("Invocations", "Count"),
+    ("Records", "Count"),
+    ("DurationMs", "Milliseconds"),
+    ("AwsBusyMs", "Milliseconds"),
+    ("ReadUnits", "Count"),
+    ("WriteUnits", "Count"),
+    ("ModelReadUnits", "Count"),
+    ("ModelWriteUnits", "Count"),
+];
+
+impl Sample {
+    /// The EMF line: dimensions Function and Kind, namespace `natter`, one metric per number and per call.
+    pub fn to_emf(&self) -> String {
+        let mut root = Map::new();
+        let mut metrics: Vec<Value> = METRICS
+            .iter()
+            .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+            .collect();
+        root.insert("Function".into(), self.function.clone().into());
+        root.insert("Kind".into(), self.kind.clone().into());
+        let values = [
+            json!(self.invocations),
+            json!(self.records),
+            json!(self.duration_ms),
+            json!(self.aws_busy_ms),
+            json!(self.read_units),
+            json!(self.write_units),
+            json!(self.model_read_units),
+            json!(self.model_write_units),
+        ];
+        for ((name, _), v) in METRICS.iter().zip(values) {
+            root.insert((*name).into(), v);
+        }
+        for (name, n) in &self.calls {
+            let metric = format!("Calls.{name}");
+            metrics.push(json!({"Name": metric, "Unit": "Count"}));
+            root.insert(metric, (*n).into());
+        }
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": crate::now_ms(),
+                "CloudWatchMetrics": [{"Namespace": "natter", "Dimensions": [["Function", "Kind"]], "Metrics": metrics}],
+            }),
+        );
+        Value::Object(root).to_string()
+    }
+
+    /// Parses an EMF line written by [`Meter::finish`]; `None` for any other line.
+    pub fn parse(line: &str) -> Option<Sample> {
+        if !line.starts_with('{') || !line.contains("\"_aws\"") {
+            return None;
+        }
+        let v: Value = serde_json::from_str(line).ok()?;
+        let num = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+        let calls = v
+            .as_object()?
+            .iter()
+            .filter_map(|(k, n)| Some((k.strip_prefix("Calls.")?.to_owned(), n.as_u64()?)))
+            .collect();
+        Some(Sample {
+            function: v.get("Function")?.as_str()?.to_owned(),
+            kind: v.get("Kind")?.as_str()?.to_owned(),
+            invocations: num("Invocations") as u64,
+            records: num("Records") as u64,
+            duration_ms: num("DurationMs"),
+            aws_busy_ms: num("AwsBusyMs"),
+            read_units: num("ReadUnits"),
+            write_units: num("WriteUnits"),
+            model_read_units: num("ModelReadUnits"),
+            model_write_units: num("ModelWriteUnits"),
+            calls,
+        })
+    }
+
+    /// Adds another sample of the same function and kind.
+    pub fn add(&mut self, other: &Sample) {
+        self.invocations += other.invocations;
+        self.records += other.records;
+        self.duration_ms += other.duration_ms;
+        self.aws_busy_ms += other.aws_busy_ms;
+        self.read_units += other.read_units;
+        self.write_units += other.write_units;
+        self.model_read_units += other.model_read_units;
+        self.model_write_units += other.model_write_units;
+        for (k, n) in &other.calls {
+            *self.calls.entry(k.clone()).or_default() += n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emf_line_round_trips_into_a_sample() {
+        let meter = Meter::new("natter-send");
+        let started = meter.begin();
+        meter.set_kind("send.direct");
+        meter.call_started();
+        meter.count_call("DynamoDB.PutItem".into());
+        meter.count_call("DynamoDB.PutItem".into());
+        meter.call_ended((0.0, 2.0), (0.0, 2.0));
+        let line = meter.finish(started, "send", 1);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "natter");
+        let s = Sample::parse(&line).unwrap();
+        assert_eq!(
+            (
+                s.function.as_str(),
+                s.kind.as_str(),
+                s.invocations,
+                s.calls["DynamoDB.PutItem"]
+            ),
+            ("natter-send", "send.direct", 1, 2)
+        );
+        assert_eq!((s.write_units, s.model_write_units), (2.0, 2.0));
+        assert!(Sample::parse("INFO not a metric").is_none());
+    }
+
+    #[test]
+    fn each_invocation_starts_from_zero() {
+        let meter = Meter::default();
+        let started = meter.begin();
+        meter.set_kind("sync");
+        meter.count_call("DynamoDB.Query".into());
+        meter.finish(started, "sync", 1);
+        let line = meter.finish(meter.begin(), "history", 1);
+        let s = Sample::parse(&line).unwrap();
+        assert_eq!((s.kind.as_str(), s.calls.len()), ("history", 0));
+    }
+}

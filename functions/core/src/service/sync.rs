@@ -1,0 +1,262 @@
+//! `sync`: everything a user missed, page by page.
+//!
+//! It merges two kinds of sources, oldest first: the user's mailbox (unacknowledged one-on-one messages, the
+//! sparse Inbox index) and, for every group with messages after the member's ack mark, that group's history. The
+//! cursor keeps one position per source, so acks arriving between pages shift nothing and every message comes
+//! exactly once. Within a group the order is the server sequence. Every reply stays within API Gateway's 128 KB.
+
+use super::App;
+use crate::{
+    error::{Failure, bad_request},
+    frames::{Conversation, ConversationSummary, MessagePush, ServerFrame, SyncReply},
+    ids::{GroupId, MessageId, UserId},
+    model::StoredMessage,
+    ports::{GroupStore, PullStore},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Messages one sync page carries at most.
+pub const SYNC_PAGE: usize = 100;
+/// Conversations the first sync page lists at most: the most recently active.
+pub const SYNC_CONVERSATIONS: usize = 200;
+/// Bytes of messages one reply carries at most (API Gateway refuses frames over 128 KB).
+pub const REPLY_BUDGET: usize = 96 * 1024;
+/// Groups a sync cursor may name (a user in more groups with unacknowledged messages syncs them over more rounds).
+pub const SYNC_GROUPS: usize = 100;
+
+/// Where a sync stands, for the next page. Opaque to clients (base64url of this JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SyncCursor {
+    v: u8,
+    /// The last mailbox message returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inbox: Option<MessageId>,
+    /// The mailbox held nothing more when this cursor was made.
+    #[serde(default)]
+    inbox_done: bool,
+    /// Groups still to sync: (group, last sequence consumed, last sequence to sync).
+    #[serde(default)]
+    groups: Vec<(GroupId, u64, u64)>,
+}
+
+impl SyncCursor {
+    fn encode(&self) -> String {
+        B64.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(s: &str) -> Result<Self, Failure> {
+        let bad = || bad_request("`cursor` is not a cursor this server returned");
+        let c: Self = B64
+            .decode(s)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(bad)?;
+        if c.v != 1 || c.groups.len() > SYNC_GROUPS || c.groups.iter().any(|(_, at, to)| at > to) {
+            return Err(bad());
+        }
+        Ok(c)
+    }
+}
+
+/// Cursor decoding exactly as `sync` and `history` do it, for the fuzz targets (fuzz/) and tests. Whatever the
+/// input: no panic, and a cursor that decodes encodes back to one that decodes to the same position.
+pub mod cursors {
+    use super::SyncCursor;
+    use crate::ids::MessageId;
+
+    /// Whether `s` is a sync cursor this server could have made.
+    pub fn sync(s: &str) -> bool {
+        match SyncCursor::decode(s) {
+            Ok(c) => {
+                let again = SyncCursor::decode(&c.encode()).expect("an encoded cursor decodes");
+                assert_eq!(again, c, "a cursor survives encoding");
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `s` is a `before` cursor of a one-on-one history (a message id) or of a group (a sequence).
+    pub fn history(s: &str) -> (bool, bool) {
+        (MessageId::parse(s).is_ok(), s.parse::<u64>().is_ok())
+    }
+}
+
+/// Approximate size of a message in a reply: its body and its other fields.
+pub(super) fn message_size(m: &MessagePush) -> usize {
+    m.body.as_str().len() + 256
+}
+
+/// One source of a sync page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Inbox,
+    Group(usize),
+}
+
+struct Candidate {
+    /// The merge key: time (non-decreasing within a source), then the source, then the place in the source, so
+    /// that each source keeps its own order (the sequence within a group).
+    key: (i64, usize, usize),
+    id: MessageId,
+    source: Source,
+    seq: u64,
+    /// `None`: the user's own group message, or one whose item expired: consumed without being returned.
+    message: Option<StoredMessage>,
+}
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: GroupStore + PullStore,
+{
+    pub async fn sync(&self, user: &UserId, cursor: Option<&str>) -> Result<ServerFrame, Failure> {
+        let (mut cur, conversations) = match cursor {
+            None => {
+                let (sessions, groups) = futures::try_join!(
+                    self.store.sessions(user, SYNC_CONVERSATIONS),
+                    self.store.groups_of(user)
+                )?;
+                let mut conversations: Vec<ConversationSummary> = sessions
+                    .into_iter()
+                    .filter_map(|s| {
+                        Some(ConversationSummary {
+                            conversation: Conversation::With(s.peer?),
+                            unread: s.unread,
+                            last: s.last,
+                        })
+                    })
+                    .collect();
+                let mut pending = Vec::new();
+                for (g, m) in &groups {
+                    conversations.push(ConversationSummary {
+                        conversation: Conversation::Group(g.id.clone()),
+                        unread: g.unread_for(m),
+                        last: g.last.clone(),
+                    });
+                    if g.last_seq > m.last_ack_seq {
+                        pending.push((g.id.clone(), m.last_ack_seq, g.last_seq));
+                    }
+                }
+                conversations.sort_by_key(|c| std::cmp::Reverse(c.last.as_ref().map(|l| l.timestamp).unwrap_or(0)));
+                conversations.truncate(SYNC_CONVERSATIONS);
+                pending.truncate(SYNC_GROUPS);
+                (
+                    SyncCursor {
+                        v: 1,
+                        inbox: None,
+                        inbox_done: false,
+                        groups: pending,
+                    },
+                    Some(conversations),
+                )
+            }
+            Some(text) => {
+                let mut c = SyncCursor::decode(text)?;
+                // A cursor names groups: read only those the caller still belongs to.
+                let ids: Vec<GroupId> = c.groups.iter().map(|(g, _, _)| g.clone()).collect();
+                let members = if ids.is_empty() {
+                    HashMap::new()
+                } else {
+                    self.store.memberships(user, &ids).await?
+                };
+                c.groups.retain(|(g, _, _)| members.contains_key(g));
+                (c, None)
+            }
+        };
+
+        // The head of every source, concurrently.
+        let inbox = async {
+            if cur.inbox_done {
+                Ok((Vec::new(), false))
+            } else {
+                self.store.inbox(user, cur.inbox.as_ref(), SYNC_PAGE).await
+            }
+        };
+        let groups = futures::future::try_join_all(
+            cur.groups
+                .iter()
+                .map(|(g, after, up_to)| self.store.group_entries(g, *after, *up_to, SYNC_PAGE)),
+        );
+        let ((inbox, inbox_more), entries) = futures::try_join!(inbox, groups)?;
+        let wanted: Vec<MessageId> = entries
+            .iter()
+            .flatten()
+            .filter(|e| e.sender != *user)
+            .map(|e| e.message_id)
+            .collect();
+        let bodies = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.messages(&wanted).await?
+        };
+
+        let mut candidates: Vec<Candidate> = inbox
+            .into_iter()
+            .enumerate()
+            .map(|(k, m)| Candidate {
+                key: (m.timestamp(), 0, k),
+                id: m.id,
+                source: Source::Inbox,
+                seq: 0,
+                message: Some(m),
+            })
+            .collect();
+        for (i, list) in entries.iter().enumerate() {
+            // Within a group the order is the sequence; the merge time never goes backwards along it.
+            let mut time = 0;
+            for (k, e) in list.iter().enumerate() {
+                time = time.max(e.message_id.timestamp());
+                let message = if e.sender == *user {
+                    None
+                } else {
+                    bodies.get(&e.message_id).cloned()
+                };
+                candidates.push(Candidate {
+                    key: (time, i + 1, k),
+                    id: e.message_id,
+                    source: Source::Group(i),
+                    seq: e.seq,
+                    message,
+                });
+            }
+        }
+        candidates.sort_by_key(|c| c.key);
+
+        let fetched_inbox = candidates.iter().filter(|c| c.source == Source::Inbox).count();
+        let (mut taken_inbox, mut bytes) = (0, 0);
+        let mut messages = Vec::new();
+        for c in candidates {
+            if let Some(m) = &c.message {
+                let push = m.to_push();
+                if messages.len() == SYNC_PAGE || (bytes + message_size(&push) > REPLY_BUDGET && !messages.is_empty()) {
+                    break;
+                }
+                bytes += message_size(&push);
+                messages.push(push);
+            }
+            match c.source {
+                Source::Inbox => {
+                    cur.inbox = Some(c.id);
+                    taken_inbox += 1;
+                }
+                Source::Group(i) => cur.groups[i].1 = c.seq,
+            }
+        }
+        // Groups whose history ran out before their end mark (expired messages) are done too.
+        for (i, list) in entries.iter().enumerate() {
+            if list.len() < SYNC_PAGE && list.last().is_none_or(|e| e.seq <= cur.groups[i].1) {
+                cur.groups[i].1 = cur.groups[i].2;
+            }
+        }
+        cur.inbox_done = !inbox_more && taken_inbox == fetched_inbox;
+        cur.groups.retain(|(_, at, to)| at < to);
+        let next = (!cur.inbox_done || !cur.groups.is_empty()).then(|| cur.encode());
+        Ok(ServerFrame::Sync(SyncReply {
+            conversations,
+            messages,
+            next,
+        }))
+    }
+}

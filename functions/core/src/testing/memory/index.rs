@@ -1,0 +1,61 @@
+//! [`IndexStore`] in memory: the unread counting and read marks that `aws::dynamo::index` writes as condition
+//! expressions, as plain rules. The contract suite holds the two to the same answers.
+
+use super::MemoryStore;
+use crate::{
+    ids::UserId,
+    jobs::IndexJob,
+    ports::{IndexStore, Res},
+};
+
+impl IndexStore for MemoryStore {
+    async fn index_direct(&self, job: &IndexJob, _expires_at: Option<i64>) -> Res<()> {
+        self.faults.check("index_direct")?;
+        let mut s = self.state.lock().unwrap();
+        let ts = job.timestamp();
+        s.index.insert((job.from.clone(), job.message_id));
+        if s.index.insert((job.to.clone(), job.message_id)) {
+            let r = s.sessions.entry((job.to.clone(), job.from.clone())).or_default();
+            if r.last_read_ts.is_none_or(|t| t < ts) {
+                r.unread += 1;
+            }
+            if r.last_ts.is_none_or(|t| t < ts) {
+                r.last_ts = Some(ts);
+                r.last = Some((job.message_id, job.from.clone(), job.preview.clone()));
+            }
+            if r.last_recv_ts.is_none_or(|t| t < ts) {
+                r.last_recv_ts = Some(ts);
+            }
+        }
+        let w = s.sessions.entry((job.from.clone(), job.to.clone())).or_default();
+        if w.last_ts.is_none_or(|t| t < ts) {
+            w.last_ts = Some(ts);
+            w.last = Some((job.message_id, job.from.clone(), job.preview.clone()));
+        }
+        Ok(())
+    }
+
+    async fn read_direct(&self, reader: &UserId, peer: &UserId, up_to: Option<i64>) -> Res<Option<i64>> {
+        self.faults.check("read_direct")?;
+        let mut s = self.state.lock().unwrap();
+        if let Some(t) = up_to {
+            let session = s.sessions.entry((reader.clone(), peer.clone())).or_default();
+            if session.last_read_ts.is_some_and(|r| r >= t) {
+                return Ok(None);
+            }
+            session.unread = 0;
+            session.last_read_ts = Some(t);
+            return Ok(Some(t));
+        }
+        let Some(session) = s.sessions.get_mut(&(reader.clone(), peer.clone())) else {
+            return Ok(None);
+        };
+        let Some(recv) = session.last_recv_ts else {
+            return Ok(None);
+        };
+        let before = session.last_read_ts;
+        session.unread = 0;
+        session.last_read_ts = Some(recv);
+        Ok(before.is_none_or(|b| b < recv).then_some(recv))
+    }
+}

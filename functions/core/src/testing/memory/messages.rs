@@ -1,0 +1,105 @@
+//! [`MessageStore`] in memory: claims (first attempt wins, leases, done marks), messages and the mailbox.
+
+use super::MemoryStore;
+use crate::{
+    frames::Target,
+    ids::{MessageId, UserId},
+    model::{Claim, ClaimKey, StoredMessage},
+    ports::{MessageStore, Res},
+};
+
+impl MessageStore for MemoryStore {
+    async fn claim(&self, key: &ClaimKey, fresh: &Claim, _expires_at: i64) -> Res<Option<Claim>> {
+        self.faults.check("claim")?;
+        let mut s = self.state.lock().unwrap();
+        if let Some(existing) = s.claims.get(key) {
+            return Ok(Some(existing.clone()));
+        }
+        s.claims.insert(key.clone(), fresh.clone());
+        Ok(None)
+    }
+
+    async fn read_claim(&self, key: &ClaimKey) -> Res<Option<Claim>> {
+        self.faults.check("read_claim")?;
+        Ok(self.state.lock().unwrap().claims.get(key).cloned())
+    }
+
+    async fn take_over(&self, key: &ClaimKey, seen: &Claim, lease_until: i64) -> Res<bool> {
+        self.faults.check("take_over")?;
+        let mut s = self.state.lock().unwrap();
+        match s.claims.get_mut(key) {
+            Some(c) if c.lease_until == seen.lease_until && !c.done => {
+                c.lease_until = lease_until;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, key: &ClaimKey, lease_until: i64) -> Res<()> {
+        self.faults.check("release")?;
+        let mut s = self.state.lock().unwrap();
+        if let Some(c) = s
+            .claims
+            .get_mut(key)
+            .filter(|c| c.lease_until == lease_until && !c.done)
+        {
+            c.lease_until = 0;
+        }
+        Ok(())
+    }
+
+    async fn finish(&self, key: &ClaimKey, seq: Option<u64>) -> Res<()> {
+        self.faults.check("finish")?;
+        if let Some(c) = self.state.lock().unwrap().claims.get_mut(key) {
+            c.done = true;
+            c.seq = seq;
+        }
+        Ok(())
+    }
+
+    async fn get_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
+        self.faults.check("get_message")?;
+        Ok(self.state.lock().unwrap().messages.get(id).cloned())
+    }
+
+    async fn forget(&self, key: &ClaimKey, claim: &Claim) -> Res<()> {
+        self.faults.check("forget")?;
+        let mut s = self.state.lock().unwrap();
+        if s.claims.get(key).is_some_and(|c| c.message_id == claim.message_id) {
+            s.claims.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn put_message(&self, m: &StoredMessage, _expires_at: Option<i64>) -> Res<Option<StoredMessage>> {
+        self.faults.check("put_message")?;
+        let mut s = self.state.lock().unwrap();
+        if let Some(existing) = s.messages.get(&m.id) {
+            return Ok(Some(existing.clone()));
+        }
+        s.messages.insert(m.id, m.clone());
+        if let Target::To(to) = &m.target {
+            s.inbox.entry(to.clone()).or_default().insert(m.id);
+        }
+        Ok(None)
+    }
+
+    async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<StoredMessage>> {
+        self.faults.check("mark_delivered")?;
+        let mut s = self.state.lock().unwrap();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(m) = s.messages.get_mut(id) else { continue };
+            if m.target != Target::To(acker.clone()) {
+                continue;
+            }
+            m.delivered_at.get_or_insert(now);
+            out.push(m.clone());
+            if let Some(inbox) = s.inbox.get_mut(acker) {
+                inbox.remove(id);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,91 @@
+//! Test support, public behind the `testing` feature: the in-memory fakes of every port ([`memory`]), one
+//! builder for an app on them ([`TestApp`]), short constructors for ids, and the contract suite ([`contract`])
+//! that runs the same cases against the fakes and against the DynamoDB store.
+
+pub mod contract;
+pub mod memory;
+
+use crate::{
+    config::Settings,
+    ids::{ConnectionId, GroupId, MessageId, UserId},
+    service::{App, Caller},
+};
+pub use memory::{Faults, MemoryPusher, MemoryQueue, MemoryStore};
+
+/// The rules on the in-memory fakes.
+pub type TestApp = App<MemoryStore, MemoryPusher, MemoryQueue>;
+
+/// Builds a [`TestApp`]: `TestApp::with_users(&["alice", "bob"])`, or with settings of its own.
+pub struct TestAppBuilder {
+    users: Vec<UserId>,
+    settings: Settings,
+}
+
+impl TestApp {
+    /// An app whose directory knows `users`, with the default settings but a short claim lease (a takeover
+    /// after a failed attempt happens within a test's patience).
+    pub fn with_users(users: &[&str]) -> Self {
+        Self::builder().users(users).build()
+    }
+
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            users: Vec::new(),
+            settings: Settings {
+                claim_lease_ms: 300,
+                ..Settings::default()
+            },
+        }
+    }
+}
+
+impl TestAppBuilder {
+    pub fn users(mut self, users: &[&str]) -> Self {
+        self.users.extend(users.iter().map(|u| user(u)));
+        self
+    }
+
+    /// Changes the settings (starting from the builder's).
+    pub fn settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(&mut self.settings);
+        self
+    }
+
+    pub fn build(self) -> TestApp {
+        let store = MemoryStore::default();
+        store
+            .state
+            .lock()
+            .unwrap()
+            .users
+            .extend(self.users.into_iter().map(|u| (u, 0)));
+        App::new(store, MemoryPusher::default(), MemoryQueue::default(), self.settings)
+    }
+}
+
+/// A user id from a literal.
+pub fn user(s: &str) -> UserId {
+    UserId::parse(s).expect("a valid user id")
+}
+
+/// A connection id from a literal.
+pub fn conn(s: &str) -> ConnectionId {
+    ConnectionId::parse(s).expect("a valid connection id")
+}
+
+pub fn group(s: &str) -> GroupId {
+    GroupId::parse(s).expect("a valid group id")
+}
+
+/// The caller `user` on `connection`.
+pub fn caller(user_id: &str, connection: &str) -> Caller {
+    Caller {
+        user: user(user_id),
+        connection: conn(connection),
+    }
+}
+
+/// A fresh message id at `at` (epoch ms).
+pub fn message_id(at: i64) -> MessageId {
+    MessageId::generate(at)
+}

@@ -1,0 +1,14 @@
+//! End to end: real websocket clients (and the web client in Chromium) against natter-local running the real
+//! function binaries on the emulator. One module per area; one binary, so the AWS SDK links once.
+
+mod browser;
+mod chat;
+mod dev;
+mod gateway;
+mod groups;
+mod limits;
+mod presence;
+mod pulls;
+mod reliability;
+mod security;
+mod soak;

@@ -1,0 +1,192 @@
+//! The backend breaks on purpose (natter-local's emulator proxy): an outage, one table down, DynamoDB throttling,
+//! a job that dead-letters and is redriven. What a user sees: `unavailable` and nothing half-stored, then a retry
+//! with the same clientMsgId that lands exactly once; nothing lost, nothing counted twice.
+
+use natter_local::{local::Local, proxy::Faults, template::plain};
+use natter_tests::{Client, scan, start};
+use serde_json::{Value, json};
+use std::{sync::Arc, time::Duration};
+
+fn faults(local: &Local) -> Arc<Faults> {
+    local.faults().expect("natter-local runs on an emulator here")
+}
+
+fn table(local: &Local, logical_id: &str) -> String {
+    plain(&local.stack.names.refs[logical_id])
+}
+
+async fn send(c: &mut Client, cmid: &str, to: &str, body: &str) -> Value {
+    c.request(json!({"action": "send", "clientMsgId": cmid, "to": to, "body": body}))
+        .await
+}
+
+/// Message items whose body is `body`.
+async fn stored(local: &Local, body: &str) -> usize {
+    scan(local, "MessagesTable")
+        .await
+        .iter()
+        .filter(|i| i.get("body").and_then(|b| b.as_s().ok()).map(String::as_str) == Some(body))
+        .count()
+}
+
+#[tokio::test]
+async fn during_an_outage_sends_are_unavailable_store_nothing_and_a_retry_afterwards_lands_once() {
+    let local = start().await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let mut bob = Client::connect(&local.ws_url, "bob").await;
+    let f = faults(&local);
+
+    f.outage(true);
+    let r = send(&mut alice, "out-1", "bob", "sent during the outage").await;
+    assert_eq!(
+        (r["type"].as_str(), r["code"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{r}"
+    );
+    assert_eq!(r["clientMsgId"], "out-1");
+    assert!(f.injected() > 0);
+    f.outage(false);
+
+    assert_eq!(stored(&local, "sent during the outage").await, 0, "nothing half-stored");
+    assert!(bob.messages_within(Duration::from_millis(500)).await.is_empty());
+
+    let first = alice.send_message("out-1", "bob", "sent during the outage").await;
+    let again = alice.send_message("out-1", "bob", "sent during the outage").await;
+    assert_eq!(first["messageId"], again["messageId"]);
+    let got = bob.messages_within(Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["messageId"], first["messageId"]);
+    assert_eq!(stored(&local, "sent during the outage").await, 1);
+    local.stop().await;
+}
+
+#[tokio::test]
+async fn with_the_messages_table_down_a_claimed_send_is_released_and_its_retry_lands_once() {
+    let local = start().await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let mut bob = Client::connect(&local.ws_url, "bob").await;
+    let f = faults(&local);
+
+    // The claim and the lookup succeed; storing the message does not.
+    f.throttle_tables(&[table(&local, "MessagesTable")]);
+    let r = send(&mut alice, "half-1", "bob", "half way").await;
+    assert_eq!(r["code"], "unavailable", "{r}");
+    f.throttle_tables(&[]);
+    assert!(bob.messages_within(Duration::from_millis(500)).await.is_empty());
+    assert_eq!(stored(&local, "half way").await, 0);
+
+    // The released claim lets the retry resume at once, with the claim's message id.
+    let ack = alice.send_message("half-1", "bob", "half way").await;
+    let got = bob.messages_within(Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["messageId"], ack["messageId"]);
+    assert_eq!(stored(&local, "half way").await, 1);
+    local.stop().await;
+}
+
+#[tokio::test]
+async fn throttling_is_retried_by_the_sdk_and_persistent_throttling_is_unavailable() {
+    let local = start().await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let mut bob = Client::connect(&local.ws_url, "bob").await;
+    let f = faults(&local);
+
+    // Two throttled calls: the SDK's standard retries (3 attempts, backoff) absorb them.
+    f.throttle_next(2);
+    let ack = alice.send_message("thr-1", "bob", "throttled twice").await;
+    assert_eq!(f.injected(), 2);
+    let got = bob.messages_within(Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["messageId"], ack["messageId"]);
+
+    // Throttled for good: the client is told to retry later, and nothing is stored.
+    f.set(natter_local::proxy::FaultState {
+        throttle_all: true,
+        ..Default::default()
+    });
+    let r = send(&mut alice, "thr-2", "bob", "throttled for good").await;
+    assert_eq!(r["code"], "unavailable", "{r}");
+    f.set(Default::default());
+    assert_eq!(stored(&local, "throttled for good").await, 0);
+    alice.send_message("thr-2", "bob", "throttled for good").await;
+    assert_eq!(bob.messages_within(Duration::from_secs(2)).await.len(), 1);
+    local.stop().await;
+}
+
+/// The messages waiting in a queue (visible or in flight).
+async fn depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    let a = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes");
+    a.attributes()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum()
+}
+
+async fn unread_from(c: &mut Client, peer: &str) -> Option<u64> {
+    let page = c.request(json!({"action": "sync"})).await;
+    page["conversations"]
+        .as_array()?
+        .iter()
+        .find(|x| x["with"] == peer)
+        .and_then(|x| x["unread"].as_u64())
+}
+
+#[tokio::test]
+async fn a_history_job_dead_lettered_while_sessions_were_down_is_redriven_and_counted_once() {
+    let local = start().await;
+    let sdk = natter_local::emulator::sdk_for(local.emulator.as_deref().unwrap()).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq = local.stack.queue_url("IndexDeadLetterQueue").unwrap();
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let mut bob = Client::connect(&local.ws_url, "bob").await;
+    let f = faults(&local);
+
+    // Sessions down: sending works (it does not touch Sessions), indexing does not.
+    f.throttle_tables(&[table(&local, "SessionsTable")]);
+    let ack = alice.send_message("dl-1", "bob", "indexed late").await;
+    bob.wait_for("the message", |v| v["type"] == "message").await;
+    // 5 receives with a 1 s visibility timeout, then the dead-letter queue.
+    let mut waited = 0;
+    while depth(&sqs, &dlq).await == 0 {
+        assert!(waited < 60, "the job never reached the dead-letter queue");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        waited += 1;
+    }
+    f.throttle_tables(&[]);
+    assert_eq!(unread_from(&mut bob, "alice").await, None, "not indexed yet");
+
+    let done = local.redriver.redrive("IndexQueue").await.expect("redrive");
+    assert_eq!(
+        (done.from.as_str(), done.to.as_str(), done.moved),
+        ("IndexDeadLetterQueue", "IndexQueue", 1)
+    );
+    let mut unread = None;
+    for _ in 0..50 {
+        unread = unread_from(&mut bob, "alice").await;
+        if unread.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(unread, Some(1), "indexed once after the redrive");
+    let page = bob.request(json!({"action": "history", "with": "alice"})).await;
+    let ids: Vec<&Value> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["messageId"])
+        .collect();
+    assert_eq!(ids, [&ack["messageId"]]);
+    assert_eq!(depth(&sqs, &dlq).await, 0);
+    assert_eq!(local.redriver.redrive("IndexDeadLetterQueue").await.unwrap().moved, 0);
+    assert!(local.redriver.redrive("UsersTable").await.is_err());
+    local.stop().await;
+}
