@@ -222,6 +222,31 @@ impl Sample {
         })
     }
 
+    /// What happened between `before` and this sample of the same function and kind (both sums since start):
+    /// how natter-loadgen isolates one run from the stats of a natter-local that served others.
+    pub fn since(&self, before: &Sample) -> Sample {
+        Sample {
+            function: self.function.clone(),
+            kind: self.kind.clone(),
+            invocations: self.invocations.saturating_sub(before.invocations),
+            records: self.records.saturating_sub(before.records),
+            duration_ms: self.duration_ms - before.duration_ms,
+            aws_busy_ms: self.aws_busy_ms - before.aws_busy_ms,
+            read_units: self.read_units - before.read_units,
+            write_units: self.write_units - before.write_units,
+            model_read_units: self.model_read_units - before.model_read_units,
+            model_write_units: self.model_write_units - before.model_write_units,
+            calls: self
+                .calls
+                .iter()
+                .filter_map(|(op, n)| {
+                    let delta = n.saturating_sub(before.calls.get(op).copied().unwrap_or(0));
+                    (delta > 0).then(|| (op.clone(), delta))
+                })
+                .collect(),
+        }
+    }
+
     /// Adds another sample of the same function and kind.
     pub fn add(&mut self, other: &Sample) {
         self.invocations += other.invocations;

@@ -97,25 +97,9 @@ pub fn diff(before: &Value, after: &Value) -> Usage {
     for (key, s) in &a {
         let zero = Sample::default();
         let p = b.get(key).unwrap_or(&zero);
-        let mut d = Sample {
-            function: s.function.clone(),
-            kind: s.kind.clone(),
-            ..Default::default()
-        };
-        d.invocations = s.invocations - p.invocations;
-        d.records = s.records - p.records;
-        d.duration_ms = s.duration_ms - p.duration_ms;
-        d.aws_busy_ms = s.aws_busy_ms - p.aws_busy_ms;
-        d.read_units = s.read_units - p.read_units;
-        d.write_units = s.write_units - p.write_units;
-        d.model_read_units = s.model_read_units - p.model_read_units;
-        d.model_write_units = s.model_write_units - p.model_write_units;
-        for (op, n) in &s.calls {
-            let delta = n - p.calls.get(op).copied().unwrap_or(0);
-            if delta > 0 {
-                d.calls.insert(op.clone(), delta);
-                *u.calls.entry(op.clone()).or_default() += delta;
-            }
+        let d = s.since(p);
+        for (op, delta) in &d.calls {
+            *u.calls.entry(op.clone()).or_default() += delta;
         }
         if d.invocations == 0 {
             continue;

@@ -50,16 +50,7 @@ impl FriendStore for DynamoStore {
             .projection_expression("#friend_id")
             .set_expression_attribute_names(names(&[attr::USER_ID, attr::FRIEND_ID]))
             .expression_attribute_values(":u", s(user.as_str()));
-        Ok(self
-            .query_all(q)
-            .await?
-            .into_iter()
-            .filter_map(|i| {
-                i.get(attr::FRIEND_ID)
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|f| UserId::parse(f).ok())
-            })
-            .collect())
+        self.query_user_ids(q, attr::FRIEND_ID).await
     }
 }
 

@@ -107,16 +107,7 @@ impl GroupStore for DynamoStore {
             .projection_expression("#user_id")
             .set_expression_attribute_names(names(&[attr::GROUP_ID, attr::USER_ID]))
             .expression_attribute_values(":g", s(group.as_str()));
-        Ok(self
-            .query_all(q)
-            .await?
-            .into_iter()
-            .filter_map(|i| {
-                i.get(attr::USER_ID)
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|u| UserId::parse(u).ok())
-            })
-            .collect())
+        self.query_user_ids(q, attr::USER_ID).await
     }
 
     async fn add_member(&self, group: &GroupId, member: &Member, max_members: u64) -> Res<Added> {

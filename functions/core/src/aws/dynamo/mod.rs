@@ -26,6 +26,7 @@ mod pull;
 
 use crate::{
     config::{Settings, Tables},
+    ids::UserId,
     ports::Res,
 };
 use aws_sdk_dynamodb::{
@@ -182,6 +183,20 @@ impl DynamoStore {
                 return Ok(items);
             }
         }
+    }
+
+    /// The user ids that one attribute of a query's items holds (keys-only reads: member ids, friend ids).
+    async fn query_user_ids(&self, query: QueryFluentBuilder, attribute: &str) -> Res<Vec<UserId>> {
+        Ok(self
+            .query_all(query)
+            .await?
+            .iter()
+            .filter_map(|i| {
+                i.get(attribute)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|u| UserId::parse(u).ok())
+            })
+            .collect())
     }
 }
 
