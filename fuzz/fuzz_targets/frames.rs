@@ -12,10 +12,10 @@ fuzz_target!(|data: &[u8]| {
     };
     match parse(text) {
         Ok(request) => {
-            let _ = request.frame.action();
+            let _ = (request.frame.action(), request.frame.kind());
         }
         Err(refusal) => {
-            let frame = refusal.into_frame().to_json();
+            let frame = refusal.into_reply().to_json();
             let v: serde_json::Value = serde_json::from_str(&frame).expect("an error frame is JSON");
             assert_eq!(v["type"], "error");
         }
