@@ -4,6 +4,9 @@ SHELL := /bin/bash
 
 VENV := .venv
 STAMP := $(VENV)/.installed
+# The default emulator (MiniStack) lives in a venv of its own: it pins botocore exactly, aws-sam-cli does not.
+MINISTACK_VENV := .venv-ministack
+MINISTACK_STAMP := $(MINISTACK_VENV)/.installed
 # Tools of the venv (sam, cargo-lambda, cfn-lint, moto_server) come first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
@@ -14,8 +17,8 @@ CARGO ?= cargo
 .PHONY: help setup build dev test lint fmt bench fuzz soak deploy clean
 
 help:
-	@echo "make setup   install the pinned Python tools (moto, sam, cargo-lambda, cfn-lint) into .venv"
-	@echo "make dev     build and run the whole stack on ws://127.0.0.1:3001 (natter-local + embedded moto)"
+	@echo "make setup   install the pinned Python tools into .venv (moto, sam, cargo-lambda, cfn-lint) and .venv-ministack"
+	@echo "make dev     build and run the whole stack on ws://127.0.0.1:3001 (natter-local + MiniStack; NATTER_EMULATOR=moto for moto)"
 	@echo "make test    every test: lints, unit, handler tests on moto, end-to-end over websockets"
 	@echo "make lint    cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint"
 	@echo "make build   sam build (release binaries with cargo-lambda, ARCH=$(ARCH))"
@@ -29,7 +32,12 @@ $(STAMP): infra/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(MINISTACK_STAMP): infra/requirements-ministack.txt
+	python3 -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-ministack.txt
+	touch $(MINISTACK_STAMP)
+
+setup: $(STAMP) $(MINISTACK_STAMP)
 
 # rustfmt.toml asks for imports_granularity = "Crate" (kept by hand on stable); stable rustfmt warns about it once per file.
 lint: $(STAMP)
@@ -43,15 +51,17 @@ fmt:
 	$(CARGO) fmt --all 2> >(grep -v imports_granularity >&2)
 
 # Foreground; prints the ws:// URL once it accepts connections; Ctrl-C stops everything it started.
-dev: $(STAMP)
+dev: setup
 	$(CARGO) build --workspace --bins --quiet
 	./target/debug/natter-local $(ARGS)
 
 # The long runs (fuzz, soak) run here briefly; their make targets run them long.
-test: $(STAMP) lint
+test: setup lint
 	tests/browser/setup.sh
 	$(CARGO) build --workspace --bins --quiet
 	$(CARGO) test --workspace --quiet
+	# The ports' contract on the other emulator too (the rest of the suite runs on the default, MiniStack).
+	NATTER_EMULATOR=moto $(CARGO) test -p natter-tests --test contract --quiet
 	infra/fuzz.sh $(FUZZ_SMOKE_SECONDS)
 
 FUZZ_SECONDS ?= 600
@@ -60,10 +70,10 @@ fuzz:
 	infra/fuzz.sh $(FUZZ_SECONDS)
 
 SOAK_SECONDS ?= 1800
-soak: $(STAMP)
+soak: setup
 	CARGO=$(CARGO) infra/soak.sh $(SOAK_SECONDS)
 
-bench: $(STAMP)
+bench: setup
 	CARGO=$(CARGO) infra/bench.sh
 
 build: $(STAMP)

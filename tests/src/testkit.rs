@@ -13,7 +13,7 @@ use axum::{
 };
 use natter_core::{aws::AwsApp, aws::DynamoStore, config::Config, meter::Meter};
 use natter_local::{
-    emulator::{Moto, sdk_for},
+    emulator::{self, Emulator, Kind, sdk_for},
     process::workspace_root,
     provision::provision,
     stack::{FunctionSpec, Naming, Stack},
@@ -34,7 +34,8 @@ pub const TEST_SECRET: &str = "natter-test-secret-natter-test-secret";
 static EMULATOR: OnceLock<String> = OnceLock::new();
 static PREFIX: AtomicUsize = AtomicUsize::new(0);
 
-/// The emulator of this test binary: `NATTER_TEST_ENDPOINT` if set, else a moto_server started once and killed
+/// The emulator of this test binary: `NATTER_TEST_ENDPOINT` if set, else the emulator `NATTER_EMULATOR` names
+/// (MiniStack by default) started once and killed
 /// when the test binary exits.
 pub fn emulator() -> String {
     if let Ok(e) = std::env::var("NATTER_TEST_ENDPOINT") {
@@ -43,11 +44,12 @@ pub fn emulator() -> String {
     EMULATOR
         .get_or_init(|| {
             let (tx, rx) = std::sync::mpsc::channel();
-            // The thread that spawns moto must outlive it (the parent-death signal follows that thread), so it
+            // The thread that spawns the emulator must outlive it (the parent-death signal follows that thread), so it
             // parks forever holding the server.
-            std::thread::spawn(move || match Moto::start() {
-                Ok(moto) => {
-                    let _ = tx.send(Ok(moto.endpoint.clone()));
+            let kind = Kind::from_env().unwrap_or_else(|e| panic!("NATTER_EMULATOR: {e}"));
+            std::thread::spawn(move || match Emulator::start(kind, emulator::DEFAULT_ACCOUNT) {
+                Ok(server) => {
+                    let _ = tx.send(Ok(server.endpoint.clone()));
                     loop {
                         std::thread::park();
                     }

@@ -34,6 +34,8 @@ pub struct LocalOptions {
     pub port: u16,
     /// The emulator (or AWS, with `None` and `aws` = true).
     pub endpoint: Option<String>,
+    /// The account id local ARNs name (the emulator's; provisioning reads queue ARNs back from it anyway).
+    pub account: String,
     pub bin_dir: PathBuf,
     pub binaries: HashMap<String, PathBuf>,
     pub concurrency: usize,
@@ -58,6 +60,7 @@ impl LocalOptions {
             host: "127.0.0.1".into(),
             port: 3001,
             endpoint,
+            account: crate::emulator::DEFAULT_ACCOUNT.into(),
             bin_dir: root.join("target/debug"),
             binaries: HashMap::new(),
             concurrency: 4,
@@ -123,6 +126,7 @@ impl Local {
                 .unwrap_or("https://sqs.us-east-1.amazonaws.com"),
         );
         naming.prefix = opts.prefix.clone();
+        naming.account = opts.account.clone();
         naming.gateway = Some(http.clone());
         let mut parameters = opts.parameters.clone();
         let declared = template.parameter_names();

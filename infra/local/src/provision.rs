@@ -173,7 +173,7 @@ async fn create_queue(
     sqs: &aws_sdk_sqs::Client,
     q: &QueueSpec,
     max_visibility: Option<u64>,
-) -> Result<String, ProvisionError> {
+) -> Result<(String, Option<String>), ProvisionError> {
     let qerr = |e: String| ProvisionError::Queue {
         queue: q.name.clone(),
         message: e,
@@ -218,7 +218,16 @@ async fn create_queue(
         }
         Err(e) => return Err(qerr(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())),
     };
-    Ok(url)
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| qerr(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn));
+    Ok((url, arn))
 }
 
 /// Provisions every table and queue, then records the queue URLs the emulator gave in the stack.
@@ -231,14 +240,18 @@ pub async fn provision(
 ) -> Result<(), ProvisionError> {
     let tables = stack.tables()?;
     futures::future::try_join_all(tables.iter().map(|t| create_table(dynamo, t))).await?;
-    // Dead-letter queues first: a redrive policy must name an existing queue.
-    let (with_redrive, plain_queues): (Vec<QueueSpec>, Vec<QueueSpec>) = stack
-        .queues()?
-        .into_iter()
-        .partition(|q| q.properties.get("RedrivePolicy").is_some());
-    for q in plain_queues.iter().chain(with_redrive.iter()) {
-        let url = create_queue(sqs, q, max_visibility).await?;
-        stack.set_queue_url(&q.logical_id, &url);
+    // Dead-letter queues first: a redrive policy must name an existing queue, by the ARN the emulator gave it
+    // (so the policies are resolved again once those ARNs are known).
+    let has_redrive = |q: &QueueSpec| q.properties.get("RedrivePolicy").is_some();
+    let first: Vec<QueueSpec> = stack.queues()?.into_iter().filter(|q| !has_redrive(q)).collect();
+    for q in &first {
+        let (url, arn) = create_queue(sqs, q, max_visibility).await?;
+        stack.set_queue(&q.logical_id, &url, arn.as_deref());
+    }
+    let then: Vec<QueueSpec> = stack.queues()?.into_iter().filter(has_redrive).collect();
+    for q in &then {
+        let (url, arn) = create_queue(sqs, q, max_visibility).await?;
+        stack.set_queue(&q.logical_id, &url, arn.as_deref());
     }
     Ok(())
 }

@@ -26,8 +26,8 @@ impl Naming {
     pub fn local(emulator: &str) -> Self {
         Self {
             prefix: String::new(),
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
+            region: crate::emulator::DEFAULT_REGION.into(),
+            account: crate::emulator::DEFAULT_ACCOUNT.into(),
             stack_name: "natter-local".into(),
             api_id: "natterlocal".into(),
             emulator: emulator.trim_end_matches('/').to_owned(),
@@ -248,11 +248,18 @@ impl Stack {
     }
 
     /// Records the URL the emulator gave a queue.
-    pub fn set_queue_url(&mut self, logical_id: &str, url: &str) {
+    /// Records what the emulator reported for a queue: its URL and its ARN (whose account is the emulator's, not
+    /// whatever natter-local assumed).
+    pub fn set_queue(&mut self, logical_id: &str, url: &str, arn: Option<&str>) {
         self.names.refs.insert(logical_id.to_owned(), url.into());
         self.names
             .attrs
             .insert((logical_id.to_owned(), "QueueUrl".into()), url.into());
+        if let Some(arn) = arn {
+            self.names
+                .attrs
+                .insert((logical_id.to_owned(), "Arn".into()), arn.into());
+        }
     }
 
     pub fn queue_url(&self, logical_id: &str) -> Option<String> {

@@ -7,7 +7,7 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 use natter_core::ids::UserId;
-use natter_local::emulator::Moto;
+use natter_local::emulator::{self, Emulator, Kind};
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(Parser)]
@@ -70,7 +70,13 @@ pub struct Serve {
     pub port: u16,
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// An emulator (or `aws` for AWS itself) instead of the embedded moto_server.
+    /// Which emulator to start when no --endpoint is given: ministack (the default) or moto.
+    #[arg(long, env = "NATTER_EMULATOR", default_value_t = Kind::Ministack)]
+    pub emulator: Kind,
+    /// The account id of the local resources (the emulator natter-local starts is told to use it).
+    #[arg(long, env = "NATTER_ACCOUNT", default_value = emulator::DEFAULT_ACCOUNT)]
+    pub account: String,
+    /// An emulator already running (or `aws` for AWS itself) instead of starting one.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub endpoint: Option<String>,
     /// The SAM template.
@@ -119,7 +125,7 @@ pub fn main() -> ExitCode {
         Command::Serve(s) => match s.endpoint.as_deref() {
             Some("aws") => None,
             Some(e) => Some(e.to_owned()),
-            None => match Moto::start() {
+            None => match Emulator::start(s.emulator, &s.account) {
                 Ok(m) => {
                     let endpoint = m.endpoint.clone();
                     emulator = Some(m);

@@ -7,6 +7,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 pub async fn run(serve: Serve, endpoint: Option<String>) -> ExitCode {
     natter_core::lambda::lambda_runtime::tracing::init_default_subscriber();
     let mut opts = LocalOptions::new(endpoint);
+    opts.account = serve.account;
     opts.host = serve.host;
     opts.port = serve.port;
     if let Some(t) = serve.template {
