@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# `make bench`: a standard load against natter-local (release builds, embedded moto), cold starts and binary sizes,
-# rendered into docs/performance.md. Runs in a few minutes once the release build exists.
+# `make bench`: a standard load against natter-local (release builds, on MiniStack; the one-on-one and group-of-10
+# loads again on moto, for the side-by-side table), cold starts and binary sizes, rendered into docs/performance.md.
+# Runs in a few minutes once the release build exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=bench-out
-rm -rf "$OUT" && mkdir -p "$OUT"
+rm -rf "$OUT" && mkdir -p "$OUT/moto"
 CARGO=${CARGO:-cargo}
 
 echo "==> release build"
@@ -16,20 +17,27 @@ echo "==> Node.js baseline handler"
 # shellcheck source=infra/start-local.sh
 source infra/start-local.sh
 
-LG="./target/release/natter-loadgen --url $URL"
 COMMANDS=()
 load() {
   local file=$1
   shift
   echo "==> natter-loadgen $*"
   COMMANDS+=("natter-loadgen --url ws://127.0.0.1:PORT $*")
-  $LG "$@" --out "$OUT/$file" > /dev/null
+  ./target/release/natter-loadgen --url "$URL" "$@" --out "$OUT/$file" > /dev/null
 }
-load 1-pairs.json --scenario pairs --clients 20 --rate 10 --duration 40 --label "one-on-one, 20 users"
-load 2-group10.json --scenario group --group-size 10 --online 5 --rate 10 --duration 30 --label "group of 10, 5 online"
+PAIRS=(--scenario pairs --clients 20 --rate 10 --duration 40 --label "one-on-one, 20 users")
+GROUP10=(--scenario group --group-size 10 --online 5 --rate 10 --duration 30 --label "group of 10, 5 online")
+start_local ministack
+load 1-pairs.json "${PAIRS[@]}"
+load 2-group10.json "${GROUP10[@]}"
 load 3-group1000.json --scenario group --group-size 1000 --online 500 --rate 1 --duration 20 --label "group of 1,000, 500 online"
 load 4-offline.json --scenario offline --clients 20 --rate 20 --duration 20 --label "offline, then sync (20 users)"
-kill -INT $LOCAL && wait $LOCAL || true
+stop_local
+COMMANDS+=("natter-local --emulator moto, then:")
+start_local moto
+load moto/1-pairs.json "${PAIRS[@]}"
+load moto/2-group10.json "${GROUP10[@]}"
+stop_local
 trap - EXIT
 
 echo "==> cold starts"

@@ -120,7 +120,13 @@ impl TestStack {
 
     /// The function's rules wired to the emulator (and to the stub, if it pushes).
     pub fn app(&self, logical_id: &str) -> AwsApp {
-        let config = self.config(logical_id);
+        self.app_with(logical_id, |_| {})
+    }
+
+    /// As [`TestStack::app`], with settings changed from what the template gives.
+    pub fn app_with(&self, logical_id: &str, change: impl FnOnce(&mut natter_core::config::Settings)) -> AwsApp {
+        let mut config = self.config(logical_id);
+        change(&mut config.settings);
         let pushes = config.management_endpoint.is_some();
         AwsApp::from_config(&self.sdk, &config, pushes, Meter::new(logical_id)).expect("app")
     }

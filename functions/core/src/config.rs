@@ -83,8 +83,9 @@ pub struct Settings {
     pub claim_lease_ms: i64,
     /// How long a clientMsgId is remembered.
     pub claim_ttl_secs: i64,
-    /// Messages and their index rows expire after this many days; 0 keeps them forever.
-    pub retention_days: i64,
+    /// Messages and their index rows expire after this many seconds (`RETENTION_DAYS` in the environment); 0
+    /// keeps them forever.
+    pub retention_secs: i64,
     /// Members per fan-out chunk job.
     pub fanout_chunk: usize,
     /// Concurrent @connections posts per invocation.
@@ -102,7 +103,7 @@ pub struct Settings {
 impl Settings {
     /// The expiry (epoch seconds) of a message stored at `now_ms`, if messages expire.
     pub fn message_expiry(&self, now_ms: i64) -> Option<i64> {
-        (self.retention_days > 0).then(|| now_ms / 1000 + self.retention_days * 86_400)
+        (self.retention_secs > 0).then(|| now_ms / 1000 + self.retention_secs)
     }
 }
 
@@ -112,7 +113,7 @@ impl Default for Settings {
             connection_ttl_secs: 3 * 3600,
             claim_lease_ms: 8_000,
             claim_ttl_secs: 24 * 3600,
-            retention_days: 365,
+            retention_secs: 365 * 86_400,
             fanout_chunk: 100,
             push_concurrency: 32,
             max_group_members: 1024,
@@ -179,7 +180,9 @@ impl Config {
         vars.num("CONNECTION_TTL_SECONDS", &mut s.connection_ttl_secs)?;
         vars.num("CLAIM_LEASE_MS", &mut s.claim_lease_ms)?;
         vars.num("CLAIM_TTL_SECONDS", &mut s.claim_ttl_secs)?;
-        vars.num("RETENTION_DAYS", &mut s.retention_days)?;
+        let mut retention_days = s.retention_secs / 86_400;
+        vars.num("RETENTION_DAYS", &mut retention_days)?;
+        s.retention_secs = retention_days * 86_400;
         vars.at_least("FANOUT_CHUNK_SIZE", 1, &mut s.fanout_chunk)?;
         vars.at_least("PUSH_CONCURRENCY", 1, &mut s.push_concurrency)?;
         vars.at_least("MAX_GROUP_MEMBERS", 1, &mut s.max_group_members)?;

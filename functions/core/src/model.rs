@@ -18,11 +18,19 @@ pub struct StoredMessage {
     pub seq: Option<u64>,
     /// One-on-one: when the recipient acknowledged it.
     pub delivered_at: Option<i64>,
+    /// When the retention ends (epoch seconds, the table's TTL); `None` keeps it forever.
+    pub expires_at: Option<i64>,
 }
 
 impl StoredMessage {
     pub fn timestamp(&self) -> i64 {
         self.id.timestamp()
+    }
+
+    /// Past its retention at `now_ms`. DynamoDB deletes expired items lazily (within days), so reads must not
+    /// show one that is still there.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at.is_some_and(|e| e * 1000 <= now_ms)
     }
 
     pub fn to_push(&self) -> MessagePush {

@@ -161,11 +161,7 @@ pub trait MessageStore: Send + Sync {
     fn forget(&self, key: &ClaimKey, claim: &Claim) -> impl Future<Output = Res<()>> + Send;
 
     /// Stores a message unless it exists; returns the existing one if it does (the first attempt wins).
-    fn put_message(
-        &self,
-        message: &StoredMessage,
-        expires_at: Option<i64>,
-    ) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
+    fn put_message(&self, message: &StoredMessage) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
     /// A stored message, read consistently.
     fn get_message(&self, id: &MessageId) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
@@ -218,11 +214,7 @@ pub trait GroupStore: Send + Sync {
     fn next_seq(&self, group: &GroupId, last: &LastMessage) -> impl Future<Output = Res<Option<u64>>> + Send;
 
     /// Writes a group message's GroupHistory row.
-    fn record_group_message(
-        &self,
-        message: &StoredMessage,
-        expires_at: Option<i64>,
-    ) -> impl Future<Output = Res<()>> + Send;
+    fn record_group_message(&self, message: &StoredMessage) -> impl Future<Output = Res<()>> + Send;
 
     /// Moves a member's mark forward to `seq` (never backwards).
     fn mark(&self, group: &GroupId, user: &UserId, mark: Mark, seq: u64) -> impl Future<Output = Res<Marked>> + Send;

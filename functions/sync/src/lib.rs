@@ -4,6 +4,7 @@
 use natter_core::{
     frames::{ClientFrame, HistoryFrame},
     lambda::{self, Answer, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
+    now_ms,
     ports::{JobQueue, Pusher, Store},
     service::App,
 };
@@ -16,11 +17,13 @@ pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
 ) -> Result<ApiGatewayProxyResponse, Error> {
     Ok(lambda::frame_route(app, &event.payload, |caller, request| async move {
         match &request.frame {
-            ClientFrame::Sync(s) => Ok(Answer::Frame(app.sync(&caller.user, s.cursor.as_deref()).await?)),
+            ClientFrame::Sync(s) => Ok(Answer::Frame(
+                app.sync(&caller.user, s.cursor.as_deref(), now_ms()).await?,
+            )),
             ClientFrame::History(h) => {
                 let limit = h.limit.unwrap_or(HistoryFrame::DEFAULT_LIMIT) as usize;
                 Ok(Answer::Frame(
-                    app.history(&caller.user, &h.conversation, h.before.as_deref(), limit)
+                    app.history(&caller.user, &h.conversation, h.before.as_deref(), limit, now_ms())
                         .await?,
                 ))
             }

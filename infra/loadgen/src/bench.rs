@@ -17,6 +17,7 @@ fn reports(dir: &Path) -> Result<Vec<Report>, String> {
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .flatten()
         .map(|e| e.path())
+        .filter(|p| p.is_file())
         .collect();
     paths.sort();
     Ok(paths
@@ -71,6 +72,15 @@ fn coldstart_table(v: &Value, sizes: &Value) -> String {
     t
 }
 
+/// The reports of a subdirectory, if it has any.
+fn reports_in(dir: &Path) -> Vec<Report> {
+    if dir.is_dir() {
+        reports(dir).unwrap_or_default()
+    } else {
+        Vec::new()
+    }
+}
+
 pub fn render(dir: &Path, doc: &Path) -> Result<(), String> {
     let reports = reports(dir)?;
     let mut out = String::new();
@@ -78,7 +88,7 @@ pub fn render(dir: &Path, doc: &Path) -> Result<(), String> {
     let meta = read(&dir.join("meta.json")).unwrap_or_default();
     let _ = writeln!(
         out,
-        "_Measured by `make bench` on {} ({}), release builds, natter-local with its embedded moto. Prices: {}._\n",
+        "_Measured by `make bench` on {} ({}), release builds, natter-local on MiniStack (and on moto where the emulators are compared). Prices: {}._\n",
         meta["date"].as_str().unwrap_or("?"),
         meta["machine"].as_str().unwrap_or("this machine"),
         PRICES.as_of
@@ -88,10 +98,23 @@ pub fn render(dir: &Path, doc: &Path) -> Result<(), String> {
         "### Latency and guarantees\n\n{}",
         markdown::latency_table(&reports)
     );
+    let moto = reports_in(&dir.join("moto"));
+    if !moto.is_empty() {
+        let _ = writeln!(
+            out,
+            "### The two emulators, same binaries, same load\n\n{}",
+            markdown::emulators_table(&[("MiniStack", &reports), ("moto", &moto)])
+        );
+    }
     let _ = writeln!(
         out,
-        "### AWS calls, capacity and dollars per message\n\nCapacity units are modelled from each request (the emulator reports a constant per call; see \"How the numbers are made\"). Dollars are per **million messages**.\n\n{}",
+        "### AWS calls, capacity and dollars per message\n\nCapacity units are modelled from each request under DynamoDB's billing rules (see \"How the numbers are made\" and the check against MiniStack below). Dollars are per **million messages**.\n\n{}",
         markdown::cost_table(&reports)
+    );
+    let _ = writeln!(
+        out,
+        "### The capacity model against what MiniStack reports\n\nPer invocation of each function and kind, over the MiniStack runs above. MiniStack reports capacity as AWS computes it for the calls it reports at all; it reports none for `BatchGetItem`, for a write whose condition failed, or for a cancelled transaction, all of which AWS bills. Where the model is higher, that is the reason.\n\n{}",
+        markdown::capacity_table(&reports)
     );
     let _ = writeln!(
         out,

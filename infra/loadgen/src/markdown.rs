@@ -1,7 +1,8 @@
 //! Reports as Markdown tables.
 
 use crate::run::Report;
-use std::fmt::Write;
+use natter_core::meter::Sample;
+use std::{collections::BTreeMap, fmt::Write};
 
 fn ms(x: f64) -> String {
     if x >= 100.0 {
@@ -102,6 +103,72 @@ pub fn calls_table(reports: &[Report]) -> String {
                 _ => String::new(),
             },
             r.cpu_ms_per_message.map(|c| format!("{c:.2}")).unwrap_or_default()
+        );
+    }
+    t
+}
+
+/// The same scenarios on several emulators: latency and guarantees side by side.
+pub fn emulators_table(runs: &[(&str, &[Report])]) -> String {
+    let mut t = String::from(
+        "| scenario | emulator | sent | acked | send→ack p50 / p95 / p99 (ms) | send→delivery p50 / p95 / p99 (ms) | loss | duplicates | order |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let Some((_, first)) = runs.first() else { return t };
+    for label in first.iter().map(|r| &r.label) {
+        for (emulator, reports) in runs {
+            let Some(r) = reports.iter().find(|r| &r.label == label) else {
+                continue;
+            };
+            let (a, d, g) = (&r.send_to_ack_ms, &r.send_to_delivery_ms, &r.guarantees);
+            let _ = writeln!(
+                t,
+                "| {} | {emulator} | {} | {} | {} / {} / {} | {} / {} / {} | {} | {} | {} |",
+                r.label,
+                r.sent,
+                r.acked,
+                ms(a.p50),
+                ms(a.p95),
+                ms(a.p99),
+                ms(d.p50),
+                ms(d.p95),
+                ms(d.p99),
+                g.loss,
+                g.duplicates,
+                g.order_violations + g.seq_gaps
+            );
+        }
+    }
+    t
+}
+
+/// Modelled against reported capacity, per function and kind, summed over the reports.
+pub fn capacity_table(reports: &[Report]) -> String {
+    let mut sums: BTreeMap<(String, String), Sample> = BTreeMap::new();
+    for s in reports.iter().filter_map(|r| r.usage.as_ref()).flat_map(|u| &u.samples) {
+        let e = sums
+            .entry((s.function.clone(), s.kind.clone()))
+            .or_insert_with(|| Sample {
+                function: s.function.clone(),
+                kind: s.kind.clone(),
+                ..Default::default()
+            });
+        e.add(s);
+    }
+    let mut t = String::from(
+        "| function | kind | invocations | RRU modelled / reported | WRU modelled / reported |\n|---|---|---|---|---|\n",
+    );
+    for s in sums.values().filter(|s| s.invocations > 0) {
+        let n = s.invocations as f64;
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            s.function,
+            s.kind,
+            s.invocations,
+            s.model_read_units / n,
+            s.read_units / n,
+            s.model_write_units / n,
+            s.write_units / n
         );
     }
     t

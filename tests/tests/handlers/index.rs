@@ -1,4 +1,4 @@
-//! The history consumer against the real emulator: index rows and sessions exactly once, newest preview, partial
+//! The index consumer against the real emulator: index rows and sessions exactly once, newest preview, partial
 //! batch failures.
 
 use natter_core::{aws::AwsApp, ids::MessageId, ids::UserId, jobs::IndexJob};

@@ -10,5 +10,6 @@ mod directory;
 mod disconnect;
 mod index;
 mod presence_notify;
+mod retention;
 mod send;
 mod sync;

@@ -25,6 +25,7 @@ where
         conversation: &Conversation,
         before: Option<&str>,
         limit: usize,
+        now: i64,
     ) -> Result<ServerFrame, Failure> {
         let bad_cursor = || bad_request("`before` is not a cursor this server returned");
         let (messages, next) = match conversation {
@@ -40,19 +41,25 @@ where
                 let (bodies, peer_session) =
                     futures::try_join!(self.store.messages(&page.ids), self.store.session(peer, user))?;
                 let read_up_to = peer_session.and_then(|s| s.last_read_ts);
-                let list = page.ids.iter().filter_map(|id| bodies.get(id)).map(|m| {
-                    let mut push = m.to_push();
-                    if m.from == *user {
-                        push.status = Some(if read_up_to.is_some_and(|r| m.timestamp() <= r) {
-                            MessageStatus::Read
-                        } else if m.delivered_at.is_some() {
-                            MessageStatus::Delivered
-                        } else {
-                            MessageStatus::Sent
-                        });
-                    }
-                    (push, m.id.to_string())
-                });
+                // Past its retention, a message is gone even while DynamoDB has not deleted it yet.
+                let list = page
+                    .ids
+                    .iter()
+                    .filter_map(|id| bodies.get(id))
+                    .filter(|m| !m.expired(now))
+                    .map(|m| {
+                        let mut push = m.to_push();
+                        if m.from == *user {
+                            push.status = Some(if read_up_to.is_some_and(|r| m.timestamp() <= r) {
+                                MessageStatus::Read
+                            } else if m.delivered_at.is_some() {
+                                MessageStatus::Delivered
+                            } else {
+                                MessageStatus::Sent
+                            });
+                        }
+                        (push, m.id.to_string())
+                    });
                 paginate(list, page.more)
             }
             Conversation::Group(group) => {
@@ -74,7 +81,7 @@ where
                 let ids: Vec<MessageId> = entries.iter().take(limit).map(|e| e.message_id).collect();
                 let bodies = self.store.messages(&ids).await?;
                 let list = entries.iter().take(limit).filter_map(|e| {
-                    let mut push = bodies.get(&e.message_id)?.to_push();
+                    let mut push = bodies.get(&e.message_id).filter(|m| !m.expired(now))?.to_push();
                     if push.from == *user {
                         // Groups send no receipts: one's own group messages show as sent.
                         push.status = Some(MessageStatus::Sent);

@@ -173,6 +173,7 @@ where
             client_msg_id: frame.client_msg_id.clone(),
             seq: frame.seq,
             delivered_at: None,
+            expires_at: self.settings.message_expiry(claim.message_id.timestamp()),
         };
         if let Err(e) = self.complete_direct(caller, &key, message, presence, now).await {
             self.release_quietly(&key, &claim).await;
@@ -191,10 +192,7 @@ where
         mut presence: HashMap<UserId, Presence>,
         now: i64,
     ) -> Result<(), BackendError> {
-        let stored = self
-            .store
-            .put_message(&message, self.settings.message_expiry(message.timestamp()))
-            .await?;
+        let stored = self.store.put_message(&message).await?;
         let message = stored.unwrap_or(message);
         let Target::To(to) = &message.target else {
             return Err(BackendError::corrupt(
@@ -310,6 +308,7 @@ where
                         client_msg_id: frame.client_msg_id.clone(),
                         seq: Some(n),
                         delivered_at: None,
+                        expires_at: self.settings.message_expiry(claim.message_id.timestamp()),
                     }
                 }
             };
@@ -331,11 +330,10 @@ where
         };
         let group = &group;
         let seq = message.seq.unwrap_or_default();
-        let expires = self.settings.message_expiry(message.timestamp());
         // Sending reads the group: one's own messages never count as unread (unread = last_seq - last_read_seq).
         let (stored, recorded, marked) = futures::join!(
-            self.store.put_message(&message, expires),
-            self.store.record_group_message(&message, expires),
+            self.store.put_message(&message),
+            self.store.record_group_message(&message),
             self.store.mark(group, &caller.user, Mark::Read, seq),
         );
         let message = stored?.unwrap_or(message);

@@ -111,7 +111,8 @@ impl<S, P, Q> App<S, P, Q>
 where
     S: GroupStore + PullStore,
 {
-    pub async fn sync(&self, user: &UserId, cursor: Option<&str>) -> Result<ServerFrame, Failure> {
+    /// `sync` at `now`: messages past their retention are consumed without being returned.
+    pub async fn sync(&self, user: &UserId, cursor: Option<&str>, now: i64) -> Result<ServerFrame, Failure> {
         let (mut cur, conversations) = match cursor {
             None => {
                 let (sessions, groups) = futures::try_join!(
@@ -200,7 +201,7 @@ where
                 id: m.id,
                 source: Source::Inbox,
                 seq: 0,
-                message: Some(m),
+                message: (!m.expired(now)).then_some(m),
             })
             .collect();
         for (i, list) in entries.iter().enumerate() {
@@ -211,7 +212,7 @@ where
                 let message = if e.sender == *user {
                     None
                 } else {
-                    bodies.get(&e.message_id).cloned()
+                    bodies.get(&e.message_id).filter(|m| !m.expired(now)).cloned()
                 };
                 candidates.push(Candidate {
                     key: (time, i + 1, k),

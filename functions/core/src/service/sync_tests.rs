@@ -83,6 +83,48 @@ async fn many(app: &TestApp, from: &str, to: &str, n: usize, prefix: &str) -> Ve
 }
 
 #[tokio::test]
+async fn a_message_past_its_retention_is_gone_from_sync_and_history_before_the_table_deletes_it() {
+    let app = TestApp::builder()
+        .users(&["alice", "bob"])
+        .settings(|s| s.retention_secs = 60)
+        .build();
+    let g = group(&app, "alice", &["bob"]).await;
+    send(&app, "alice", Target::To(u("bob")), "d1", "soon gone").await;
+    send(&app, "alice", Target::Group(g.clone()), "g1", "soon gone too").await;
+    index_all(&app).await;
+    let shown = |f: ServerFrame| match f {
+        ServerFrame::Sync(s) => s.messages.len(),
+        ServerFrame::History(h) => h.messages.len(),
+        other => panic!("{other:?}"),
+    };
+    let (now, later) = (now_ms(), now_ms() + 61_000);
+    for (at, expected) in [(now, 1), (later, 0)] {
+        let direct = app
+            .history(&u("bob"), &Conversation::With(u("alice")), None, 50, at)
+            .await;
+        let grouped = app
+            .history(&u("bob"), &Conversation::Group(g.clone()), None, 50, at)
+            .await;
+        assert_eq!(
+            (shown(direct.unwrap()), shown(grouped.unwrap())),
+            (expected, expected),
+            "at {at}"
+        );
+    }
+    assert_eq!(shown(app.sync(&u("bob"), None, now).await.unwrap()), 2);
+    let expired = page(app.sync(&u("bob"), None, later).await.unwrap());
+    assert!(
+        expired.messages.is_empty() && expired.next.is_none(),
+        "consumed, not returned"
+    );
+    assert_eq!(
+        app.store.state.lock().unwrap().messages.len(),
+        2,
+        "still in the table, as on DynamoDB"
+    );
+}
+
+#[tokio::test]
 async fn sync_returns_every_missed_message_once_oldest_first_even_with_acks_between_pages() {
     let app = app(&["alice", "bob"]);
     let g = group(&app, "alice", &["bob"]).await;
@@ -93,7 +135,7 @@ async fn sync_returns_every_missed_message_once_oldest_first_even_with_acks_betw
     }
     index_all(&app).await;
 
-    let first = page(app.sync(&u("bob"), None).await.unwrap());
+    let first = page(app.sync(&u("bob"), None, now_ms()).await.unwrap());
     let conversations = first.conversations.clone().unwrap();
     let unread = |c: &Conversation| conversations.iter().find(|x| x.conversation == *c).unwrap().unread;
     assert_eq!(unread(&Conversation::With(u("alice"))), 120);
@@ -121,7 +163,7 @@ async fn sync_returns_every_missed_message_once_oldest_first_even_with_acks_betw
             .await
             .unwrap();
         match reply.next.clone() {
-            Some(c) => reply = page(app.sync(&u("bob"), Some(&c)).await.unwrap()),
+            Some(c) => reply = page(app.sync(&u("bob"), Some(&c), now_ms()).await.unwrap()),
             None => break,
         }
     }
@@ -134,7 +176,7 @@ async fn sync_returns_every_missed_message_once_oldest_first_even_with_acks_betw
 
     // Acknowledged messages do not come back.
     app.mark_group(&u("bob"), &g, Mark::Ack, 30).await.unwrap();
-    let again = page(app.sync(&u("bob"), None).await.unwrap());
+    let again = page(app.sync(&u("bob"), None, now_ms()).await.unwrap());
     assert!(again.messages.is_empty() && again.next.is_none(), "{again:?}");
 }
 
@@ -154,7 +196,7 @@ async fn sync_pages_stay_within_the_reply_budget() {
     let mut total = 0;
     let mut next = None;
     loop {
-        let p = page(app.sync(&u("bob"), next.as_deref()).await.unwrap());
+        let p = page(app.sync(&u("bob"), next.as_deref(), now_ms()).await.unwrap());
         let bytes: usize = p.messages.iter().map(|m| m.body.as_str().len()).sum();
         assert!(bytes <= REPLY_BUDGET, "{bytes}");
         assert!(!p.messages.is_empty());
@@ -174,11 +216,11 @@ async fn a_forged_cursor_reads_nothing_of_others_groups_and_garbage_is_a_bad_req
     send(&app, "alice", Target::Group(g.clone()), "g1", "secret").await;
     let forged = serde_json::json!({"v": 1, "inbox_done": true, "groups": [[g.to_string(), 0, 1]]});
     let cursor = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, forged.to_string());
-    let p = page(app.sync(&u("eve"), Some(&cursor)).await.unwrap());
+    let p = page(app.sync(&u("eve"), Some(&cursor), now_ms()).await.unwrap());
     assert!(p.messages.is_empty() && p.next.is_none(), "eve is not a member");
     for bad in ["???", "eyJ2Ijo5fQ", "bm90IGpzb24"] {
         assert_eq!(
-            app.sync(&u("eve"), Some(bad)).await.unwrap_err().code(),
+            app.sync(&u("eve"), Some(bad), now_ms()).await.unwrap_err().code(),
             ErrorCode::BadRequest,
             "{bad}"
         );
@@ -200,7 +242,13 @@ async fn history_pages_walk_back_without_gap_or_repeat_and_show_the_senders_stat
     let mut walked = Vec::new();
     loop {
         let ServerFrame::History(h) = app
-            .history(&u("alice"), &Conversation::With(u("bob")), before.as_deref(), 50)
+            .history(
+                &u("alice"),
+                &Conversation::With(u("bob")),
+                before.as_deref(),
+                50,
+                now_ms(),
+            )
             .await
             .unwrap()
         else {
@@ -224,7 +272,7 @@ async fn history_pages_walk_back_without_gap_or_repeat_and_show_the_senders_stat
         "bob read them all"
     );
     let ServerFrame::History(h) = app
-        .history(&u("bob"), &Conversation::With(u("alice")), None, 5)
+        .history(&u("bob"), &Conversation::With(u("alice")), None, 5, now_ms())
         .await
         .unwrap()
     else {
@@ -235,12 +283,12 @@ async fn history_pages_walk_back_without_gap_or_repeat_and_show_the_senders_stat
         "status only on one's own messages"
     );
     let stranger = app
-        .history(&u("bob"), &Conversation::With(u("nobody")), None, 5)
+        .history(&u("bob"), &Conversation::With(u("nobody")), None, 5, now_ms())
         .await
         .unwrap_err();
     assert_eq!(stranger.code(), ErrorCode::NotFound);
     assert_eq!(
-        app.history(&u("alice"), &Conversation::With(u("bob")), Some("zz"), 5)
+        app.history(&u("alice"), &Conversation::With(u("bob")), Some("zz"), 5, now_ms())
             .await
             .unwrap_err()
             .code(),
@@ -272,7 +320,7 @@ async fn group_history_is_for_members_from_the_day_they_joined() {
     };
     assert_eq!(
         seqs(
-            app.history(&u("ben"), &Conversation::Group(g.clone()), None, 50)
+            app.history(&u("ben"), &Conversation::Group(g.clone()), None, 50, now_ms())
                 .await
                 .unwrap()
         ),
@@ -280,7 +328,7 @@ async fn group_history_is_for_members_from_the_day_they_joined() {
     );
     assert_eq!(
         seqs(
-            app.history(&u("cat"), &Conversation::Group(g.clone()), None, 50)
+            app.history(&u("cat"), &Conversation::Group(g.clone()), None, 50, now_ms())
                 .await
                 .unwrap()
         ),
@@ -288,14 +336,14 @@ async fn group_history_is_for_members_from_the_day_they_joined() {
     );
     assert_eq!(
         seqs(
-            app.history(&u("ben"), &Conversation::Group(g.clone()), Some("3"), 50)
+            app.history(&u("ben"), &Conversation::Group(g.clone()), Some("3"), 50, now_ms())
                 .await
                 .unwrap()
         ),
         [2, 1]
     );
     let outsider = app
-        .history(&u("alice"), &Conversation::Group(g.clone()), None, 50)
+        .history(&u("alice"), &Conversation::Group(g.clone()), None, 50, now_ms())
         .await;
     assert_eq!(outsider.unwrap_err().code(), ErrorCode::Forbidden);
 }

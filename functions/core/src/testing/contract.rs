@@ -56,6 +56,7 @@ fn message(id: MessageId, from: &str, to: &str, body: &str) -> StoredMessage {
         client_msg_id: ClientMsgId::parse(&format!("c{}", id.timestamp())).expect("a client id"),
         seq: None,
         delivered_at: None,
+        expires_at: None,
     }
 }
 
@@ -143,10 +144,10 @@ pub async fn a_lease_is_taken_over_only_as_it_was_seen<S: Store>(s: &S) {
 pub async fn messages_are_stored_once_and_acked_only_by_their_recipient<S: Store>(s: &S) {
     let id = MessageId::generate(T0);
     let m = message(id, "alice", "bob", "first");
-    assert_eq!(s.put_message(&m, None).await.unwrap(), None);
+    assert_eq!(s.put_message(&m).await.unwrap(), None);
     let retry = message(id, "alice", "bob", "a retry's other body");
     assert_eq!(
-        s.put_message(&retry, None).await.unwrap(),
+        s.put_message(&retry).await.unwrap(),
         Some(m.clone()),
         "the stored message wins"
     );
@@ -172,9 +173,9 @@ pub async fn messages_are_stored_once_and_acked_only_by_their_recipient<S: Store
 pub async fn the_mailbox_pages_oldest_first_without_gap<S: Store>(s: &S) {
     let ids: Vec<MessageId> = (0..5).map(|i| MessageId::generate(T0 + i * 10)).collect();
     for id in ids.iter().rev() {
-        s.put_message(&message(*id, "alice", "bob", "hi"), None).await.unwrap();
+        s.put_message(&message(*id, "alice", "bob", "hi")).await.unwrap();
     }
-    s.put_message(&message(MessageId::generate(T0 + 3), "bob", "alice", "not bob's"), None)
+    s.put_message(&message(MessageId::generate(T0 + 3), "bob", "alice", "not bob's"))
         .await
         .unwrap();
     let (page, more) = s.inbox(&user("bob"), None, 2).await.unwrap();
@@ -263,12 +264,12 @@ pub async fn conversation_pages_walk_back_newest_first<S: Store>(s: &S) {
     for i in 0..5 {
         let (from, to) = if i % 2 == 0 { ("alice", "bob") } else { ("bob", "alice") };
         let m = message(MessageId::generate(T0 + i * 10), from, to, "x");
-        s.put_message(&m, None).await.unwrap();
+        s.put_message(&m).await.unwrap();
         s.index_direct(&index_job(&m), None).await.unwrap();
         ids.push(m.id);
     }
     let other = message(MessageId::generate(T0 + 5), "carol", "alice", "another conversation");
-    s.put_message(&other, None).await.unwrap();
+    s.put_message(&other).await.unwrap();
     s.index_direct(&index_job(&other), None).await.unwrap();
     let page = s.conversation(&user("alice"), &user("bob"), None, 3).await.unwrap();
     assert_eq!(page.ids, [ids[4], ids[3], ids[2]]);
@@ -352,7 +353,7 @@ pub async fn group_history_ranges_and_membership<S: Store>(s: &S) {
             target: Target::Group(g.clone()),
             ..message(MessageId::generate(T0 + seq as i64), "alice", "bob", "g")
         };
-        s.record_group_message(&m, None).await.unwrap();
+        s.record_group_message(&m).await.unwrap();
     }
     let seqs = |v: Vec<crate::model::GroupEntry>| v.into_iter().map(|e| e.seq).collect::<Vec<_>>();
     assert_eq!(seqs(s.group_entries(&g, 1, 4, 10).await.unwrap()), [2, 3, 4]);

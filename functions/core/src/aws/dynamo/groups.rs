@@ -289,7 +289,7 @@ impl GroupStore for DynamoStore {
         }
     }
 
-    async fn record_group_message(&self, message: &StoredMessage, expires_at: Option<i64>) -> Res<()> {
+    async fn record_group_message(&self, message: &StoredMessage) -> Res<()> {
         let Target::Group(group) = &message.target else {
             return Err(BackendError::corrupt("message", "not a group message"));
         };
@@ -299,7 +299,7 @@ impl GroupStore for DynamoStore {
             message_id: message.id,
             timestamp: message.timestamp(),
             sender: message.from.clone(),
-            expires_at,
+            expires_at: message.expires_at,
         };
         self.client
             .put_item()

@@ -138,7 +138,7 @@ pub struct MessageItem {
 }
 
 impl MessageItem {
-    pub fn new(m: &StoredMessage, expires_at: Option<i64>) -> Self {
+    pub fn new(m: &StoredMessage) -> Self {
         let (recipient, group_id) = match &m.target {
             Target::To(u) => (Some(u.clone()), None),
             Target::Group(g) => (None, Some(g.clone())),
@@ -154,7 +154,7 @@ impl MessageItem {
             client_msg_id: m.client_msg_id.clone(),
             seq: m.seq,
             delivered_at: m.delivered_at,
-            expires_at,
+            expires_at: m.expires_at,
         }
     }
 }
@@ -186,6 +186,7 @@ impl TryFrom<MessageItem> for StoredMessage {
             client_msg_id: i.client_msg_id,
             seq: i.seq,
             delivered_at: i.delivered_at,
+            expires_at: i.expires_at,
         })
     }
 }
@@ -385,8 +386,9 @@ mod tests {
             client_msg_id: ClientMsgId::parse("c1").unwrap(),
             seq: Some(2),
             delivered_at: None,
+            expires_at: Some(9),
         };
-        let item = MessageItem::new(&m, Some(9));
+        let item = MessageItem::new(&m);
         assert_eq!(item.inbox.as_ref().map(UserId::as_str), Some("bob"));
         let av: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = serde_dynamo::to_item(&item).unwrap();
         assert!(

@@ -129,8 +129,8 @@ impl MessageStore for DynamoStore {
         applied("DeleteItem", r).map(drop)
     }
 
-    async fn put_message(&self, message: &StoredMessage, expires_at: Option<i64>) -> Res<Option<StoredMessage>> {
-        let item = to_item("message", &MessageItem::new(message, expires_at))?;
+    async fn put_message(&self, message: &StoredMessage) -> Res<Option<StoredMessage>> {
+        let item = to_item("message", &MessageItem::new(message))?;
         let r = self
             .client
             .put_item()

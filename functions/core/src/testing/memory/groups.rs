@@ -109,7 +109,7 @@ impl GroupStore for MemoryStore {
         }))
     }
 
-    async fn record_group_message(&self, message: &StoredMessage, _expires_at: Option<i64>) -> Res<()> {
+    async fn record_group_message(&self, message: &StoredMessage) -> Res<()> {
         self.faults.check("record_group_message")?;
         if let Target::Group(g) = &message.target {
             self.state.lock().unwrap().group_history.insert(

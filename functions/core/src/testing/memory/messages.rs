@@ -72,7 +72,7 @@ impl MessageStore for MemoryStore {
         Ok(())
     }
 
-    async fn put_message(&self, m: &StoredMessage, _expires_at: Option<i64>) -> Res<Option<StoredMessage>> {
+    async fn put_message(&self, m: &StoredMessage) -> Res<Option<StoredMessage>> {
         self.faults.check("put_message")?;
         let mut s = self.state.lock().unwrap();
         if let Some(existing) = s.messages.get(&m.id) {
