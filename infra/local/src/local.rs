@@ -5,7 +5,7 @@ use crate::{
     gateway::{Gateway, GatewayOptions},
     poller::Mapping,
     provision::{ProvisionError, provision},
-    proxy::EmulatorProxy,
+    proxy::{EmulatorProxy, Upstreams},
     runtime::{Function, LogSink, RuntimeOptions},
     stack::{Naming, Stack},
     template::{Template, TemplateError, plain},
@@ -34,6 +34,10 @@ pub struct LocalOptions {
     pub port: u16,
     /// The emulator (or AWS, with `None` and `aws` = true).
     pub endpoint: Option<String>,
+    /// API Gateway's account-level limits to enforce (off unless set).
+    pub limits: crate::gateway::AccountLimits,
+    /// Another endpoint for DynamoDB alone (DynamoDB Local, a second emulator); `endpoint` serves the rest.
+    pub dynamodb_endpoint: Option<String>,
     /// The account id local ARNs name (the emulator's; provisioning reads queue ARNs back from it anyway).
     pub account: String,
     pub bin_dir: PathBuf,
@@ -60,6 +64,8 @@ impl LocalOptions {
             host: "127.0.0.1".into(),
             port: 3001,
             endpoint,
+            dynamodb_endpoint: None,
+            limits: Default::default(),
             account: crate::emulator::DEFAULT_ACCOUNT.into(),
             bin_dir: root.join("target/debug"),
             binaries: HashMap::new(),
@@ -137,21 +143,29 @@ impl Local {
             Some(e) => crate::emulator::sdk_for(e).await,
             None => natter_core::aws::sdk_config().await,
         };
+        let dynamo_sdk = match &opts.dynamodb_endpoint {
+            Some(e) => crate::emulator::sdk_for(e).await,
+            None => sdk.clone(),
+        };
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         provision(
             &mut stack,
-            &aws_sdk_dynamodb::Client::new(&sdk),
+            &aws_sdk_dynamodb::Client::new(&dynamo_sdk),
             &sqs,
             opts.max_visibility,
         )
         .await?;
 
-        // The functions and pollers reach the emulator through the proxy (kept-alive connections, faults on demand).
+        // The functions and pollers reach the emulator through the proxy (kept-alive connections, DynamoDB to its
+        // own endpoint if it has one, faults on demand).
         let proxy = match &opts.endpoint {
             Some(e) => Some(
-                EmulatorProxy::start(e)
-                    .await
-                    .map_err(|e| LocalError::Listen("the emulator proxy".into(), e))?,
+                EmulatorProxy::start(&Upstreams {
+                    default: e.clone(),
+                    dynamodb: opts.dynamodb_endpoint.clone(),
+                })
+                .await
+                .map_err(|e| LocalError::Listen("the emulator proxy".into(), e))?,
             ),
             None => None,
         };
@@ -224,6 +238,7 @@ impl Local {
                 region: naming.region.clone(),
                 account: naming.account.clone(),
                 domain: addr.to_string(),
+                limits: opts.limits.clone(),
             },
         );
         let redriver = crate::redrive::Redriver::new(&stack, sqs.clone());

@@ -5,6 +5,9 @@
 //!   function would open a TCP connection: CPU the function never spends on AWS, where the SDK keeps its
 //!   connections alive. The proxy keeps the functions' connections open and pays the emulator's reconnects itself,
 //!   so the functions' CPU time per message means what it would on AWS.
+//! - **One endpoint per service.** DynamoDB calls can go to another emulator than the rest
+//!   ([`Upstreams::dynamodb`], `--dynamodb-endpoint`), so DynamoDB Local or any DynamoDB-compatible engine can
+//!   serve DynamoDB while the default emulator serves SQS; the functions keep one endpoint, the proxy.
 //! - **Faults on purpose.** [`Faults`] makes the backend unavailable (every call answered 503, as an outage looks
 //!   to the SDK after its retries) or throttles DynamoDB (`ProvisionedThroughputExceededException`, which the SDK
 //!   retries with backoff), so tests can show what a user sees when AWS misbehaves. Also `POST /_natter/faults`.
@@ -141,11 +144,34 @@ impl Fault {
     }
 }
 
+/// Where the proxy forwards: every call to `default`, DynamoDB's to `dynamodb` when it is set.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub default: String,
+    pub dynamodb: Option<String>,
+}
+
+impl Upstreams {
+    pub fn one(endpoint: &str) -> Self {
+        Self {
+            default: endpoint.to_owned(),
+            dynamodb: None,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Proxy {
-    upstream: Uri,
+    default: Uri,
+    dynamodb: Uri,
     client: Client<HttpConnector, Full<Bytes>>,
     faults: Arc<Faults>,
+}
+
+fn uri(endpoint: &str) -> std::io::Result<Uri> {
+    endpoint
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{endpoint}: {e}")))
 }
 
 /// A running proxy: its URL (give it to the SDK as the endpoint) and its faults.
@@ -157,16 +183,19 @@ pub struct EmulatorProxy {
 }
 
 impl EmulatorProxy {
-    /// Listens on a free loopback port and forwards to `upstream` (`http://host:port`).
-    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+    /// Listens on a free loopback port and forwards to `upstreams` (`http://host:port`).
+    pub async fn start(upstreams: &Upstreams) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let upstream: Uri = upstream
-            .parse()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{upstream}: {e}")))?;
+        let default = uri(&upstreams.default)?;
+        let dynamodb = match &upstreams.dynamodb {
+            Some(e) => uri(e)?,
+            None => default.clone(),
+        };
         let faults = Arc::new(Faults::default());
         let proxy = Proxy {
-            upstream,
+            default,
+            dynamodb,
             client: Client::builder(TokioExecutor::new()).build_http(),
             faults: faults.clone(),
         };
@@ -217,7 +246,8 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
         return fault.response();
     }
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let Ok(uri) = format!("{}{}", p.upstream.to_string().trim_end_matches('/'), path).parse::<Uri>() else {
+    let upstream = if dynamodb { &p.dynamodb } else { &p.default };
+    let Ok(uri) = format!("{}{}", upstream.to_string().trim_end_matches('/'), path).parse::<Uri>() else {
         return status(StatusCode::BAD_REQUEST, "bad request path");
     };
     let mut out = Request::builder().method(parts.method).uri(uri);

@@ -1,6 +1,7 @@
 //! A Lambda function that misbehaves on request, speaking the Runtime API by hand: a frame whose body contains
-//! `crash` kills the process mid-invocation, `hang` never answers (the function timeout must end it), anything
-//! else is answered with a route response echoing the body. natter-local's failure tests run it in place of a
+//! `crash` kills the process mid-invocation, `hang` never answers (the function timeout must end it), `huge` is
+//! answered with a 200 KB route response (over API Gateway's 128 KB message limit), anything else with a route
+//! response echoing the body. natter-local's failure tests run it in place of a
 //! function's own binary.
 
 use std::{
@@ -46,7 +47,12 @@ fn main() -> std::io::Result<()> {
         let request_id = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
             .map(|v| v["requestId"].clone());
-        let reply = serde_json::json!({"type": "echo", "body": body, "requestId": request_id});
+        let echoed = if body.contains("huge") {
+            "x".repeat(200 * 1024)
+        } else {
+            body
+        };
+        let reply = serde_json::json!({"type": "echo", "body": echoed, "requestId": request_id});
         let response = serde_json::json!({"statusCode": 200, "body": reply.to_string()});
         request(
             &api,

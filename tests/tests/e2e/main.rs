@@ -1,9 +1,11 @@
 //! End to end: real websocket clients (and the web client in Chromium) against natter-local running the real
 //! function binaries on the emulator. One module per area; one binary, so the AWS SDK links once.
 
+mod aws_limits;
 mod browser;
 mod chat;
 mod dev;
+mod endpoints;
 mod gateway;
 mod groups;
 mod limits;

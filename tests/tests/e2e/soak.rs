@@ -14,12 +14,12 @@ async fn clients_dropping_and_reconnecting_at_random_lose_nothing_and_see_nothin
     let (opts, logs) = natter_tests::options();
     let local = natter_local::local::Local::start(opts).await.expect("natter-local");
     let duration = env_or("NATTER_SOAK_SECONDS", 20.0);
-    let (rate, churn) = (env_or("NATTER_SOAK_RATE", 8.0), env_or("NATTER_SOAK_CHURN", 1.0));
+    let (rate, churn) = (env_or("NATTER_SOAK_RATE", 10.0), env_or("NATTER_SOAK_CHURN", 1.0));
     let o = Options {
         url: local.ws_url.clone(),
         secret: Some(natter_local::local::dev_secret()),
         scenario: Scenario::Churn,
-        clients: env_or("NATTER_SOAK_CLIENTS", 10),
+        clients: env_or("NATTER_SOAK_CLIENTS", 20),
         group_size: 0,
         online: 0,
         rate,

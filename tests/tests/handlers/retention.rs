@@ -6,8 +6,8 @@
 use natter_core::{
     frames::{Conversation, SendFrame, ServerFrame, Target},
     ids::{Body, ClientMsgId},
-    ports::Directory,
     now_ms,
+    ports::Directory,
     testing::{caller, user},
 };
 use natter_local::emulator::Kind;

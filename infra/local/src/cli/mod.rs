@@ -76,8 +76,19 @@ pub struct Serve {
     /// The account id of the local resources (the emulator natter-local starts is told to use it).
     #[arg(long, env = "NATTER_ACCOUNT", default_value = emulator::DEFAULT_ACCOUNT)]
     pub account: String,
-    /// An emulator already running (or `aws` for AWS itself) instead of starting one.
-    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    /// New connections per second the account accepts (AWS's default quota is 500); unset: no limit.
+    #[arg(long)]
+    pub connect_rate: Option<f64>,
+    /// @connections requests per second the account accepts (shared with the API's throttle); unset: no limit.
+    #[arg(long)]
+    pub management_rate: Option<f64>,
+    /// Another endpoint for DynamoDB alone (DynamoDB Local, any DynamoDB-compatible engine); the emulator (or
+    /// --endpoint) still serves SQS.
+    #[arg(long, env = "NATTER_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+    /// An emulator already running (or `aws` for AWS itself) instead of starting one; it serves SQS, S3, SNS and,
+    /// unless --dynamodb-endpoint names another, DynamoDB.
+    #[arg(long, visible_alias = "sqs-endpoint", env = "AWS_ENDPOINT_URL")]
     pub endpoint: Option<String>,
     /// The SAM template.
     #[arg(long)]

@@ -8,6 +8,11 @@ pub async fn run(serve: Serve, endpoint: Option<String>) -> ExitCode {
     natter_core::lambda::lambda_runtime::tracing::init_default_subscriber();
     let mut opts = LocalOptions::new(endpoint);
     opts.account = serve.account;
+    opts.dynamodb_endpoint = serve.dynamodb_endpoint;
+    opts.limits = natter_local::gateway::AccountLimits {
+        connects_per_sec: serve.connect_rate,
+        management_per_sec: serve.management_rate,
+    };
     opts.host = serve.host;
     opts.port = serve.port;
     if let Some(t) = serve.template {

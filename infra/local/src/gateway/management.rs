@@ -29,7 +29,12 @@ pub(super) async fn post_to_connection(
         Ok(c) => c,
         Err(r) => return *r,
     };
+    if let Some(refused) = over_rate(&gw) {
+        return refused;
+    }
     if body.len() > MAX_MESSAGE_BYTES {
+        gw.undelivered.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(connection = %id, bytes = body.len(), "@connections post over 128 KB refused (413)");
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             [("x-amzn-ErrorType", "PayloadTooLargeException")],
@@ -72,4 +77,20 @@ pub(super) async fn delete_connection(
         }
         Err(r) => *r,
     }
+}
+
+/// The account's `@connections` rate, if natter-local enforces one: 429 `TooManyRequestsException` beyond it.
+fn over_rate(gw: &Gateway) -> Option<Response> {
+    let bucket = gw.management.as_ref()?;
+    if lock(bucket).take(tokio::time::Instant::now()) {
+        return None;
+    }
+    Some(
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("x-amzn-ErrorType", "TooManyRequestsException")],
+            Json(json!({"message": "Too Many Requests"})),
+        )
+            .into_response(),
+    )
 }

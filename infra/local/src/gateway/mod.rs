@@ -42,6 +42,17 @@ pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 /// API Gateway's WebSocket message limit.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
+/// Account-level limits of API Gateway that natter-local enforces when set (per second, with a burst of the same).
+#[derive(Debug, Clone, Default)]
+pub struct AccountLimits {
+    /// New connections per second (AWS's default quota: 500 per account and region); beyond it an upgrade is
+    /// refused with 429.
+    pub connects_per_sec: Option<f64>,
+    /// `@connections` requests per second (they share the account's API Gateway throttle); beyond it a call gets
+    /// 429 `TooManyRequestsException`, which the SDK retries.
+    pub management_per_sec: Option<f64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
     pub idle_timeout: Duration,
@@ -51,6 +62,7 @@ pub struct GatewayOptions {
     pub account: String,
     /// `host:port` the API answers on (`requestContext.domainName`).
     pub domain: String,
+    pub limits: AccountLimits,
 }
 
 enum Outbound {
@@ -74,6 +86,10 @@ pub struct Gateway {
     collector: Arc<crate::stats::Collector>,
     connections: Mutex<HashMap<String, Arc<Conn>>>,
     throttle: Option<Mutex<TokenBucket>>,
+    connects: Option<Mutex<TokenBucket>>,
+    management: Option<Mutex<TokenBucket>>,
+    /// Messages over 128 KB that were not delivered (route responses and @connections posts).
+    undelivered: std::sync::atomic::AtomicU64,
     opts: GatewayOptions,
 }
 
@@ -116,6 +132,9 @@ impl Gateway {
             throttle: api
                 .rate_limit
                 .map(|rate| Mutex::new(TokenBucket::new(rate, api.burst_limit.unwrap_or(rate.ceil() as u64)))),
+            connects: opts.limits.connects_per_sec.map(TokenBucket::per_second),
+            management: opts.limits.management_per_sec.map(TokenBucket::per_second),
+            undelivered: Default::default(),
             api,
             connections: Mutex::new(HashMap::new()),
             opts,
@@ -131,6 +150,7 @@ impl Gateway {
             .collect();
         json!({
             "connections": self.connection_count(),
+            "undeliveredOver128Kb": self.undelivered.load(std::sync::atomic::Ordering::Relaxed),
             "functions": functions,
             "metrics": self.collector.samples(),
         })

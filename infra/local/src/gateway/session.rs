@@ -1,7 +1,7 @@
 //! A connection's life after the upgrade: each frame is routed and invoked, the route response goes back, the
 //! idle timeout and maximum duration close it, and `$disconnect` runs on every close.
 
-use super::{Conn, Gateway, Outbound, lock, new_request_id};
+use super::{Conn, Gateway, MAX_MESSAGE_BYTES, Outbound, lock, new_request_id};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
@@ -47,7 +47,13 @@ impl Gateway {
                 if route.responds
                     && let Some(text) = response.get("body").and_then(Value::as_str).filter(|b| !b.is_empty())
                 {
-                    let _ = conn.tx.send(Outbound::Text(text.to_owned()));
+                    if text.len() > MAX_MESSAGE_BYTES {
+                        // API Gateway never delivers a message over its limit; the client just gets no reply.
+                        warn!(route = %route.key, connection = %conn.id, bytes = text.len(), "route response over 128 KB not delivered");
+                        self.undelivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else {
+                        let _ = conn.tx.send(Outbound::Text(text.to_owned()));
+                    }
                 }
             }
             Err(e) => {

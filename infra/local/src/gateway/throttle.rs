@@ -1,4 +1,5 @@
-//! The stage's route throttling.
+//! Token buckets: the stage's route throttling, and the account's limits on new connections and on
+//! `@connections` calls.
 
 /// The stage's route throttling (`DefaultRouteSettings.ThrottlingRateLimit/BurstLimit`): a token bucket shared by
 /// every connection, as API Gateway applies it per stage. Frames over it get API Gateway's `Too Many Requests`
@@ -20,6 +21,11 @@ impl TokenBucket {
             tokens: burst,
             last: tokio::time::Instant::now(),
         }
+    }
+
+    /// `rate` a second with a burst of one second's worth, behind a lock (the account-level limits).
+    pub fn per_second(rate: f64) -> std::sync::Mutex<Self> {
+        std::sync::Mutex::new(Self::new(rate, rate.ceil() as u64))
     }
 
     /// Takes a token at `now` if there is one.

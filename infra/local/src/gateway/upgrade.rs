@@ -36,6 +36,12 @@ pub(super) async fn upgrade(
         // Not an upgrade: a browser. Show it the reference web client.
         Err(_) => return crate::web::index(),
     };
+    // The account's quota of new connections per second, if natter-local enforces one.
+    if let Some(bucket) = &gw.connects
+        && !lock(bucket).take(tokio::time::Instant::now())
+    {
+        return message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
     let connection_id = new_connection_id();
     let connected_at = natter_core::now_ms();
     let source_ip = headers
