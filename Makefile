@@ -46,6 +46,7 @@ lint: $(STAMP)
 	sam validate --lint
 	cfn-lint
 	infra/lint/selftest.sh
+	python infra/deploy_test.py
 
 fmt:
 	$(CARGO) fmt --all 2> >(grep -v imports_granularity >&2)

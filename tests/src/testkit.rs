@@ -15,7 +15,7 @@ use natter_core::{aws::AwsApp, aws::DynamoStore, config::Config, meter::Meter};
 use natter_local::{
     emulator::{self, Emulator, Kind, sdk_for},
     process::workspace_root,
-    provision::provision,
+    provision::{Clients, provision},
     stack::{FunctionSpec, Naming, Stack},
     template::Template,
 };
@@ -85,15 +85,19 @@ impl TestStack {
         naming.prefix = format!("t{}n{}_", std::process::id(), PREFIX.fetch_add(1, Ordering::Relaxed));
         naming.gateway = gateway.map(str::to_owned);
         // Handler tests run the presence consumer themselves; the queue's debounce delay is natter-local's to test.
-        let params = HashMap::from([
-            ("JwtSecret".to_owned(), TEST_SECRET.to_owned()),
-            ("PresenceDelaySeconds".to_owned(), "0".to_owned()),
-        ]);
+        let params = HashMap::from([("PresenceDelaySeconds".to_owned(), "0".to_owned())]);
         let mut stack = Stack::new(template, naming, &params).expect("stack");
         let sdk = sdk_for(&endpoint).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        provision(&mut stack, &dynamo, &sqs, None).await.expect("provisioning");
+        let clients = Clients {
+            dynamodb: dynamo.clone(),
+            sqs: sqs.clone(),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+        };
+        provision(&mut stack, &clients, None, TEST_SECRET)
+            .await
+            .expect("provisioning");
         Self {
             stack,
             endpoint,

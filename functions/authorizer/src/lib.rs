@@ -13,10 +13,25 @@ use tracing::{info, warn};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Reads `JWT_SECRET` at init; a secret shorter than 32 bytes stops the function from starting.
-pub fn verifier_from_env() -> Result<TokenVerifier, Error> {
-    let secret = std::env::var("JWT_SECRET").map_err(|_| "environment variable JWT_SECRET is not set")?;
-    Ok(TokenVerifier::new(secret.as_bytes())?)
+/// Fetches the signing key at init from AWS Secrets Manager (the secret `JWT_SECRET_ARN` names): never from a
+/// plain environment variable, where anyone who can read the function's configuration would see it. A missing
+/// secret, or one shorter than 32 bytes, stops the function from starting.
+pub async fn verifier_from_secret() -> Result<TokenVerifier, Error> {
+    let arn = std::env::var("JWT_SECRET_ARN").map_err(|_| "environment variable JWT_SECRET_ARN is not set")?;
+    let sdk = natter_core::aws::sdk_config().await;
+    let secret = aws_sdk_secretsmanager::Client::new(&sdk)
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "could not read the token secret {arn}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })?;
+    let value = secret.secret_string().ok_or("the token secret has no string value")?;
+    Ok(TokenVerifier::new(value.as_bytes())?)
 }
 
 fn policy(effect: IamPolicyEffect, resource: &str) -> ApiGatewayCustomAuthorizerPolicy {

@@ -137,6 +137,7 @@ where
     };
     if !app.admit(&caller.connection, arrived).await {
         warn!(connection = %caller.connection, "frame over the connection's rate limit");
+        app.meter.count_error_frame(ErrorCode::RateLimited.as_str());
         let frame = ServerFrame::Error(frames::ErrorReply {
             code: ErrorCode::RateLimited,
             message: format!(
@@ -149,7 +150,10 @@ where
     }
     let request = match parsed {
         Ok(r) => r,
-        Err(refusal) => return reply(&refusal.into_reply()),
+        Err(refusal) => {
+            app.meter.count_error_frame(refusal.code.as_str());
+            return reply(&refusal.into_reply());
+        }
     };
     let action = request.frame.action();
     app.meter.set_kind(request.frame.kind());
@@ -168,6 +172,7 @@ where
                 }
                 Failure::Rejected(r) => warn!(reason = %r, action, "refused"),
             }
+            app.meter.count_error_frame(failure.code().as_str());
             let frame = ServerFrame::Error(frames::ErrorReply {
                 code: failure.code(),
                 message: failure.client_message(),

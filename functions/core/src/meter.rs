@@ -26,6 +26,10 @@ struct Counters {
     busy_since: Option<Instant>,
     busy: Duration,
     kind: Option<String>,
+    /// Error frames answered, by code (`unavailable`, `internal`, ...).
+    error_frames: BTreeMap<String, u64>,
+    /// AWS call attempts refused with throttling (the SDK retries them; a persistent one becomes `unavailable`).
+    throttled: u64,
 }
 
 /// The counters of one function's invocations, shared by the Lambda glue and the SDK interceptors.
@@ -101,6 +105,16 @@ impl Meter {
         });
     }
 
+    /// Counts an error frame the invocation answered.
+    pub fn count_error_frame(&self, code: &str) {
+        self.with(|c| *c.error_frames.entry(code.to_owned()).or_default() += 1);
+    }
+
+    /// Counts an AWS call attempt refused with throttling.
+    pub fn count_throttled(&self) {
+        self.with(|c| c.throttled += 1);
+    }
+
     /// Ends an invocation: writes its EMF line (to stdout, where Lambda sends it to CloudWatch) and returns it.
     pub fn finish(&self, started: Instant, default_kind: &str, records: usize) -> String {
         let sample = self.with(|c| {
@@ -119,6 +133,8 @@ impl Meter {
                 model_read_units: c.model_read_units,
                 model_write_units: c.model_write_units,
                 calls: std::mem::take(&mut c.calls),
+                error_frames: std::mem::take(&mut c.error_frames),
+                throttled: c.throttled,
             }
         });
         let line = sample.to_emf();
@@ -143,6 +159,12 @@ pub struct Sample {
     #[serde(default)]
     pub model_write_units: f64,
     pub calls: BTreeMap<String, u64>,
+    /// Error frames by code.
+    #[serde(default)]
+    pub error_frames: BTreeMap<String, u64>,
+    /// AWS call attempts refused with throttling.
+    #[serde(default)]
+    pub throttled: u64,
 }
 
 /// The plain metrics of an EMF line, in the order they are declared.
@@ -185,11 +207,22 @@ impl Sample {
             metrics.push(json!({"Name": metric, "Unit": "Count"}));
             root.insert(metric, (*n).into());
         }
+        // What the alarms watch is also published without dimensions: one metric for the whole deployment.
+        let mut totals = vec![json!({"Name": "Throttled", "Unit": "Count"})];
+        root.insert("Throttled".into(), self.throttled.into());
+        for (code, n) in &self.error_frames {
+            let metric = format!("ErrorFrames.{code}");
+            totals.push(json!({"Name": metric, "Unit": "Count"}));
+            root.insert(metric, (*n).into());
+        }
         root.insert(
             "_aws".into(),
             json!({
                 "Timestamp": crate::now_ms(),
-                "CloudWatchMetrics": [{"Namespace": "natter", "Dimensions": [["Function", "Kind"]], "Metrics": metrics}],
+                "CloudWatchMetrics": [
+                    {"Namespace": "natter", "Dimensions": [["Function", "Kind"]], "Metrics": metrics},
+                    {"Namespace": "natter", "Dimensions": [[]], "Metrics": totals},
+                ],
             }),
         );
         Value::Object(root).to_string()
@@ -219,6 +252,12 @@ impl Sample {
             model_read_units: num("ModelReadUnits"),
             model_write_units: num("ModelWriteUnits"),
             calls,
+            error_frames: v
+                .as_object()?
+                .iter()
+                .filter_map(|(k, n)| Some((k.strip_prefix("ErrorFrames.")?.to_owned(), n.as_u64()?)))
+                .collect(),
+            throttled: num("Throttled") as u64,
         })
     }
 
@@ -244,6 +283,15 @@ impl Sample {
                     (delta > 0).then(|| (op.clone(), delta))
                 })
                 .collect(),
+            error_frames: self
+                .error_frames
+                .iter()
+                .filter_map(|(code, n)| {
+                    let delta = n.saturating_sub(before.error_frames.get(code).copied().unwrap_or(0));
+                    (delta > 0).then(|| (code.clone(), delta))
+                })
+                .collect(),
+            throttled: self.throttled.saturating_sub(before.throttled),
         }
     }
 
@@ -260,6 +308,10 @@ impl Sample {
         for (k, n) in &other.calls {
             *self.calls.entry(k.clone()).or_default() += n;
         }
+        for (k, n) in &other.error_frames {
+            *self.error_frames.entry(k.clone()).or_default() += n;
+        }
+        self.throttled += other.throttled;
     }
 }
 
@@ -276,6 +328,8 @@ mod tests {
         meter.count_call("DynamoDB.PutItem".into());
         meter.count_call("DynamoDB.PutItem".into());
         meter.call_ended((0.0, 2.0), (0.0, 2.0));
+        meter.count_error_frame("unavailable");
+        meter.count_throttled();
         let line = meter.finish(started, "send", 1);
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "natter");
@@ -290,6 +344,10 @@ mod tests {
             ("natter-send", "send.direct", 1, 2)
         );
         assert_eq!((s.write_units, s.model_write_units), (2.0, 2.0));
+        assert_eq!((s.error_frames["unavailable"], s.throttled), (1, 1));
+        let totals = &v["_aws"]["CloudWatchMetrics"][1];
+        assert_eq!(totals["Dimensions"], json!([[]]), "alarm metrics have no dimensions");
+        assert_eq!(v["ErrorFrames.unavailable"], 1);
         assert!(Sample::parse("INFO not a metric").is_none());
     }
 

@@ -4,7 +4,7 @@
 use crate::{
     gateway::{Gateway, GatewayOptions},
     poller::Mapping,
-    provision::{ProvisionError, provision},
+    provision::{Clients, ProvisionError, provision},
     proxy::{EmulatorProxy, Upstreams},
     runtime::{Function, LogSink, RuntimeOptions},
     stack::{Naming, Stack},
@@ -20,10 +20,7 @@ pub fn dev_secret() -> String {
 
 /// Parameters natter-local gives the template unless told otherwise.
 pub fn local_parameter_defaults() -> HashMap<String, String> {
-    HashMap::from([
-        ("JwtSecret".to_owned(), dev_secret()),
-        ("PresenceDelaySeconds".to_owned(), "2".to_owned()),
-    ])
+    HashMap::from([("PresenceDelaySeconds".to_owned(), "2".to_owned())])
 }
 
 #[derive(Clone)]
@@ -38,6 +35,9 @@ pub struct LocalOptions {
     pub limits: crate::gateway::AccountLimits,
     /// Another endpoint for DynamoDB alone (DynamoDB Local, a second emulator); `endpoint` serves the rest.
     pub dynamodb_endpoint: Option<String>,
+    /// The key connection tokens are signed with: the value of the secret the template creates, and what
+    /// `/_natter/token` signs with.
+    pub jwt_secret: String,
     /// The account id local ARNs name (the emulator's; provisioning reads queue ARNs back from it anyway).
     pub account: String,
     pub bin_dir: PathBuf,
@@ -65,6 +65,7 @@ impl LocalOptions {
             port: 3001,
             endpoint,
             dynamodb_endpoint: None,
+            jwt_secret: dev_secret(),
             limits: Default::default(),
             account: crate::emulator::DEFAULT_ACCOUNT.into(),
             bin_dir: root.join("target/debug"),
@@ -148,13 +149,12 @@ impl Local {
             None => sdk.clone(),
         };
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        provision(
-            &mut stack,
-            &aws_sdk_dynamodb::Client::new(&dynamo_sdk),
-            &sqs,
-            opts.max_visibility,
-        )
-        .await?;
+        let clients = Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(&dynamo_sdk),
+            sqs: sqs.clone(),
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+        };
+        provision(&mut stack, &clients, opts.max_visibility, &opts.jwt_secret).await?;
 
         // The functions and pollers reach the emulator through the proxy (kept-alive connections, DynamoDB to its
         // own endpoint if it has one, faults on demand).
@@ -243,9 +243,7 @@ impl Local {
         );
         let redriver = crate::redrive::Redriver::new(&stack, sqs.clone());
         let mut router = gateway.router().merge(redriver.clone().control());
-        if let Some(secret) = parameters.get("JwtSecret") {
-            router = router.merge(crate::web::router(secret.clone()));
-        }
+        router = router.merge(crate::web::router(opts.jwt_secret.clone()));
         if let Some(p) = &proxy {
             router = router.merge(crate::proxy::control(p.faults.clone()));
         }

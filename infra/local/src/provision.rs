@@ -22,6 +22,8 @@ pub enum ProvisionError {
     Queue { queue: String, message: String },
     #[error(transparent)]
     Template(#[from] crate::template::TemplateError),
+    #[error("secret {secret}: {message}")]
+    Secret { secret: String, message: String },
 }
 
 fn table_err(t: &TableSpec, e: impl std::fmt::Display) -> ProvisionError {
@@ -230,14 +232,32 @@ async fn create_queue(
     Ok((url, arn))
 }
 
-/// Provisions every table and queue, then records the queue URLs the emulator gave in the stack.
-/// `max_visibility` caps queue visibility timeouts, so that locally a failed job returns in seconds.
+/// The clients provisioning uses: DynamoDB may be another endpoint than the rest.
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+/// Provisions every table, queue and secret, then records what the emulator gave (queue URLs and ARNs, secret
+/// ARNs) in the stack. `max_visibility` caps queue visibility timeouts, so that locally a failed job returns in
+/// seconds; every secret the template creates holds `secret_value` (the local token signing key).
 pub async fn provision(
     stack: &mut Stack,
-    dynamo: &aws_sdk_dynamodb::Client,
-    sqs: &aws_sdk_sqs::Client,
+    clients: &Clients,
     max_visibility: Option<u64>,
+    secret_value: &str,
 ) -> Result<(), ProvisionError> {
+    let (dynamo, sqs) = (&clients.dynamodb, &clients.sqs);
+    for s in stack.secrets()? {
+        let arn = put_secret(&clients.secrets, &s.name, secret_value)
+            .await
+            .map_err(|message| ProvisionError::Secret {
+                secret: s.name.clone(),
+                message,
+            })?;
+        stack.set_secret_arn(&s.logical_id, &arn);
+    }
     let tables = stack.tables()?;
     futures::future::try_join_all(tables.iter().map(|t| create_table(dynamo, t))).await?;
     // Dead-letter queues first: a redrive policy must name an existing queue, by the ARN the emulator gave it
@@ -254,4 +274,25 @@ pub async fn provision(
         stack.set_queue(&q.logical_id, &url, arn.as_deref());
     }
     Ok(())
+}
+
+/// Creates the secret, or gives an existing one the value; its ARN.
+async fn put_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) -> Result<String, String> {
+    fn text(e: impl std::error::Error) -> String {
+        aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()
+    }
+    match client.create_secret().name(name).secret_string(value).send().await {
+        Ok(out) => Ok(out.arn.unwrap_or_default()),
+        Err(e) if e.as_service_error().is_some_and(|x| x.is_resource_exists_exception()) => {
+            let out = client
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value)
+                .send()
+                .await
+                .map_err(text)?;
+            Ok(out.arn.unwrap_or_default())
+        }
+        Err(e) => Err(text(e)),
+    }
 }

@@ -248,7 +248,8 @@ impl Resolver<'_> {
             .ok_or_else(|| invalid(format!("!GetAtt {resource}.{attribute} is not known locally")))
     }
 
-    fn condition(&self, name: &str) -> Result<bool, TemplateError> {
+    /// Whether the template's condition `name` holds.
+    pub fn condition(&self, name: &str) -> Result<bool, TemplateError> {
         let c = self
             .template
             .doc

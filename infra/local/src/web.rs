@@ -47,7 +47,7 @@ struct TokenQuery {
     user: String,
 }
 
-/// Routes of the web client; `secret` signs the development tokens (the stack's `JwtSecret`).
+/// Routes of the web client; `secret` signs the development tokens (the value natter-local gives the stack's token secret).
 pub fn router(secret: String) -> Router {
     Router::new().route("/_natter/web/{file}", get(script)).route(
         "/_natter/token",

@@ -33,6 +33,14 @@ use aws_smithy_runtime_api::{
 };
 use aws_smithy_types::config_bag::ConfigBag;
 
+/// Error codes of a refused attempt that mean "slow down".
+const THROTTLING: [&str; 4] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+];
+
 /// Consumed capacity as (read, write) units, by the kind of operation that reported it.
 fn split(op: &str, capacity: &[ConsumedCapacity]) -> (f64, f64) {
     let units: f64 = capacity.iter().filter_map(|c| c.capacity_units()).sum();
@@ -126,6 +134,26 @@ impl Intercept for Accounting {
             BatchWriteItemInput,
             TransactWriteItemsInput
         );
+        Ok(())
+    }
+
+    // Per attempt: the SDK retries throttling, so the execution's outcome would hide every attempt it absorbed.
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(r) = context.response()
+            && (r.status().as_u16() == 400 || r.status().as_u16() == 429)
+            && r.body().bytes().is_some_and(|b| {
+                THROTTLING
+                    .iter()
+                    .any(|code| b.windows(code.len()).any(|w| w == code.as_bytes()))
+            })
+        {
+            self.meter.count_throttled();
+        }
         Ok(())
     }
 
