@@ -64,6 +64,12 @@ pub fn options() -> (LocalOptions, Logs) {
     o.concurrency = 4;
     o.pollers = 1;
     o.max_visibility = Some(1);
+    // `make test` runs the end-to-end suite a second time with DynamoDB's read lag.
+    o.read_lag = std::env::var("NATTER_LOCAL_READ_LAG_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis);
     let logs = Logs::default();
     let sink = logs.clone();
     o.log = Arc::new(move |f, line| {

@@ -15,7 +15,7 @@ use natter_core::{aws::AwsApp, aws::DynamoStore, config::Config, meter::Meter};
 use natter_local::{
     emulator::{self, Emulator, Kind, sdk_for},
     process::workspace_root,
-    provision::{Clients, provision},
+    provision::{Clients, ProvisionOptions, provision},
     stack::{FunctionSpec, Naming, Stack},
     template::Template,
 };
@@ -95,9 +95,11 @@ impl TestStack {
             sqs: sqs.clone(),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
         };
-        provision(&mut stack, &clients, None, TEST_SECRET)
-            .await
-            .expect("provisioning");
+        let opts = ProvisionOptions {
+            secret_value: TEST_SECRET.to_owned(),
+            ..Default::default()
+        };
+        provision(&mut stack, &clients, &opts).await.expect("provisioning");
         Self {
             stack,
             endpoint,

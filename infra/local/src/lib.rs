@@ -12,12 +12,15 @@
 //! - [`emulator`]: the embedded emulator (moto_server from the project's .venv) and SDK configurations for one.
 //! - [`process`]: the workspace root, free ports, child processes that die with natter-local.
 //! - [`redrive`]: moving dead-lettered jobs back to their queue.
+//! - [`lag`]: read lag as DynamoDB has it (a replica of every table, fed from the tables' streams, serves the
+//!   eventually consistent reads `--read-lag` behind).
 //! - [`proxy`]: between the functions and the emulator: kept-alive connections, and faults injected on purpose.
 //! - [`web`]: the reference web client, served at `/` to browsers, and its development tokens.
 
 pub mod coldstart;
 pub mod emulator;
 pub mod gateway;
+pub mod lag;
 pub mod local;
 pub mod poller;
 pub mod process;

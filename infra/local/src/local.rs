@@ -2,9 +2,10 @@
 //! the gateway, all from template.yaml.
 
 use crate::{
+    lag::Replica,
     gateway::{Gateway, GatewayOptions},
     poller::Mapping,
-    provision::{Clients, ProvisionError, provision},
+    provision::{Clients, ProvisionError, ProvisionOptions, provision},
     proxy::{EmulatorProxy, Upstreams},
     runtime::{Function, LogSink, RuntimeOptions},
     stack::{Naming, Stack},
@@ -33,6 +34,10 @@ pub struct LocalOptions {
     pub endpoint: Option<String>,
     /// API Gateway's account-level limits to enforce (off unless set).
     pub limits: crate::gateway::AccountLimits,
+    /// Eventually consistent reads see the tables this long ago (`--read-lag`), as on DynamoDB; `None`: no lag.
+    pub read_lag: Option<Duration>,
+    /// The emulator the read-lag replica runs on.
+    pub replica_kind: crate::emulator::Kind,
     /// Another endpoint for DynamoDB alone (DynamoDB Local, a second emulator); `endpoint` serves the rest.
     pub dynamodb_endpoint: Option<String>,
     /// The key connection tokens are signed with: the value of the secret the template creates, and what
@@ -65,6 +70,8 @@ impl LocalOptions {
             port: 3001,
             endpoint,
             dynamodb_endpoint: None,
+            read_lag: None,
+            replica_kind: crate::emulator::Kind::from_env().unwrap_or_default(),
             jwt_secret: dev_secret(),
             limits: Default::default(),
             account: crate::emulator::DEFAULT_ACCOUNT.into(),
@@ -94,6 +101,8 @@ pub enum LocalError {
     Listen(String, std::io::Error),
     #[error("function binary {0} is missing; build them with `cargo build --workspace --bins` (or `make dev`)")]
     MissingBinary(String),
+    #[error("the read-lag replica: {0}")]
+    Replica(#[from] crate::lag::LagError),
     #[error("function {0} failed to start: {1}")]
     Start(String, String),
 }
@@ -107,6 +116,8 @@ pub struct Local {
     pub emulator: Option<String>,
     /// Between the functions and the emulator (none against AWS): its faults break the backend on purpose.
     pub proxy: Option<EmulatorProxy>,
+    /// The replica eventual reads go to when read lag is on.
+    pub replica: Option<Replica>,
     /// Moves dead-lettered jobs back (`natter-local redrive`).
     pub redriver: crate::redrive::Redriver,
     pub stack: Stack,
@@ -154,8 +165,25 @@ impl Local {
             sqs: sqs.clone(),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
         };
-        provision(&mut stack, &clients, opts.max_visibility, &opts.jwt_secret).await?;
+        provision(
+            &mut stack,
+            &clients,
+            &ProvisionOptions {
+                max_visibility: opts.max_visibility,
+                secret_value: opts.jwt_secret.clone(),
+                streams: opts.read_lag.is_some(),
+            },
+        )
+        .await?;
 
+        // Read lag: a replica of every table, `read_lag` behind, serves the eventual reads.
+        let replica = match (opts.read_lag, &opts.endpoint) {
+            (Some(lag), Some(_)) => {
+                let primary = opts.dynamodb_endpoint.clone().or(opts.endpoint.clone()).unwrap_or_default();
+                Some(Replica::start(opts.replica_kind, &opts.account, &primary, &stack.tables()?, lag).await?)
+            }
+            _ => None,
+        };
         // The functions and pollers reach the emulator through the proxy (kept-alive connections, DynamoDB to its
         // own endpoint if it has one, faults on demand).
         let proxy = match &opts.endpoint {
@@ -163,6 +191,7 @@ impl Local {
                 EmulatorProxy::start(&Upstreams {
                     default: e.clone(),
                     dynamodb: opts.dynamodb_endpoint.clone(),
+                    replica: replica.as_ref().map(|r| r.endpoint.clone()),
                 })
                 .await
                 .map_err(|e| LocalError::Listen("the emulator proxy".into(), e))?,
@@ -261,6 +290,7 @@ impl Local {
             management_url: format!("{http}/{stage}"),
             emulator: opts.endpoint.clone(),
             proxy,
+            replica,
             redriver,
             stack,
             functions,
@@ -285,6 +315,9 @@ impl Local {
         }
         if let Some(p) = self.proxy {
             p.stop().await;
+        }
+        if let Some(r) = self.replica {
+            r.stop().await;
         }
     }
 

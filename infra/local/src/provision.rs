@@ -1,5 +1,5 @@
-//! Creates every table and queue of the template in the emulator, idempotently: keys, indexes, TTL, billing mode,
-//! queue attributes and the redrive policy to each dead-letter queue.
+//! Creates every table, queue and secret of the template in the emulator, idempotently: keys, indexes, TTL, billing
+//! mode, queue attributes and the redrive policy to each dead-letter queue.
 
 use crate::{
     stack::{QueueSpec, Stack, TableSpec},
@@ -7,7 +7,8 @@ use crate::{
 };
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex, Projection,
-    ProjectionType, ProvisionedThroughput, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ProvisionedThroughput, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
@@ -75,7 +76,18 @@ fn throughput(t: &TableSpec, v: &Value) -> Result<Option<ProvisionedThroughput>,
     ))
 }
 
-async fn create_table(dynamo: &aws_sdk_dynamodb::Client, t: &TableSpec) -> Result<(), ProvisionError> {
+/// Creates the tables (idempotently), with a stream of new images when `streams` (what the read-lag replica
+/// follows).
+pub async fn create_tables(
+    dynamo: &aws_sdk_dynamodb::Client,
+    tables: &[TableSpec],
+    streams: bool,
+) -> Result<(), ProvisionError> {
+    futures::future::try_join_all(tables.iter().map(|t| create_table(dynamo, t, streams))).await?;
+    Ok(())
+}
+
+async fn create_table(dynamo: &aws_sdk_dynamodb::Client, t: &TableSpec, streams: bool) -> Result<(), ProvisionError> {
     let p = &t.properties;
     let attributes = p["AttributeDefinitions"]
         .as_array()
@@ -101,6 +113,15 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, t: &TableSpec) -> Resul
             BillingMode::Provisioned
         })
         .set_provisioned_throughput(throughput(t, &p["ProvisionedThroughput"])?);
+    if streams {
+        req = req.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(|e| table_err(t, e))?,
+        );
+    }
     for g in p["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
         req = req.global_secondary_indexes(
             GlobalSecondaryIndex::builder()
@@ -239,15 +260,21 @@ pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
 }
 
+/// How to provision.
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionOptions {
+    /// Caps queue visibility timeouts, so that locally a failed job returns in seconds.
+    pub max_visibility: Option<u64>,
+    /// The value of every secret the template creates (the local token signing key).
+    pub secret_value: String,
+    /// Tables get a stream of new images (for the read-lag replica).
+    pub streams: bool,
+}
+
 /// Provisions every table, queue and secret, then records what the emulator gave (queue URLs and ARNs, secret
-/// ARNs) in the stack. `max_visibility` caps queue visibility timeouts, so that locally a failed job returns in
-/// seconds; every secret the template creates holds `secret_value` (the local token signing key).
-pub async fn provision(
-    stack: &mut Stack,
-    clients: &Clients,
-    max_visibility: Option<u64>,
-    secret_value: &str,
-) -> Result<(), ProvisionError> {
+/// ARNs) in the stack.
+pub async fn provision(stack: &mut Stack, clients: &Clients, opts: &ProvisionOptions) -> Result<(), ProvisionError> {
+    let (max_visibility, secret_value) = (opts.max_visibility, opts.secret_value.as_str());
     let (dynamo, sqs) = (&clients.dynamodb, &clients.sqs);
     for s in stack.secrets()? {
         let arn = put_secret(&clients.secrets, &s.name, secret_value)
@@ -258,8 +285,7 @@ pub async fn provision(
             })?;
         stack.set_secret_arn(&s.logical_id, &arn);
     }
-    let tables = stack.tables()?;
-    futures::future::try_join_all(tables.iter().map(|t| create_table(dynamo, t))).await?;
+    create_tables(dynamo, &stack.tables()?, opts.streams).await?;
     // Dead-letter queues first: a redrive policy must name an existing queue, by the ARN the emulator gave it
     // (so the policies are resolved again once those ARNs are known).
     let has_redrive = |q: &QueueSpec| q.properties.get("RedrivePolicy").is_some();

@@ -144,11 +144,13 @@ impl Fault {
     }
 }
 
-/// Where the proxy forwards: every call to `default`, DynamoDB's to `dynamodb` when it is set.
+/// Where the proxy forwards: every call to `default`, DynamoDB's to `dynamodb` when it is set, and DynamoDB's
+/// eventually consistent reads to `replica` when read lag is on (`lag.rs`).
 #[derive(Debug, Clone)]
 pub struct Upstreams {
     pub default: String,
     pub dynamodb: Option<String>,
+    pub replica: Option<String>,
 }
 
 impl Upstreams {
@@ -156,6 +158,7 @@ impl Upstreams {
         Self {
             default: endpoint.to_owned(),
             dynamodb: None,
+            replica: None,
         }
     }
 }
@@ -164,6 +167,7 @@ impl Upstreams {
 struct Proxy {
     default: Uri,
     dynamodb: Uri,
+    replica: Option<Uri>,
     client: Client<HttpConnector, Full<Bytes>>,
     faults: Arc<Faults>,
 }
@@ -194,6 +198,7 @@ impl EmulatorProxy {
         };
         let faults = Arc::new(Faults::default());
         let proxy = Proxy {
+            replica: upstreams.replica.as_deref().map(uri).transpose()?,
             default,
             dynamodb,
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -233,11 +238,13 @@ impl Drop for EmulatorProxy {
 }
 
 async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Body> {
-    let dynamodb = request
+    let operation = request
         .headers()
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("DynamoDB_"));
+        .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
+        .map(str::to_owned);
+    let dynamodb = operation.is_some();
     let (parts, body) = request.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return status(StatusCode::BAD_REQUEST, "could not read the request body");
@@ -246,7 +253,14 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
         return fault.response();
     }
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let upstream = if dynamodb { &p.dynamodb } else { &p.default };
+    let lagging = |op: &str| {
+        serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| crate::lag::eventual(op, &v))
+    };
+    let upstream = match (&operation, &p.replica) {
+        (Some(op), Some(replica)) if lagging(op) => replica,
+        (Some(_), _) => &p.dynamodb,
+        (None, _) => &p.default,
+    };
     let Ok(uri) = format!("{}{}", upstream.to_string().trim_end_matches('/'), path).parse::<Uri>() else {
         return status(StatusCode::BAD_REQUEST, "bad request path");
     };

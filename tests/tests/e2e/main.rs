@@ -11,6 +11,7 @@ mod groups;
 mod limits;
 mod presence;
 mod pulls;
+mod read_lag;
 mod reliability;
 mod security;
 mod soak;

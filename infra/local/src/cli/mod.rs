@@ -76,6 +76,10 @@ pub struct Serve {
     /// The account id of the local resources (the emulator natter-local starts is told to use it).
     #[arg(long, env = "NATTER_ACCOUNT", default_value = emulator::DEFAULT_ACCOUNT)]
     pub account: String,
+    /// Eventually consistent reads and index queries see the tables this many milliseconds ago, as on DynamoDB
+    /// (strongly consistent reads, conditions and transactions see the latest state); 0: no lag.
+    #[arg(long, env = "NATTER_LOCAL_READ_LAG_MS", default_value_t = 0)]
+    pub read_lag: u64,
     /// New connections per second the account accepts (AWS's default quota is 500); unset: no limit.
     #[arg(long)]
     pub connect_rate: Option<f64>,

@@ -9,6 +9,8 @@ pub async fn run(serve: Serve, endpoint: Option<String>) -> ExitCode {
     let mut opts = LocalOptions::new(endpoint);
     opts.account = serve.account;
     opts.dynamodb_endpoint = serve.dynamodb_endpoint;
+    opts.read_lag = (serve.read_lag > 0).then(|| Duration::from_millis(serve.read_lag));
+    opts.replica_kind = serve.emulator;
     opts.limits = natter_local::gateway::AccountLimits {
         connects_per_sec: serve.connect_rate,
         management_per_sec: serve.management_rate,
@@ -37,11 +39,16 @@ pub async fn run(serve: Serve, endpoint: Option<String>) -> ExitCode {
         }
     };
     println!(
-        "natter-local ready: {} (stage {}; @connections {}; emulator {}; token: natter-local token USER)",
+        "natter-local ready: {} (stage {}; @connections {}; emulator {}{}; token: natter-local token USER)",
         local.ws_url,
         local.stack.api().map(|a| a.stage).unwrap_or_default(),
         local.management_url,
         local.emulator.as_deref().unwrap_or("AWS"),
+        local
+            .replica
+            .as_ref()
+            .map(|r| format!(", reads lag {} ms", r.lag.as_millis()))
+            .unwrap_or_default(),
     );
     let _ = tokio::signal::ctrl_c().await;
     println!("natter-local: stopping");
