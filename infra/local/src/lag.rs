@@ -142,7 +142,11 @@ impl Http {
             )
             .body(Full::new(body.to_string().into()))
             .map_err(|e| e.to_string())?;
-        let response = self.0.request(request).await.map_err(|e| e.to_string())?;
+        // A call that hangs must not stop replication: it is given up and the next one goes on.
+        let response = tokio::time::timeout(Duration::from_secs(2), self.0.request(request))
+            .await
+            .map_err(|_| format!("{target}: no answer within 2 s"))?
+            .map_err(|e| e.to_string())?;
         let ok = response.status().is_success();
         let bytes = response
             .into_body()
@@ -163,6 +167,9 @@ struct Follower {
     table: String,
     lag: Duration,
 }
+
+/// The longest pause between two stream reads of an idle table.
+const MAX_IDLE_POLL: Duration = Duration::from_millis(160);
 
 /// A change seen on the stream, and when it may reach the replica.
 struct Change {
@@ -189,6 +196,9 @@ impl Follower {
         let mut shards: HashSet<String> = HashSet::new();
         let mut pending: VecDeque<Change> = VecDeque::new();
         let mut next_describe = Instant::now();
+        // Polling backs off while the table is idle (11 tables polled every 20 ms would be a load of their own on
+        // a slow emulator) and comes back at once when records flow: a change is seen at most `idle` late.
+        let mut idle = Duration::from_millis(20);
         loop {
             if *stop.borrow() {
                 return;
@@ -202,6 +212,7 @@ impl Follower {
                 }
             }
             let mut next = Vec::new();
+            let mut got = 0;
             for it in iterators.drain(..) {
                 match self
                     .http
@@ -214,6 +225,7 @@ impl Follower {
                 {
                     Ok(r) => {
                         let seen = Instant::now();
+                        got += r["Records"].as_array().map_or(0, Vec::len);
                         for record in r["Records"].as_array().into_iter().flatten() {
                             if let Some(change) = self.change(record, seen + self.lag) {
                                 pending.push_back(change);
@@ -236,10 +248,13 @@ impl Follower {
                     warn!(table = %self.table, error = %e, "could not apply a change to the replica");
                 }
             }
-            let wake = pending
-                .front()
-                .map(|c| c.due.min(Instant::now() + Duration::from_millis(20)))
-                .unwrap_or_else(|| Instant::now() + Duration::from_millis(20));
+            idle = if got > 0 {
+                Duration::from_millis(20)
+            } else {
+                (idle * 2).min(MAX_IDLE_POLL)
+            };
+            let poll = Instant::now() + idle;
+            let wake = pending.front().map(|c| c.due.min(poll)).unwrap_or(poll);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = stop.changed() => return,
@@ -335,7 +350,10 @@ mod tests {
     fn only_eventual_reads_and_index_queries_see_the_replica() {
         assert!(eventual("GetItem", &json!({"TableName": "t"})));
         assert!(!eventual("GetItem", &json!({"ConsistentRead": true})));
-        assert!(eventual("Query", &json!({"IndexName": "Inbox", "ConsistentRead": true})));
+        assert!(eventual(
+            "Query",
+            &json!({"IndexName": "Inbox", "ConsistentRead": true})
+        ));
         assert!(!eventual("Query", &json!({"ConsistentRead": true})));
         assert!(eventual("BatchGetItem", &json!({"RequestItems": {"a": {}, "b": {}}})));
         assert!(!eventual(

@@ -2,8 +2,8 @@
 //! the gateway, all from template.yaml.
 
 use crate::{
-    lag::Replica,
     gateway::{Gateway, GatewayOptions},
+    lag::Replica,
     poller::Mapping,
     provision::{Clients, ProvisionError, ProvisionOptions, provision},
     proxy::{EmulatorProxy, Upstreams},
@@ -179,7 +179,11 @@ impl Local {
         // Read lag: a replica of every table, `read_lag` behind, serves the eventual reads.
         let replica = match (opts.read_lag, &opts.endpoint) {
             (Some(lag), Some(_)) => {
-                let primary = opts.dynamodb_endpoint.clone().or(opts.endpoint.clone()).unwrap_or_default();
+                let primary = opts
+                    .dynamodb_endpoint
+                    .clone()
+                    .or(opts.endpoint.clone())
+                    .unwrap_or_default();
                 Some(Replica::start(opts.replica_kind, &opts.account, &primary, &stack.tables()?, lag).await?)
             }
             _ => None,

@@ -253,9 +253,8 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
         return fault.response();
     }
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let lagging = |op: &str| {
-        serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| crate::lag::eventual(op, &v))
-    };
+    let lagging =
+        |op: &str| serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| crate::lag::eventual(op, &v));
     let upstream = match (&operation, &p.replica) {
         (Some(op), Some(replica)) if lagging(op) => replica,
         (Some(_), _) => &p.dynamodb,
