@@ -22,6 +22,8 @@ struct Cli {
     serve: Serve,
 }
 
+// Parsed once at start-up: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the stack (the default).
