@@ -63,6 +63,8 @@ test: setup lint
 	$(CARGO) test --workspace --quiet
 	# The ports' contract on the other emulator too (the rest of the suite runs on the default, MiniStack).
 	NATTER_EMULATOR=moto $(CARGO) test -p natter-tests --test contract --quiet
+	# End to end again (the churn soak included) with DynamoDB's read lag, a second of it: what AWS can do.
+	NATTER_LOCAL_READ_LAG_MS=1000 $(CARGO) test -p natter-tests --test e2e --quiet
 	infra/fuzz.sh $(FUZZ_SMOKE_SECONDS)
 
 FUZZ_SECONDS ?= 600

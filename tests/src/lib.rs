@@ -113,11 +113,30 @@ pub struct Client {
     kept: VecDeque<Value>,
     next_id: usize,
     pub closed: Option<(u16, String)>,
+    /// The first sync page, answered right after connecting.
+    pub connect_sync: Option<Value>,
+    /// Message ids received so far: a repeat is dropped, as the protocol asks of clients, and counted.
+    seen: std::collections::HashSet<String>,
+    pub repeats: usize,
 }
 
 impl Client {
-    /// Connects as `user` with a valid token.
+    /// Connects as `user` with a valid token and, as the protocol asks of a client, syncs at once (the reply is
+    /// kept for the test to look at; the catch-up after it pushes what the sync could not see yet).
     pub async fn connect(url: &str, user: &str) -> Client {
+        let mut c = Self::connect_with(url, user, &token(user))
+            .await
+            .unwrap_or_else(|e| panic!("{user} could not connect: {e}"));
+        c.send(json!({"action": "sync", "requestId": "connect-sync"})).await;
+        let first = c
+            .wait_for("the sync after connecting", |v| v["requestId"] == "connect-sync")
+            .await;
+        c.connect_sync = Some(first);
+        c
+    }
+
+    /// Connects without the sync a client sends first: for tests of the gateway itself, which count frames.
+    pub async fn connect_raw(url: &str, user: &str) -> Client {
         Self::connect_with(url, user, &token(user))
             .await
             .unwrap_or_else(|e| panic!("{user} could not connect: {e}"))
@@ -132,6 +151,9 @@ impl Client {
                 kept: VecDeque::new(),
                 next_id: 0,
                 closed: None,
+                seen: Default::default(),
+                repeats: 0,
+                connect_sync: None,
             }),
             Err(tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
             Err(e) => panic!("connect: {e}"),
@@ -155,7 +177,15 @@ impl Client {
                 Err(_) => return None,
                 Ok(None) => return None,
                 Ok(Some(Ok(Message::Text(t)))) => {
-                    return Some(serde_json::from_str(&t).unwrap_or(Value::String(t.to_string())));
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::String(t.to_string()));
+                    if v["type"] == "message"
+                        && let Some(id) = v["messageId"].as_str()
+                        && !self.seen.insert(id.to_owned())
+                    {
+                        self.repeats += 1;
+                        continue;
+                    }
+                    return Some(v);
                 }
                 Ok(Some(Ok(Message::Close(f)))) => {
                     self.closed = Some(
@@ -205,6 +235,25 @@ impl Client {
         frame["requestId"] = id.clone().into();
         self.send(frame).await;
         self.wait_for("reply", |v| v["requestId"] == id.as_str()).await
+    }
+
+    /// Sends `frame` until its reply satisfies `pred` (within [`WAIT`]) and returns that reply: for reads served by
+    /// a DynamoDB index (the mailbox of `sync`, the groups of `group list`), which lag writes by a moment on AWS
+    /// and under natter-local's `--read-lag`.
+    pub async fn request_until(&mut self, frame: Value, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let reply = self.request(frame.clone()).await;
+            if pred(&reply) {
+                return reply;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: {what} never came; last {reply}",
+                self.user
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Sends a one-on-one message and returns the ack.

@@ -98,6 +98,9 @@ pub struct Settings {
     pub frame_limit: u64,
     /// The rate limit's window.
     pub frame_window_ms: i64,
+    /// How long after a `sync` its catch-up pushes what the sync could not see yet (longer than DynamoDB's index
+    /// lag, which is usually well under a second).
+    pub catch_up_delay_secs: i32,
 }
 
 impl Settings {
@@ -120,6 +123,7 @@ impl Default for Settings {
             max_friends: 1000,
             frame_limit: 100,
             frame_window_ms: 2000,
+            catch_up_delay_secs: 2,
         }
     }
 }
@@ -188,6 +192,7 @@ impl Config {
         vars.at_least("MAX_GROUP_MEMBERS", 1, &mut s.max_group_members)?;
         vars.num("FRAME_RATE_LIMIT", &mut s.frame_limit)?;
         vars.at_least("FRAME_RATE_WINDOW_MS", 1, &mut s.frame_window_ms)?;
+        vars.num("CATCH_UP_DELAY_SECONDS", &mut s.catch_up_delay_secs)?;
         Ok(Self {
             tables: Tables::from_lookup(&get)?,
             queues: Queues {

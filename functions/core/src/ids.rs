@@ -111,6 +111,11 @@ impl MessageId {
             .map_err(|_| FieldError::Invalid("a 26-character ULID"))
     }
 
+    /// The smallest id of a message stored at `at_ms`: every id stored at or after it sorts after it.
+    pub fn floor(at_ms: i64) -> Self {
+        Self(ulid::Ulid::from_parts(at_ms.max(0) as u64, 0))
+    }
+
     /// The server timestamp (epoch ms) the message was stored with: the sort key of its Messages item.
     pub fn timestamp(&self) -> i64 {
         self.0.timestamp_ms() as i64

@@ -2,7 +2,7 @@
 
 use crate::{
     frames::MessagePush,
-    ids::{ConnectionId, MessageId, UserId},
+    ids::{ConnectionId, GroupId, MessageId, UserId},
 };
 use serde::{Deserialize, Serialize};
 
@@ -46,12 +46,44 @@ pub struct PresenceJob {
     pub at: i64,
 }
 
+/// After a `sync`, push to that connection what the sync could not see yet: the mailbox is a global secondary
+/// index, which lags the table by a moment, and a group's fan-out reads presence that may not show a connection of
+/// the last moment. Queued delayed by `delay` seconds. It pushes the user's unacknowledged one-on-one messages
+/// stored between `since` and `at` (the sync) that the sync did not return, and the group messages after what the
+/// sync covered, up to when it runs. A push of a message the client has is harmless: clients drop repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatchUpJob {
+    pub user: UserId,
+    pub connection: ConnectionId,
+    /// When the sync ran (epoch ms).
+    pub at: i64,
+    /// The oldest message time the sync may have missed (epoch ms).
+    pub since: i64,
+    /// The last mailbox message the sync returned, when it read the mailbox to its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox_after: Option<MessageId>,
+    /// Each group's sequence the sync covered.
+    #[serde(default)]
+    pub groups: Vec<(GroupId, u64)>,
+    pub delay: i32,
+}
+
+/// What travels on the fan-out queue: pushes made after the fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PushJob {
+    Fanout(FanoutJob),
+    CatchUp(CatchUpJob),
+}
+
 /// Every job, with the queue it travels on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Job {
     Index(IndexJob),
     Fanout(FanoutJob),
+    CatchUp(CatchUpJob),
     Presence(PresenceJob),
 }
 
@@ -67,7 +99,7 @@ impl Job {
     pub fn queue(&self) -> QueueKind {
         match self {
             Self::Index(_) => QueueKind::Index,
-            Self::Fanout(_) => QueueKind::Fanout,
+            Self::Fanout(_) | Self::CatchUp(_) => QueueKind::Fanout,
             Self::Presence(_) => QueueKind::Presence,
         }
     }
@@ -75,7 +107,10 @@ impl Job {
     /// Seconds SQS should hide the job before delivering it, if not the queue's own delay (presence events use
     /// the PresenceQueue's `DelaySeconds`).
     pub fn delay_secs(&self) -> Option<i32> {
-        None
+        match self {
+            Self::CatchUp(j) => Some(j.delay),
+            _ => None,
+        }
     }
 
     pub fn to_json(&self) -> String {

@@ -65,8 +65,13 @@ pub trait PresenceStore: Send + Sync {
         max_expiry: i64,
     ) -> impl Future<Output = Res<Transition>> + Send;
 
-    /// Presence of the given users; users without a presence item are left out.
+    /// Presence of the given users; users without a presence item are left out. May lag the last connect or
+    /// disconnect by a moment (an eventually consistent read).
     fn presence(&self, users: &[UserId]) -> impl Future<Output = Res<HashMap<UserId, Presence>>> + Send;
+
+    /// As [`PresenceStore::presence`], seeing every connect and disconnect acknowledged before it (strongly
+    /// consistent, twice the price): for a decision a connection opened an instant ago must not miss.
+    fn presence_latest(&self, users: &[UserId]) -> impl Future<Output = Res<HashMap<UserId, Presence>>> + Send;
 
     /// A heartbeat: the user was seen now.
     fn touch(&self, user: &UserId, now: i64) -> impl Future<Output = Res<()>> + Send;

@@ -1,9 +1,10 @@
-//! SQS consumer of fan-out jobs: a group message to every online member's connections. Large groups are split
+//! SQS consumer of push jobs. Fan-out: a group message to every online member's connections; large groups are split
 //! into chunk jobs queued back here, so delivery runs in parallel; a chunk whose posts failed is retried (a member
-//! may get a message twice, never zero times; clients drop repeats by messageId).
+//! may get a message twice, never zero times; clients drop repeats by messageId). Catch-up: after a sync, what it
+//! could not see yet, pushed to that connection (`service/catch_up.rs`).
 
 use natter_core::{
-    jobs::FanoutJob,
+    jobs::PushJob,
     lambda::{self, LambdaEvent, SqsBatchResponse, SqsEvent},
     now_ms,
     ports::{JobQueue, Pusher, Store},
@@ -20,8 +21,11 @@ pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     Ok(
-        lambda::process_batch(&app.meter, event.payload, CONCURRENCY, |job: FanoutJob| async move {
-            app.fanout(&job, now_ms()).await
+        lambda::process_batch(&app.meter, event.payload, CONCURRENCY, |job: PushJob| async move {
+            match job {
+                PushJob::Fanout(j) => app.fanout(&j, now_ms()).await,
+                PushJob::CatchUp(j) => app.catch_up(&j, now_ms()).await,
+            }
         })
         .await,
     )

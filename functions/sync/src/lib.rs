@@ -18,7 +18,7 @@ pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
     Ok(lambda::frame_route(app, &event.payload, |caller, request| async move {
         match &request.frame {
             ClientFrame::Sync(s) => Ok(Answer::Frame(
-                app.sync(&caller.user, s.cursor.as_deref(), now_ms()).await?,
+                app.sync_connection(&caller, s.cursor.as_deref(), now_ms()).await?,
             )),
             ClientFrame::History(h) => {
                 let limit = h.limit.unwrap_or(HistoryFrame::DEFAULT_LIMIT) as usize;

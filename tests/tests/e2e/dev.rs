@@ -56,7 +56,15 @@ async fn the_binary_prints_its_url_serves_a_chat_and_stops_on_ctrl_c() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status:?}");
-    let port = emulator.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let port = emulator
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse::<u16>()
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),

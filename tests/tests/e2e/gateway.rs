@@ -42,7 +42,7 @@ async fn the_authorizer_refuses_bad_tokens_at_the_upgrade() {
 #[tokio::test]
 async fn unknown_actions_and_malformed_frames_get_error_frames_from_default() {
     let local = start().await;
-    let mut c = Client::connect(&local.ws_url, "alice").await;
+    let mut c = Client::connect_raw(&local.ws_url, "alice").await;
     let r = c.request(json!({"action": "dance"})).await;
     assert_eq!(
         (r["type"].as_str(), r["code"].as_str()),
@@ -57,7 +57,7 @@ async fn unknown_actions_and_malformed_frames_get_error_frames_from_default() {
 #[tokio::test]
 async fn a_frame_over_32_kb_closes_the_connection_with_1009() {
     let local = start().await;
-    let mut c = Client::connect(&local.ws_url, "alice").await;
+    let mut c = Client::connect_raw(&local.ws_url, "alice").await;
     c.send_text(format!(r#"{{"action":"send","body":"{}"}}"#, "x".repeat(33 * 1024)))
         .await;
     assert_eq!(c.closed_within(WAIT).await, Some(1009));
@@ -77,7 +77,7 @@ async fn management(url: &str) -> aws_sdk_apigatewaymanagement::Client {
 #[tokio::test]
 async fn connections_can_be_read_posted_to_and_deleted_and_unknown_ones_are_gone() {
     let local = start().await;
-    let mut c = Client::connect(&local.ws_url, "alice").await;
+    let mut c = Client::connect_raw(&local.ws_url, "alice").await;
     // The connection id is only known to the server side; find it in the registry.
     let conns = natter_tests::scan(&local, "ConnectionsTable").await;
     let id = conns[0]["connection_id"].as_s().unwrap().clone();
@@ -127,7 +127,7 @@ async fn an_idle_connection_is_closed() {
     let (mut o, _) = options();
     o.idle_timeout = Duration::from_millis(700);
     let local = natter_local::local::Local::start(o).await.unwrap();
-    let mut c = Client::connect(&local.ws_url, "alice").await;
+    let mut c = Client::connect_raw(&local.ws_url, "alice").await;
     assert_eq!(c.closed_within(Duration::from_secs(5)).await, Some(1001));
     local.stop().await;
 }
@@ -180,7 +180,7 @@ async fn a_crashing_or_hanging_function_gets_an_internal_error_and_the_server_ke
     let faulty = natter_local::process::workspace_root().join("target/debug/natter-faulty");
     o.binaries = HashMap::from([("DefaultFunction".to_owned(), faulty)]);
     let local = natter_local::local::Local::start(o).await.unwrap();
-    let mut c = Client::connect(&local.ws_url, "alice").await;
+    let mut c = Client::connect_raw(&local.ws_url, "alice").await;
 
     let r = c.request(json!({"action": "please-crash"})).await;
     assert_eq!(
@@ -196,7 +196,7 @@ async fn a_crashing_or_hanging_function_gets_an_internal_error_and_the_server_ke
     let r = c.request(json!({"action": "serving-again"})).await;
     assert_eq!(r["type"], "echo", "{r}");
     // Other routes were never affected.
-    let _bob = Client::connect(&local.ws_url, "bob").await;
+    let _bob = Client::connect_raw(&local.ws_url, "bob").await;
     assert_eq!(c.send_message("m1", "bob", "x").await["type"], "ack");
     let stats = local.function("DefaultFunction").stats();
     assert_eq!((stats.crashes, stats.timeouts), (1, 1));

@@ -36,8 +36,8 @@ async fn burst(c: &mut Client, tag: &str, n: usize) -> (usize, usize, Vec<Value>
 #[tokio::test]
 async fn a_connection_over_its_rate_is_answered_rate_limited_and_served_again_later() {
     let local = natter_tests::start().await;
-    let mut alice = Client::connect(&local.ws_url, "alice").await;
-    let mut bob = Client::connect(&local.ws_url, "bob").await;
+    let mut alice = Client::connect_raw(&local.ws_url, "alice").await;
+    let mut bob = Client::connect_raw(&local.ws_url, "bob").await;
 
     let (served, limited, other) = burst(&mut alice, "a", 250).await;
     assert!(other.is_empty(), "{other:?}");
@@ -88,7 +88,7 @@ async fn the_stages_route_throttling_answers_too_many_requests_before_any_functi
     opts.parameters.insert("ThrottlingRateLimit".into(), "5".into());
     opts.parameters.insert("ThrottlingBurstLimit".into(), "10".into());
     let local = Local::start(opts).await.expect("natter-local");
-    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let mut alice = Client::connect_raw(&local.ws_url, "alice").await;
     let before = local.function("DirectoryFunction").stats().invocations;
 
     for i in 0..40 {
@@ -121,8 +121,8 @@ async fn the_stages_route_throttling_answers_too_many_requests_before_any_functi
 #[tokio::test]
 async fn every_field_is_bounded_and_an_oversized_one_is_refused_without_writing() {
     let local = natter_tests::start().await;
-    let mut alice = Client::connect(&local.ws_url, "alice").await;
-    let _bob = Client::connect(&local.ws_url, "bob").await;
+    let mut alice = Client::connect_raw(&local.ws_url, "alice").await;
+    let _bob = Client::connect_raw(&local.ws_url, "bob").await;
     let ids: Vec<String> = (0..101).map(|_| ulid::Ulid::generate().to_string()).collect();
     let cases = [
         (

@@ -28,7 +28,8 @@ where
             return Ok(());
         }
         let senders: Vec<UserId> = by_sender.keys().cloned().collect();
-        let presence = self.store.presence(&senders).await?;
+        // Strong: a sender who connected a moment ago gets its receipt.
+        let presence = self.store.presence_latest(&senders).await?;
         let deliveries = by_sender.into_iter().map(|(sender, mut message_ids)| {
             message_ids.sort();
             let frame = ServerFrame::Receipt(ReceiptPush {

@@ -53,7 +53,14 @@ where
     }
 
     async fn deliver_to_members(&self, job: &FanoutJob, members: &[UserId], now: i64) -> Result<(), BackendError> {
-        let presence = self.store.presence(members).await?;
+        let mut presence = self.store.presence(members).await?;
+        // The sender's own other devices, read strongly: a device that connected a moment ago would miss what it
+        // sent from another (its catch-up skips one's own messages). One read unit per message, in the chunk that
+        // holds the sender; the other members' fresh connections get it from their sync's catch-up.
+        let sender = &job.message.from;
+        if members.contains(sender) {
+            presence.extend(self.store.presence_latest(std::slice::from_ref(sender)).await?);
+        }
         let refs: Vec<&UserId> = members.iter().collect();
         let targets = connections_of(&presence, &refs, job.exclude.as_ref(), now);
         let frame = ServerFrame::Message(job.message.clone()).to_json();

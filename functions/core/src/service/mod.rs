@@ -3,6 +3,7 @@
 //! (`index`, `fanout`, `presence`), on the ports it needs.
 
 mod ack;
+mod catch_up;
 mod connection;
 mod delivery;
 mod fanout;

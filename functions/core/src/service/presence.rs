@@ -52,9 +52,10 @@ where
     /// The presence-notify consumer: pushes the user's status to its online friends if it changed since the last
     /// push. Safe to repeat: a redelivered event finds the status already announced.
     pub async fn notify_presence(&self, job: &PresenceJob, now: i64) -> Result<(), BackendError> {
+        // Strong: the status that holds now decides what friends are told.
         let presence = self
             .store
-            .presence(std::slice::from_ref(&job.user))
+            .presence_latest(std::slice::from_ref(&job.user))
             .await?
             .remove(&job.user)
             .unwrap_or_default();

@@ -28,7 +28,7 @@ where
         let Some(up_to) = self.store.read_direct(reader, peer, up_to.map(|t| t.min(now))).await? else {
             return Ok(());
         };
-        let presence = self.store.presence(std::slice::from_ref(peer)).await?;
+        let presence = self.store.presence_latest(std::slice::from_ref(peer)).await?;
         let frame = ServerFrame::Receipt(ReceiptPush {
             status: ReceiptStatus::Read,
             by: reader.clone(),

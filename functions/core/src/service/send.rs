@@ -220,7 +220,8 @@ where
             self.queue.enqueue(&job).await?;
             self.store.finish(key, None).await
         };
-        let (report, finished) = futures::join!(self.deliver_direct(to, &targets, &push, now), queue_then_finish);
+        let (report, finished) =
+            futures::join!(self.deliver_direct(to, caller, &targets, &push, now), queue_then_finish);
         finished?;
         info!(message_id = %message.id, delivered = report.delivered, gone = report.gone, failed = report.failed, "sent");
         Ok(())
@@ -230,20 +231,22 @@ where
     /// and to any connection the recipient opened since. The lookup ran before the message was stored, so a
     /// recipient who reconnected in between, and whose `sync` ran before the message existed, would otherwise
     /// get it from neither: the recipient's presence is read again, now that the message is stored, alongside
-    /// the first pushes. Costs half a read unit; delays no push.
+    /// the first pushes, strongly consistent (an eventual read could miss that very connection). Costs one read
+    /// unit; delays no push.
     pub(super) async fn deliver_direct(
         &self,
         to: &UserId,
+        sender: &Caller,
         targets: &[(UserId, ConnectionId)],
         push: &str,
         now: i64,
     ) -> DeliveryReport {
-        let (mut report, again) = futures::join!(
-            self.deliver(targets, push, now),
-            self.store.presence(std::slice::from_ref(to))
-        );
+        // The sender's own other devices too: the lookup read their presence eventually, and one that connected
+        // a moment ago would otherwise miss what it sent from another device.
+        let both = [to.clone(), sender.user.clone()];
+        let (mut report, again) = futures::join!(self.deliver(targets, push, now), self.store.presence_latest(&both));
         let late: Vec<(UserId, ConnectionId)> = match again {
-            Ok(p) => connections_of(&p, &[to], None, now)
+            Ok(p) => connections_of(&p, &[to, &sender.user], Some(&sender.connection), now)
                 .into_iter()
                 .filter(|t| !targets.contains(t))
                 .collect(),

@@ -96,6 +96,15 @@ enum Source {
     Group(usize),
 }
 
+/// What a first sync page saw, for its catch-up.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SyncSeen {
+    /// The mailbox was read to its end, up to this message (`Some(None)`: it was empty).
+    pub inbox_to: Option<Option<MessageId>>,
+    /// Each group's sequence when the sync started: the sync covers everything up to it.
+    pub groups: Vec<(GroupId, u64)>,
+}
+
 struct Candidate {
     /// The merge key: time (non-decreasing within a source), then the source, then the place in the source, so
     /// that each source keeps its own order (the sequence within a group).
@@ -113,6 +122,17 @@ where
 {
     /// `sync` at `now`: messages past their retention are consumed without being returned.
     pub async fn sync(&self, user: &UserId, cursor: Option<&str>, now: i64) -> Result<ServerFrame, Failure> {
+        Ok(self.sync_page(user, cursor, now).await?.0)
+    }
+
+    /// A sync page and what it saw: what the catch-up after a first page need not push again.
+    pub(super) async fn sync_page(
+        &self,
+        user: &UserId,
+        cursor: Option<&str>,
+        now: i64,
+    ) -> Result<(ServerFrame, SyncSeen), Failure> {
+        let mut seen = SyncSeen::default();
         let (mut cur, conversations) = match cursor {
             None => {
                 let (sessions, groups) = futures::try_join!(
@@ -139,6 +159,7 @@ where
                     if g.last_seq > m.last_ack_seq {
                         pending.push((g.id.clone(), m.last_ack_seq, g.last_seq));
                     }
+                    seen.groups.push((g.id.clone(), g.last_seq));
                 }
                 conversations.sort_by_key(|c| std::cmp::Reverse(c.last.as_ref().map(|l| l.timestamp).unwrap_or(0)));
                 conversations.truncate(SYNC_CONVERSATIONS);
@@ -254,10 +275,14 @@ where
         cur.inbox_done = !inbox_more && taken_inbox == fetched_inbox;
         cur.groups.retain(|(_, at, to)| at < to);
         let next = (!cur.inbox_done || !cur.groups.is_empty()).then(|| cur.encode());
-        Ok(ServerFrame::Sync(SyncReply {
+        if cur.inbox_done {
+            seen.inbox_to = Some(cur.inbox);
+        }
+        let page = ServerFrame::Sync(SyncReply {
             conversations,
             messages,
             next,
-        }))
+        });
+        Ok((page, seen))
     }
 }

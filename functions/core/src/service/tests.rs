@@ -452,7 +452,13 @@ async fn a_connection_opened_between_the_lookup_and_the_store_still_gets_the_mes
     let snapshot = vec![(user("bob"), ConnectionId::parse("b1").unwrap())];
     online(&app, "bob", &["b2"]).await;
     let report = app
-        .deliver_direct(&user("bob"), &snapshot, r#"{"type":"message"}"#, now_ms())
+        .deliver_direct(
+            &user("bob"),
+            &caller("alice", "a1"),
+            &snapshot,
+            r#"{"type":"message"}"#,
+            now_ms(),
+        )
         .await;
     assert_eq!(report.delivered, 2);
     assert_eq!(app.pusher.posts_to("b1").len(), 1);

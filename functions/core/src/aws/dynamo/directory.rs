@@ -2,7 +2,7 @@
 //! "where are the participants connected" cost one call.
 
 use super::{
-    BATCH_GET_MAX, DynamoStore,
+    BATCH_GET_MAX, DynamoStore, Item, Read,
     expr::*,
     items::{PresenceItem, attr},
     keys_and_attributes,
@@ -68,11 +68,14 @@ impl Directory for DynamoStore {
                 let keys = ch.iter().map(|u| user_key(u)).collect();
                 request.insert(
                     self.tables.users.clone(),
-                    keys_and_attributes(keys, Some(&[attr::USER_ID]))?,
+                    keys_and_attributes(keys, Some(&[attr::USER_ID]), Read::Eventual)?,
                 );
             }
             let keys = ch.iter().chain(kn).map(|u| user_key(u)).collect();
-            request.insert(self.tables.presence.clone(), keys_and_attributes(keys, None)?);
+            request.insert(
+                self.tables.presence.clone(),
+                keys_and_attributes(keys, None, Read::Eventual)?,
+            );
             let mut got = self.batch_get(request).await?;
             let mut presence: HashMap<String, Presence> = HashMap::new();
             for item in got.remove(&self.tables.presence).unwrap_or_default() {
@@ -91,6 +94,28 @@ impl Directory for DynamoStore {
             for user in existing.chain(kn.iter().map(|u| (*u).clone())) {
                 let p = presence.remove(user.as_str()).unwrap_or_default();
                 out.insert(user, p);
+            }
+        }
+        // A user registered an instant ago may be missing from an eventual read: a miss is read again strongly
+        // (only misses pay the full price). Its presence comes from the eventual read, or is none.
+        let missing: Vec<Item> = checked
+            .iter()
+            .filter(|u| !out.contains_key(**u))
+            .map(|u| user_key(u))
+            .collect();
+        if !missing.is_empty() {
+            let users = self.tables.users.clone();
+            for item in self
+                .get_many(&users, missing, Some(&[attr::USER_ID]), Read::Strong)
+                .await?
+            {
+                if let Some(user) = item
+                    .get(attr::USER_ID)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|u| UserId::parse(u).ok())
+                {
+                    out.entry(user).or_default();
+                }
             }
         }
         Ok(out)

@@ -47,6 +47,8 @@ impl FriendStore for DynamoStore {
             .query()
             .table_name(&self.tables.friends)
             .key_condition_expression("#user_id = :u")
+            // Strong: a `friends` reply lists the friend just added.
+            .consistent_read(true)
             .projection_expression("#friend_id")
             .set_expression_attribute_names(names(&[attr::USER_ID, attr::FRIEND_ID]))
             .expression_attribute_values(":u", s(user.as_str()));

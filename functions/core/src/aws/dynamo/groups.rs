@@ -3,7 +3,7 @@
 //! messages by sequence).
 
 use super::{
-    BATCH_GET_MAX, DynamoStore, TRANSACTION_MAX,
+    BATCH_GET_MAX, DynamoStore, Read, TRANSACTION_MAX,
     expr::*,
     items::{GroupHistoryItem, GroupItem, MemberItem, attr},
     keys_and_attributes,
@@ -60,16 +60,17 @@ impl GroupStore for DynamoStore {
         Ok(())
     }
 
+    // Strong: a member added an instant ago may send at once, and a mark is checked against the newest sequence.
     async fn membership(&self, group: &GroupId, user: &UserId) -> Res<(Option<Group>, Option<Member>)> {
         let mut got = self
             .batch_get(HashMap::from([
                 (
                     self.tables.groups.clone(),
-                    keys_and_attributes(vec![group_key(group)], None)?,
+                    keys_and_attributes(vec![group_key(group)], None, Read::Strong)?,
                 ),
                 (
                     self.tables.group_members.clone(),
-                    keys_and_attributes(vec![member_key(group, user)], None)?,
+                    keys_and_attributes(vec![member_key(group, user)], None, Read::Strong)?,
                 ),
             ]))
             .await?;
@@ -89,6 +90,8 @@ impl GroupStore for DynamoStore {
             .query()
             .table_name(&self.tables.group_members)
             .key_condition_expression("#group_id = :g")
+            // Strong: a member added an instant ago gets the next message.
+            .consistent_read(true)
             .set_expression_attribute_names(names(&[attr::GROUP_ID]))
             .expression_attribute_values(":g", s(group.as_str()));
         self.query_all(q)
@@ -104,6 +107,8 @@ impl GroupStore for DynamoStore {
             .query()
             .table_name(&self.tables.group_members)
             .key_condition_expression("#group_id = :g")
+            // Strong: a member added an instant ago gets the next message.
+            .consistent_read(true)
             .projection_expression("#user_id")
             .set_expression_attribute_names(names(&[attr::GROUP_ID, attr::USER_ID]))
             .expression_attribute_values(":g", s(group.as_str()));
@@ -227,11 +232,11 @@ impl GroupStore for DynamoStore {
                 .batch_get(HashMap::from([
                     (
                         self.tables.groups.clone(),
-                        keys_and_attributes(chunk.iter().map(group_key).collect(), None)?,
+                        keys_and_attributes(chunk.iter().map(group_key).collect(), None, Read::Strong)?,
                     ),
                     (
                         self.tables.group_members.clone(),
-                        keys_and_attributes(chunk.iter().map(|g| member_key(g, user)).collect(), None)?,
+                        keys_and_attributes(chunk.iter().map(|g| member_key(g, user)).collect(), None, Read::Strong)?,
                     ),
                 ]))
                 .await?;

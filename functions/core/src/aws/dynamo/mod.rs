@@ -51,6 +51,15 @@ const TRANSACTION_MAX: usize = 100;
 /// Attempts of a batch call while DynamoDB leaves keys unprocessed (throttling), with doubling backoff.
 const BATCH_ATTEMPTS: usize = 6;
 
+/// How fresh a read must be. DynamoDB serves eventually consistent reads (half the price) from a replica that may
+/// lag the last write; a strongly consistent read sees every write acknowledged before it. Secondary indexes are
+/// always eventually consistent. docs/architecture.md lists each read of natter with its choice and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Eventual,
+    Strong,
+}
+
 /// The DynamoDB implementation of every store port.
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -112,10 +121,10 @@ impl DynamoStore {
     }
 
     /// The items of one table under `keys` (any number: 100 a call), optionally projected.
-    async fn get_many(&self, table: &str, keys: Vec<Item>, projection: Option<&[&str]>) -> Res<Vec<Item>> {
+    async fn get_many(&self, table: &str, keys: Vec<Item>, projection: Option<&[&str]>, read: Read) -> Res<Vec<Item>> {
         let mut out = Vec::new();
         for chunk in keys.chunks(BATCH_GET_MAX) {
-            let request = keys_and_attributes(chunk.to_vec(), projection)?;
+            let request = keys_and_attributes(chunk.to_vec(), projection, read)?;
             let mut got = self.batch_get(HashMap::from([(table.to_owned(), request)])).await?;
             out.extend(got.remove(table).unwrap_or_default());
         }
@@ -232,8 +241,10 @@ fn tx_delete(d: DeleteBuilder) -> Res<TransactWriteItem> {
 }
 
 /// The keys (and projection) of one table in a BatchGetItem.
-fn keys_and_attributes(keys: Vec<Item>, projection: Option<&[&str]>) -> Res<KeysAndAttributes> {
-    let mut b = KeysAndAttributes::builder().set_keys(Some(keys));
+fn keys_and_attributes(keys: Vec<Item>, projection: Option<&[&str]>, read: Read) -> Res<KeysAndAttributes> {
+    let mut b = KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .consistent_read(read == Read::Strong);
     if let Some(attrs) = projection {
         let list: Vec<String> = attrs.iter().map(|a| format!("#{a}")).collect();
         b = b

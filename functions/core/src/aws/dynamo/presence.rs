@@ -3,7 +3,7 @@
 //! expiry passes and is pruned on the next write).
 
 use super::{
-    DynamoStore,
+    DynamoStore, Read,
     expr::*,
     items::{ConnectionItem, PresenceItem, attr},
     outcome::{Written, applied, failed, retryable, written},
@@ -64,16 +64,11 @@ impl PresenceStore for DynamoStore {
     }
 
     async fn presence(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
-        let unique: Vec<&UserId> = users.iter().collect::<HashSet<_>>().into_iter().collect();
-        let keys = unique.iter().map(|u| user_key(u)).collect();
-        let mut out = HashMap::new();
-        for item in self.get_many(&self.tables.presence, keys, None).await? {
-            let p: PresenceItem = from_item("presence", item)?;
-            if let Ok(user) = UserId::parse(&p.user_id) {
-                out.insert(user, p.into_presence());
-            }
-        }
-        Ok(out)
+        self.presence_read(users, Read::Eventual).await
+    }
+
+    async fn presence_latest(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
+        self.presence_read(users, Read::Strong).await
     }
 
     async fn touch(&self, user: &UserId, now: i64) -> Res<()> {
@@ -102,6 +97,19 @@ impl PresenceStore for DynamoStore {
 }
 
 impl DynamoStore {
+    async fn presence_read(&self, users: &[UserId], read: Read) -> Res<HashMap<UserId, Presence>> {
+        let unique: Vec<&UserId> = users.iter().collect::<HashSet<_>>().into_iter().collect();
+        let keys = unique.iter().map(|u| user_key(u)).collect();
+        let mut out = HashMap::new();
+        for item in self.get_many(&self.tables.presence, keys, None, read).await? {
+            let p: PresenceItem = from_item("presence", item)?;
+            if let Ok(user) = UserId::parse(&p.user_id) {
+                out.insert(user, p.into_presence());
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds a connection to the user's presence; returns the item as it was before (`None`: the first ever).
     async fn add_presence(&self, c: &NewConnection) -> Res<Option<PresenceItem>> {
         for _ in 0..3 {

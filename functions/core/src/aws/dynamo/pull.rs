@@ -2,7 +2,7 @@
 //! GroupHistory ranges, MessageIndex pages of one conversation, message bodies and memberships.
 
 use super::{
-    DynamoStore,
+    DynamoStore, Read,
     expr::*,
     index::session_key,
     items::{GroupHistoryItem, MemberItem, MessageItem, SessionItem, attr, time_key},
@@ -23,6 +23,8 @@ impl PullStore for DynamoStore {
             .query()
             .table_name(&self.tables.sessions)
             .key_condition_expression("#user_id = :u")
+            // Strong: the unread counts show a `read` of a moment ago.
+            .consistent_read(true)
             .set_expression_attribute_names(names(&[attr::USER_ID]))
             .expression_attribute_values(":u", s(user.as_str()));
         let mut sessions: Vec<Session> = self
@@ -42,6 +44,8 @@ impl PullStore for DynamoStore {
             .get_item()
             .table_name(&self.tables.sessions)
             .set_key(Some(session_key(user, peer)))
+            // Strong: history shows the read mark a `read` set a moment ago.
+            .consistent_read(true)
             .send()
             .await
             .map_err(failed("GetItem"))?;
@@ -119,6 +123,8 @@ impl PullStore for DynamoStore {
             .query()
             .table_name(&self.tables.message_index)
             .key_condition_expression("#owner_id = :o AND #sk BETWEEN :lo AND :hi")
+            // Strong: a conversation shows the message its unread count already counts.
+            .consistent_read(true)
             .set_expression_attribute_names(names(&[attr::OWNER_ID, attr::SK]))
             .expression_attribute_values(":o", s(owner.as_str()))
             .expression_attribute_values(":lo", s(low))
@@ -142,10 +148,12 @@ impl PullStore for DynamoStore {
     }
 
     async fn messages(&self, ids: &[MessageId]) -> Res<HashMap<MessageId, StoredMessage>> {
+        // Strong: an id from an index or a history row can be newer than an eventual read of its message (which
+        // would look expired), and a sender's history shows the delivered mark an ack set a moment ago.
         let unique: HashSet<&MessageId> = ids.iter().collect();
         let keys = unique.into_iter().map(message_key).collect();
         let mut out = HashMap::new();
-        for item in self.get_many(&self.tables.messages, keys, None).await? {
+        for item in self.get_many(&self.tables.messages, keys, None, Read::Strong).await? {
             let m: StoredMessage = from_item::<MessageItem>("message", item)?.try_into()?;
             out.insert(m.id, m);
         }
@@ -155,7 +163,11 @@ impl PullStore for DynamoStore {
     async fn memberships(&self, user: &UserId, groups: &[GroupId]) -> Res<HashMap<GroupId, Member>> {
         let keys = groups.iter().map(|g| member_key(g, user)).collect();
         let mut out = HashMap::new();
-        for item in self.get_many(&self.tables.group_members, keys, None).await? {
+        // Strong: a membership of an instant ago must not drop its group from a sync cursor.
+        for item in self
+            .get_many(&self.tables.group_members, keys, None, Read::Strong)
+            .await?
+        {
             let row: MemberItem = from_item("member", item)?;
             out.insert(row.group_id.clone(), row.into());
         }
@@ -183,6 +195,9 @@ impl DynamoStore {
             .expression_attribute_values(":lo", n(lo))
             .expression_attribute_values(":hi", n(hi))
             .scan_index_forward(ascending)
+            // Strong: a sync that sees fewer rows than the group's sequence promises would take the missing ones
+            // for expired and skip them.
+            .consistent_read(true)
             .limit(limit as i32)
             .send()
             .await

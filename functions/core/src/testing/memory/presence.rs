@@ -84,6 +84,10 @@ impl PresenceStore for MemoryStore {
             .collect())
     }
 
+    async fn presence_latest(&self, users: &[UserId]) -> Res<HashMap<UserId, Presence>> {
+        self.presence(users).await
+    }
+
     async fn touch(&self, user: &UserId, now: i64) -> Res<()> {
         if let Some(p) = self.state.lock().unwrap().presence.get_mut(user) {
             p.last_seen = Some(now);
