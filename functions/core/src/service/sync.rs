@@ -21,8 +21,11 @@ use std::collections::HashMap;
 pub const SYNC_PAGE: usize = 100;
 /// Conversations the first sync page lists at most: the most recently active.
 pub const SYNC_CONVERSATIONS: usize = 200;
-/// Bytes of messages one reply carries at most (API Gateway refuses frames over 128 KB).
-pub const REPLY_BUDGET: usize = 96 * 1024;
+/// Bytes one reply carries at most, as serialized JSON: API Gateway never delivers a message over 128 KB, and the
+/// reply's own fields (type, next, requestId) take a little of it.
+pub const REPLY_BUDGET: usize = 124 * 1024;
+/// Bytes the first page's conversation list may take; the rest of the budget is for messages.
+pub const CONVERSATIONS_BUDGET: usize = 48 * 1024;
 /// Groups a sync cursor may name (a user in more groups with unacknowledged messages syncs them over more rounds).
 pub const SYNC_GROUPS: usize = 100;
 
@@ -85,8 +88,14 @@ pub mod cursors {
 }
 
 /// Approximate size of a message in a reply: its body and its other fields.
+/// The size of a value in a reply as serialized JSON (a comma included): what API Gateway counts. A body of
+/// control characters is six times its raw size once escaped, so raw bytes would not do.
+pub(super) fn json_size(v: &impl Serialize) -> usize {
+    serde_json::to_string(v).map_or(0, |s| s.len()) + 1
+}
+
 pub(super) fn message_size(m: &MessagePush) -> usize {
-    m.body.as_str().len() + 256
+    json_size(m)
 }
 
 /// One source of a sync page.
@@ -163,6 +172,12 @@ where
                 }
                 conversations.sort_by_key(|c| std::cmp::Reverse(c.last.as_ref().map(|l| l.timestamp).unwrap_or(0)));
                 conversations.truncate(SYNC_CONVERSATIONS);
+                // The newest first, as many as fit their share of the reply.
+                let mut used = 0;
+                conversations.retain(|c| {
+                    used += json_size(c);
+                    used <= CONVERSATIONS_BUDGET
+                });
                 pending.truncate(SYNC_GROUPS);
                 (
                     SyncCursor {
@@ -247,12 +262,16 @@ where
         candidates.sort_by_key(|c| c.key);
 
         let fetched_inbox = candidates.iter().filter(|c| c.source == Source::Inbox).count();
-        let (mut taken_inbox, mut bytes) = (0, 0);
+        let conversations_bytes = conversations.as_ref().map_or(0, |c| c.iter().map(json_size).sum());
+        let (mut taken_inbox, mut bytes) = (0, conversations_bytes);
         let mut messages = Vec::new();
         for c in candidates {
             if let Some(m) = &c.message {
                 let push = m.to_push();
-                if messages.len() == SYNC_PAGE || (bytes + message_size(&push) > REPLY_BUDGET && !messages.is_empty()) {
+                // A page always moves on: by a message, or by its conversations (a message that does not fit
+                // beside them comes first on the next page, alone if it must).
+                let moved_on = !messages.is_empty() || conversations_bytes > 0;
+                if messages.len() == SYNC_PAGE || (bytes + message_size(&push) > REPLY_BUDGET && moved_on) {
                     break;
                 }
                 bytes += message_size(&push);
