@@ -119,10 +119,14 @@ pub fn emulators_table(runs: &[(&str, &[Report])]) -> String {
             let Some(r) = reports.iter().find(|r| &r.label == label) else {
                 continue;
             };
-            let (a, d, g) = (&r.send_to_ack_ms, &r.send_to_delivery_ms, &r.guarantees);
+            let (a, g) = (&r.send_to_ack_ms, &r.guarantees);
+            let (label, d) = match &r.sync_ms {
+                Some(s) => ("sync ", s),
+                None => ("", &r.send_to_delivery_ms),
+            };
             let _ = writeln!(
                 t,
-                "| {} | {emulator} | {} | {} | {} / {} / {} | {} / {} / {} | {} | {} | {} |",
+                "| {} | {emulator} | {} | {} | {} / {} / {} | {label}{} / {} / {} | {} | {} | {} |",
                 r.label,
                 r.sent,
                 r.acked,
