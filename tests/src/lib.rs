@@ -105,6 +105,39 @@ pub fn token(user: &str) -> String {
     natter_core::auth::mint(secret.as_bytes(), &UserId::parse(user).expect("user id"), 3600)
 }
 
+/// One HTTP/1.1 request to `base` (`http://host:port`) over a plain TCP connection, as a browser or curl would
+/// send it: the status and the body as text. `Host` is the authority of `base` unless `headers` name another.
+pub async fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = base
+        .strip_prefix("http://")
+        .expect("an http:// base")
+        .trim_end_matches('/');
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {authority}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut stream = tokio::net::TcpStream::connect(authority).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct Client {

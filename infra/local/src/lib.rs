@@ -20,6 +20,7 @@
 pub mod coldstart;
 pub mod emulator;
 pub mod gateway;
+pub mod guard;
 pub mod lag;
 pub mod local;
 pub mod poller;

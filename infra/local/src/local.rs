@@ -275,11 +275,18 @@ impl Local {
             },
         );
         let redriver = crate::redrive::Redriver::new(&stack, sqs.clone());
-        let mut router = gateway.router().merge(redriver.clone().control());
-        router = router.merge(crate::web::router(opts.jwt_secret.clone()));
+        let mints = crate::web::mints_tokens(&opts.jwt_secret, &opts.host, opts.endpoint.is_some());
+        let mut control = gateway
+            .stats_router()
+            .merge(redriver.clone().control())
+            .merge(crate::web::token_router(opts.jwt_secret.clone(), mints));
         if let Some(p) = &proxy {
-            router = router.merge(crate::proxy::control(p.faults.clone()));
+            control = control.merge(crate::proxy::control(p.faults.clone()));
         }
+        let router = gateway
+            .router()
+            .merge(crate::web::router())
+            .merge(crate::guard::local_only(control));
         let app = router.into_make_service_with_connect_info::<SocketAddr>();
         let mut server_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {

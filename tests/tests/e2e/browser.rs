@@ -18,11 +18,11 @@ async fn two_people_chat_in_the_web_client_in_a_real_browser() {
     let http = local.ws_url.replacen("ws://", "http://", 1);
 
     // The page and its token endpoint answer like a browser expects.
-    let page = reqwest_get(&format!("{http}/")).await;
+    let page = get(&http, "/").await;
     assert!(page.contains("<title>natter</title>"), "{page}");
-    let token = reqwest_get(&format!("{http}/_natter/token?user=alice")).await;
+    let token = get(&http, "/_natter/token?user=alice").await;
     assert!(token.contains("\"token\""), "{token}");
-    let bad = reqwest_get(&format!("{http}/_natter/token?user=al%20ice")).await;
+    let bad = get(&http, "/_natter/token?user=al%20ice").await;
     assert!(bad.contains("user"), "{bad}");
 
     let artifacts = root.join("tests/artifacts");
@@ -52,20 +52,6 @@ async fn two_people_chat_in_the_web_client_in_a_real_browser() {
     assert!(root.join("tests/artifacts/web-client.png").exists());
 }
 
-/// A GET over a plain TCP connection (HTTP/1.1, `Connection: close`): the body as text.
-async fn reqwest_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or(text)
+async fn get(base: &str, path: &str) -> String {
+    natter_tests::http(base, "GET", path, &[], "").await.1
 }

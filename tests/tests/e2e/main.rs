@@ -9,6 +9,7 @@ mod endpoints;
 mod gateway;
 mod groups;
 mod limits;
+mod local_endpoints;
 mod pages;
 mod presence;
 mod pulls;

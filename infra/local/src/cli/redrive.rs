@@ -8,7 +8,9 @@ pub async fn redrive(url: &str, queue: &str) -> ExitCode {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<axum::body::Bytes>>();
     let request = axum::http::Request::post(format!("{}/_natter/redrive/{queue}", url.trim_end_matches('/')))
-        .body(Full::default());
+        // natter-local's control endpoints take only JSON (see guard.rs): the queue is in the path, the body empty.
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(axum::body::Bytes::from_static(b"{}")));
     let response = match request {
         Ok(r) => client.request(r).await,
         Err(e) => {

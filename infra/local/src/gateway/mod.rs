@@ -167,6 +167,12 @@ impl Gateway {
                     .get(management::get_connection)
                     .delete(management::delete_connection),
             )
+            .with_state(self.clone())
+    }
+
+    /// `GET /_natter/stats` (behind [`crate::guard::local_only`] in natter-local).
+    pub fn stats_router(self: &Arc<Self>) -> Router {
+        Router::new()
             .route("/_natter/stats", get(stats))
             .with_state(self.clone())
     }
