@@ -3,7 +3,7 @@
 //! A missing token answers `Unauthorized` (HTTP 401 at the upgrade); a refused one a Deny policy (403).
 
 use natter_core::{
-    auth::{TokenError, TokenVerifier},
+    auth::{TokenError, TokenRules, TokenVerifier},
     lambda::{
         ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
         ApiGatewayCustomAuthorizerResponse, IamPolicyEffect, IamPolicyStatement, LambdaEvent, USER_ID_KEY,
@@ -31,7 +31,26 @@ pub async fn verifier_from_secret() -> Result<TokenVerifier, Error> {
             )
         })?;
     let value = secret.secret_string().ok_or("the token secret has no string value")?;
-    Ok(TokenVerifier::new(value.as_bytes())?)
+    Ok(TokenVerifier::with_rules(value.as_bytes(), &rules_from_env()?)?)
+}
+
+/// The deployment's [`TokenRules`]: `TOKEN_MAX_LIFETIME_SECONDS` (unset: a day), `TOKEN_ISSUER` and
+/// `TOKEN_AUDIENCE` (unset or empty: not checked).
+pub fn rules_from_env() -> Result<TokenRules, Error> {
+    let named = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let max_lifetime_secs = match named("TOKEN_MAX_LIFETIME_SECONDS") {
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|secs| *secs > 0)
+            .ok_or_else(|| format!("TOKEN_MAX_LIFETIME_SECONDS: `{v}` is not a positive number of seconds"))?,
+        None => natter_core::auth::DEFAULT_MAX_LIFETIME_SECS,
+    };
+    Ok(TokenRules {
+        max_lifetime_secs,
+        issuer: named("TOKEN_ISSUER"),
+        audience: named("TOKEN_AUDIENCE"),
+    })
 }
 
 fn policy(effect: IamPolicyEffect, resource: &str) -> ApiGatewayCustomAuthorizerPolicy {

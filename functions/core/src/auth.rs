@@ -11,8 +11,32 @@ pub const DEV_SECRET: &str = "natter-local-development-secret-key";
 pub const MIN_SECRET_BYTES: usize = 32;
 /// Tokens longer than this are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 4096;
-/// Clock skew tolerated on `exp` and `nbf`.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const LEEWAY_SECS: u64 = 30;
+/// The longest a token may live (`exp - iat`) unless the deployment says otherwise: a stolen token is worth a
+/// day at most, and a connection outlives its token by at most API Gateway's two hours.
+pub const DEFAULT_MAX_LIFETIME_SECS: u64 = 86_400;
+
+/// What a deployment asks of a token beyond its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRules {
+    /// `exp - iat` (or `exp - now` for a token without `iat`) may not exceed this.
+    pub max_lifetime_secs: u64,
+    /// When set, `iss` must be present and equal.
+    pub issuer: Option<String>,
+    /// When set, `aud` must be present and name it.
+    pub audience: Option<String>,
+}
+
+impl Default for TokenRules {
+    fn default() -> Self {
+        Self {
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
+            issuer: None,
+            audience: None,
+        }
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -39,6 +63,12 @@ pub enum TokenError {
     BadSignature,
     #[error("token lacks a valid `sub`")]
     BadSubject,
+    #[error("token lives longer than this deployment allows")]
+    TooLongLived,
+    #[error("token issued by someone else (`iss`)")]
+    WrongIssuer,
+    #[error("token meant for someone else (`aud`)")]
+    WrongAudience,
     #[error("token malformed")]
     Malformed,
 }
@@ -47,25 +77,46 @@ pub enum TokenError {
 #[error("the JWT secret must be at least {MIN_SECRET_BYTES} bytes")]
 pub struct WeakSecret;
 
-/// Verifies tokens with one HS256 secret.
+/// Verifies tokens with one HS256 secret and the deployment's [`TokenRules`].
 #[derive(Clone)]
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
+    max_lifetime_secs: u64,
 }
 
 impl TokenVerifier {
+    /// A verifier with the default rules (a day at most, any issuer and audience).
     pub fn new(secret: &[u8]) -> Result<Self, WeakSecret> {
+        Self::with_rules(secret, &TokenRules::default())
+    }
+
+    pub fn with_rules(secret: &[u8], rules: &TokenRules) -> Result<Self, WeakSecret> {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(WeakSecret);
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
+        // jsonwebtoken checks `iss` and `aud` only when the token has them: a configured one must also be present.
+        if let Some(issuer) = &rules.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match &rules.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            // Without a configured audience a token's `aud` is no one's business (jsonwebtoken would refuse it).
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
         Ok(Self {
             key: DecodingKey::from_secret(secret),
             validation,
+            max_lifetime_secs: rules.max_lifetime_secs,
         })
     }
 
@@ -85,9 +136,29 @@ impl TokenVerifier {
                 TokenError::BadSignature
             }
             ErrorKind::MissingRequiredClaim(c) if c == "sub" => TokenError::BadSubject,
+            ErrorKind::MissingRequiredClaim(c) if c == "iss" => TokenError::WrongIssuer,
+            ErrorKind::MissingRequiredClaim(c) if c == "aud" => TokenError::WrongAudience,
+            ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+            ErrorKind::InvalidAudience => TokenError::WrongAudience,
             _ => TokenError::Malformed,
         })?;
+        self.check_lifetime(&data.claims)?;
         UserId::parse(&data.claims.sub).map_err(|_| TokenError::BadSubject)
+    }
+
+    /// A token may not be issued in the future, nor live longer than the deployment allows; one without `iat`
+    /// counts its lifetime from now.
+    fn check_lifetime(&self, claims: &Claims) -> Result<(), TokenError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let issued = match claims.iat {
+            Some(iat) if iat > now + LEEWAY_SECS => return Err(TokenError::NotYetValid),
+            Some(iat) => iat,
+            None => now,
+        };
+        if claims.exp.saturating_sub(issued) > self.max_lifetime_secs {
+            return Err(TokenError::TooLongLived);
+        }
+        Ok(())
     }
 }
 
@@ -165,6 +236,87 @@ mod tests {
             &serde_json::json!({"sub": "alice", "exp": now() + 600, "nbf": now() + 300}),
         );
         assert_eq!(v.verify(&future), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn a_token_lives_no_longer_than_the_deployment_allows() {
+        let v = TokenVerifier::with_rules(
+            SECRET,
+            &TokenRules {
+                max_lifetime_secs: 3600,
+                ..TokenRules::default()
+            },
+        )
+        .unwrap();
+        let token = |claims: serde_json::Value| sign(SECRET, &claims);
+        let hour = token(serde_json::json!({"sub": "alice", "iat": now(), "exp": now() + 3600}));
+        assert!(v.verify(&hour).is_ok());
+        let longer = token(serde_json::json!({"sub": "alice", "iat": now(), "exp": now() + 3601}));
+        assert_eq!(v.verify(&longer), Err(TokenError::TooLongLived));
+        let no_iat = token(serde_json::json!({"sub": "alice", "exp": now() + 7200}));
+        assert_eq!(v.verify(&no_iat), Err(TokenError::TooLongLived));
+        let backdated = token(serde_json::json!({"sub": "alice", "iat": now() - 7000, "exp": now() + 600}));
+        assert_eq!(
+            v.verify(&backdated),
+            Err(TokenError::TooLongLived),
+            "iat - exp, not exp - now"
+        );
+        let issued_later = token(serde_json::json!({"sub": "alice", "iat": now() + 600, "exp": now() + 700}));
+        assert_eq!(v.verify(&issued_later), Err(TokenError::NotYetValid));
+        let year = mint(SECRET, &UserId::parse("alice").unwrap(), 365 * 86_400);
+        assert_eq!(
+            verifier().verify(&year),
+            Err(TokenError::TooLongLived),
+            "the default is a day"
+        );
+    }
+
+    #[test]
+    fn a_configured_issuer_and_audience_must_be_named() {
+        let v = TokenVerifier::with_rules(
+            SECRET,
+            &TokenRules {
+                issuer: Some("https://id.example".into()),
+                audience: Some("natter".into()),
+                ..TokenRules::default()
+            },
+        )
+        .unwrap();
+        let token = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"sub": "alice", "exp": now() + 60});
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            sign(SECRET, &claims)
+        };
+        let good = token(serde_json::json!({"iss": "https://id.example", "aud": "natter"}));
+        assert!(v.verify(&good).is_ok());
+        let among = token(serde_json::json!({"iss": "https://id.example", "aud": ["other", "natter"]}));
+        assert!(v.verify(&among).is_ok(), "aud may be a list");
+        let cases = [
+            (serde_json::json!({"aud": "natter"}), TokenError::WrongIssuer),
+            (
+                serde_json::json!({"iss": "https://evil.example", "aud": "natter"}),
+                TokenError::WrongIssuer,
+            ),
+            (
+                serde_json::json!({"iss": "https://id.example"}),
+                TokenError::WrongAudience,
+            ),
+            (
+                serde_json::json!({"iss": "https://id.example", "aud": "other"}),
+                TokenError::WrongAudience,
+            ),
+        ];
+        for (extra, why) in cases {
+            assert_eq!(v.verify(&token(extra.clone())), Err(why), "{extra}");
+        }
+        let any = token(serde_json::json!({"iss": "whoever", "aud": "whatever"}));
+        assert!(
+            verifier().verify(&any).is_ok(),
+            "without rules, iss and aud are not checked"
+        );
     }
 
     #[test]

@@ -83,6 +83,13 @@ async fn every_kind_of_bad_token_is_refused_at_the_upgrade_and_no_token_or_body_
         ),
         ("no exp", sign(secret.as_bytes(), &json!({"sub": "alice"}))),
         (
+            "lives a year (the default allows a day)",
+            sign(
+                secret.as_bytes(),
+                &json!({"sub": "alice", "iat": now(), "exp": now() + 365 * 86_400}),
+            ),
+        ),
+        (
             "oversized",
             sign(
                 secret.as_bytes(),
@@ -137,6 +144,62 @@ async fn every_kind_of_bad_token_is_refused_at_the_upgrade_and_no_token_or_body_
             }
         }
     }
+}
+
+/// A deployment that names its identity provider (`TokenIssuer`, `TokenAudience`) and a shorter lifetime
+/// (`TokenMaxLifetimeSeconds`): a token from another issuer, for another audience, or living longer is refused at
+/// the upgrade; the right one connects.
+#[tokio::test]
+async fn a_token_must_name_the_deployments_issuer_and_audience_and_live_no_longer_than_it_allows() {
+    let (mut opts, _) = options();
+    for (name, value) in [
+        ("TokenIssuer", "https://id.natter.test"),
+        ("TokenAudience", "natter"),
+        ("TokenMaxLifetimeSeconds", "3600"),
+    ] {
+        opts.parameters.insert(name.into(), value.into());
+    }
+    let local = Local::start(opts).await.expect("natter-local");
+    let secret = natter_local::local::dev_secret();
+    let token = |claims: Value| sign(secret.as_bytes(), &claims);
+    let iss = "https://id.natter.test";
+    let cases = [
+        (
+            "no issuer",
+            json!({"sub": "alice", "aud": "natter", "iat": now(), "exp": now() + 600}),
+        ),
+        (
+            "another issuer",
+            json!({"sub": "alice", "iss": "https://evil.example", "aud": "natter", "iat": now(), "exp": now() + 600}),
+        ),
+        (
+            "no audience",
+            json!({"sub": "alice", "iss": iss, "iat": now(), "exp": now() + 600}),
+        ),
+        (
+            "another audience",
+            json!({"sub": "alice", "iss": iss, "aud": "billing", "iat": now(), "exp": now() + 600}),
+        ),
+        (
+            "two hours",
+            json!({"sub": "alice", "iss": iss, "aud": "natter", "iat": now(), "exp": now() + 7200}),
+        ),
+        (
+            "two hours without iat",
+            json!({"sub": "alice", "iss": iss, "aud": "natter", "exp": now() + 7200}),
+        ),
+    ];
+    for (what, claims) in cases {
+        let status = upgrade_status(&local.ws_url, &token(claims)).await;
+        assert!(status == 401 || status == 403, "{what}: upgrade answered {status}");
+    }
+    let good = token(json!({"sub": "alice", "iss": iss, "aud": ["natter"], "iat": now(), "exp": now() + 3600}));
+    assert_eq!(
+        upgrade_status(&local.ws_url, &good).await,
+        101,
+        "the deployment's own token connects"
+    );
+    local.stop().await;
 }
 
 async fn create_group(c: &mut Client, members: &[&str]) -> String {
