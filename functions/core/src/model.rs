@@ -109,6 +109,9 @@ pub struct Claim {
     pub done: bool,
     /// The group sequence the message got (recorded when done, for the retries' acks).
     pub seq: Option<u64>,
+    /// The conversation the first attempt named: a retry naming another is refused, never acked with this id.
+    /// `None` only on claims written before it was recorded (they expire within a day).
+    pub target: Option<Target>,
 }
 
 /// The key of a claim: one per sender and clientMsgId.

@@ -1,7 +1,7 @@
 //! One-on-one chat over real websockets through natter-local: two users, two devices each.
 
 use natter_tests::{Client, start};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 #[tokio::test]
@@ -61,6 +61,54 @@ async fn a_retry_gets_the_same_ack_and_no_second_delivery() {
     assert_eq!(first["timestamp"], second["timestamp"]);
     let got = bob.messages_within(Duration::from_millis(800)).await;
     assert_eq!(got.len(), 1, "{got:?}");
+    local.stop().await;
+}
+
+/// A clientMsgId reused for another recipient (a client bug, or ids that are not unique) used to be acked with the
+/// first message's id while the second message was silently dropped: the sender believed it delivered.
+#[tokio::test]
+async fn a_client_msg_id_reused_for_another_conversation_is_refused_not_swallowed() {
+    let local = start().await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let mut bob = Client::connect(&local.ws_url, "bob").await;
+    let mut carol = Client::connect(&local.ws_url, "carol").await;
+    let group = alice
+        .request(json!({"action": "group", "op": "create", "name": "g", "members": ["bob"]}))
+        .await["group"]["id"]
+        .clone();
+    let first = alice.send_message("m-reused", "bob", "for bob").await;
+    assert_eq!(first["type"], "ack", "{first}");
+    for (what, frame) in [
+        (
+            "another user",
+            json!({"action": "send", "clientMsgId": "m-reused", "to": "carol", "body": "for carol"}),
+        ),
+        (
+            "a group",
+            json!({"action": "send", "clientMsgId": "m-reused", "group": group, "body": "for the group"}),
+        ),
+    ] {
+        let reply = alice.request(frame).await;
+        assert_eq!(reply["type"], "error", "{what}: {reply}");
+        assert_eq!(reply["code"], "bad_request", "{what}: {reply}");
+        assert!(
+            reply.get("messageId").is_none(),
+            "{what}: never acked with the first id: {reply}"
+        );
+    }
+    let retry = alice.send_message("m-reused", "bob", "for bob").await;
+    assert_eq!(
+        retry["messageId"], first["messageId"],
+        "a true retry still gets its ack"
+    );
+    let got = bob.messages_within(Duration::from_millis(800)).await;
+    let bodies: Vec<&Value> = got.iter().map(|m| &m["body"]).collect();
+    assert_eq!(
+        bodies,
+        vec![&json!("for bob")],
+        "bob gets his message once and nothing else"
+    );
+    assert!(carol.messages_within(Duration::from_millis(300)).await.is_empty());
     local.stop().await;
 }
 

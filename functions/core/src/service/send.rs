@@ -68,6 +68,7 @@ where
     async fn start<C>(
         &self,
         key: &ClaimKey,
+        target: &Target,
         now: i64,
         deadline: i64,
         check: impl Future<Output = Result<C, Failure>>,
@@ -77,6 +78,7 @@ where
             lease_until: now + self.settings.claim_lease_ms,
             done: false,
             seq: None,
+            target: Some(target.clone()),
         };
         let (checked, claimed) = futures::join!(
             check,
@@ -106,6 +108,11 @@ where
                 resumed: false,
                 checked,
             }),
+            // The same clientMsgId for another conversation is a client bug (or a reused id): acking it with the
+            // first message's id would drop this message without a word.
+            Some(existing) if existing.target.as_ref().is_some_and(|t| t != target) => Err(bad_request(
+                "`clientMsgId` was already used for a message to another conversation; a new message needs a new one",
+            )),
             Some(existing) => match self.settle(key, existing, deadline).await? {
                 Settled::Done(c) => Ok(Start::Done(c)),
                 Settled::Resume(c) => {
@@ -161,7 +168,7 @@ where
                 Err(not_found(format!("no user `{to}`")))
             }
         };
-        let (claim, presence) = match self.start(&key, now, deadline, check).await? {
+        let (claim, presence) = match self.start(&key, &frame.target, now, deadline, check).await? {
             Start::Done(c) => return Ok(ack(frame, &c, None)),
             Start::Go { claim, checked, .. } => (claim, checked),
         };
@@ -280,7 +287,7 @@ where
                 (Some(_), Some(_)) => Ok(()),
             }
         };
-        let (claim, resumed) = match self.start(&key, now, deadline, check).await? {
+        let (claim, resumed) = match self.start(&key, &frame.target, now, deadline, check).await? {
             Start::Done(c) => return Ok(ack(frame, &c, c.seq)),
             Start::Go { claim, resumed, .. } => (claim, resumed),
         };

@@ -78,6 +78,7 @@ fn claim(at: i64, lease_until: i64) -> Claim {
         lease_until,
         done: false,
         seq: None,
+        target: Some(Target::To(user("bob"))),
     }
 }
 
@@ -94,8 +95,9 @@ pub async fn claims_are_decided_by_the_first_attempt<S: Store>(s: &S) {
     s.finish(&key, Some(7)).await.unwrap();
     let done = s.read_claim(&key).await.unwrap().unwrap();
     assert_eq!(
-        (done.message_id, done.done, done.seq),
-        (first.message_id, true, Some(7))
+        (done.message_id, done.done, done.seq, &done.target),
+        (first.message_id, true, Some(7), &first.target),
+        "the claim remembers its conversation"
     );
     s.forget(&key, &second).await.unwrap();
     assert!(
@@ -105,7 +107,16 @@ pub async fn claims_are_decided_by_the_first_attempt<S: Store>(s: &S) {
     s.forget(&key, &first).await.unwrap();
     assert_eq!(s.read_claim(&key).await.unwrap(), None, "its own attempt forgets it");
     let other = ClaimKey::new(&user("bob"), &ClientMsgId::parse("m1").unwrap());
-    assert_eq!(s.claim(&other, &second, 1).await.unwrap(), None, "keys are per sender");
+    let to_group = Claim {
+        target: Some(Target::Group(GroupId::parse("g1").unwrap())),
+        ..second.clone()
+    };
+    assert_eq!(
+        s.claim(&other, &to_group, 1).await.unwrap(),
+        None,
+        "keys are per sender"
+    );
+    assert_eq!(s.read_claim(&other).await.unwrap(), Some(to_group), "a group claim too");
 }
 
 pub async fn a_lease_is_taken_over_only_as_it_was_seen<S: Store>(s: &S) {

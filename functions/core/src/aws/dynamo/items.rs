@@ -101,16 +101,47 @@ pub struct ClaimItem {
     pub done: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// The conversation of the first attempt: one of these two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<GroupId>,
     pub expires_at: i64,
+}
+
+impl ClaimItem {
+    pub fn new(key: &ClaimKey, c: &Claim, expires_at: i64) -> Self {
+        let (recipient, group_id) = match &c.target {
+            Some(Target::To(user)) => (Some(user.clone()), None),
+            Some(Target::Group(group)) => (None, Some(group.clone())),
+            None => (None, None),
+        };
+        Self {
+            claim: key.clone(),
+            message_id: c.message_id,
+            lease_until: c.lease_until,
+            done: c.done,
+            seq: c.seq,
+            recipient,
+            group_id,
+            expires_at,
+        }
+    }
 }
 
 impl From<ClaimItem> for Claim {
     fn from(c: ClaimItem) -> Self {
+        let target = match (c.recipient, c.group_id) {
+            (Some(user), _) => Some(Target::To(user)),
+            (None, Some(group)) => Some(Target::Group(group)),
+            (None, None) => None,
+        };
         Claim {
             message_id: c.message_id,
             lease_until: c.lease_until,
             done: c.done,
             seq: c.seq,
+            target,
         }
     }
 }

@@ -30,14 +30,7 @@ pub(super) fn message_key(id: &MessageId) -> Item {
 
 impl MessageStore for DynamoStore {
     async fn claim(&self, key: &ClaimKey, fresh: &Claim, expires_at: i64) -> Res<Option<Claim>> {
-        let item = ClaimItem {
-            claim: key.clone(),
-            message_id: fresh.message_id,
-            lease_until: fresh.lease_until,
-            done: fresh.done,
-            seq: fresh.seq,
-            expires_at,
-        };
+        let item = ClaimItem::new(key, fresh, expires_at);
         let r = self
             .client
             .put_item()
