@@ -19,18 +19,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub async fn verifier_from_secret() -> Result<TokenVerifier, Error> {
     let arn = std::env::var("JWT_SECRET_ARN").map_err(|_| "environment variable JWT_SECRET_ARN is not set")?;
     let sdk = natter_core::aws::sdk_config().await;
-    let secret = aws_sdk_secretsmanager::Client::new(&sdk)
-        .get_secret_value()
-        .secret_id(&arn)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "could not read the token secret {arn}: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            )
-        })?;
-    let value = secret.secret_string().ok_or("the token secret has no string value")?;
+    let value = natter_core::aws::secrets::secret_string(&sdk, "token secret", &arn).await?;
     Ok(TokenVerifier::with_rules(value.as_bytes(), &rules_from_env()?)?)
 }
 

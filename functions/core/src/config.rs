@@ -101,6 +101,9 @@ pub struct Settings {
     /// How long after a `sync` its catch-up pushes what the sync could not see yet (longer than DynamoDB's index
     /// lag, which is usually well under a second).
     pub catch_up_delay_secs: i32,
+    /// Seals the cursors replies carry ([`crate::seal`]): the deployment's key where `CURSOR_KEY_ARN` names one
+    /// (read at init, see `aws::wiring`), else a key of this process.
+    pub cursor_key: crate::seal::CursorKey,
 }
 
 impl Settings {
@@ -124,6 +127,7 @@ impl Default for Settings {
             frame_limit: 100,
             frame_window_ms: 2000,
             catch_up_delay_secs: 2,
+            cursor_key: crate::seal::CursorKey::random(),
         }
     }
 }

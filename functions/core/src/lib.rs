@@ -26,6 +26,7 @@ pub mod lambda;
 pub mod meter;
 pub mod model;
 pub mod ports;
+pub mod seal;
 pub mod service;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

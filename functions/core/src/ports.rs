@@ -197,8 +197,9 @@ pub trait GroupStore: Send + Sync {
     /// Every member with its marks, in user id order.
     fn members(&self, group: &GroupId) -> impl Future<Output = Res<Vec<Member>>> + Send;
 
-    /// Every member's id (a keys-only read for fan-out).
-    fn member_ids(&self, group: &GroupId) -> impl Future<Output = Res<Vec<UserId>>> + Send;
+    /// The ids of the members who joined before the message of sequence `seq`: whom fan-out pushes it to (a
+    /// member added since sees nothing from before it joined).
+    fn recipients(&self, group: &GroupId, seq: u64) -> impl Future<Output = Res<Vec<UserId>>> + Send;
 
     /// Adds a member and counts it on the group, atomically; at most `max_members`.
     fn add_member(&self, group: &GroupId, member: &Member, max_members: u64)

@@ -12,6 +12,7 @@ mod limits;
 mod local_endpoints;
 mod pages;
 mod presence;
+mod privacy;
 mod pulls;
 mod read_lag;
 mod reliability;

@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod capacity;
 mod dynamo;
 mod pusher;
+pub mod secrets;
 mod sqs;
 pub mod wiring;
 

@@ -37,13 +37,25 @@ pub fn sdk_loader() -> ConfigLoader {
 pub enum InitError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{0}")]
+    Secret(String),
 }
+
+/// The variable naming the Secrets Manager secret that seals cursors. Every function that issues or takes cursors
+/// (sync, history, group list) has it; without it, cursors would not open in another instance of the function.
+pub const CURSOR_KEY_ARN: &str = "CURSOR_KEY_ARN";
 
 impl AwsApp {
     /// Reads the configuration and builds the clients once; `pushes` requires the management endpoint.
     pub async fn from_env(pushes: bool) -> Result<Self, InitError> {
-        let config = Config::from_env()?;
+        let mut config = Config::from_env()?;
         let sdk = sdk_config().await;
+        if let Some(arn) = std::env::var(CURSOR_KEY_ARN).ok().filter(|a| !a.is_empty()) {
+            let value = super::secrets::secret_string(&sdk, "cursor key", &arn)
+                .await
+                .map_err(InitError::Secret)?;
+            config.settings.cursor_key = crate::seal::CursorKey::from_secret(&value).map_err(InitError::Secret)?;
+        }
         Self::from_config(&sdk, &config, pushes, Meter::for_this_function())
     }
 

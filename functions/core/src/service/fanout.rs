@@ -1,6 +1,6 @@
 //! The fan-out consumer: a group message to every online member's connections.
 //!
-//! A root job reads the member ids once; groups larger than one chunk are split into chunk jobs queued back on
+//! A root job reads once the ids of those who were members when the message was sent; groups larger than one chunk are split into chunk jobs queued back on
 //! the fan-out queue (10 per SendMessageBatch), so delivery runs in parallel invocations. Each chunk reads its
 //! members' presence (BatchGetItem, 100 keys per call) and posts concurrently to every live connection but the one
 //! the message was sent from. A redelivered job may push again; it never skips a member.
@@ -31,7 +31,9 @@ where
                         "a fan-out job for a one-on-one message",
                     ));
                 };
-                let all = self.store.member_ids(group).await?;
+                // Only those who were members when it was sent: someone added since sees nothing from before.
+                let seq = job.message.seq.unwrap_or(u64::MAX);
+                let all = self.store.recipients(group, seq).await?;
                 let chunk = self.settings.fanout_chunk.max(1);
                 if all.len() > chunk {
                     let jobs: Vec<Job> = all[chunk..]

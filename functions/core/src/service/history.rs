@@ -1,7 +1,7 @@
 //! `history`: one conversation, newest first, page by page. One-on-one pages come from the caller's own
 //! MessageIndex rows (a stranger sees nothing of a conversation it is not in) with the status of the caller's own
 //! messages; group pages from GroupHistory, for members only and from the sequence they joined at. Every page
-//! stays within the reply budget.
+//! stays within the reply budget. Its `next` is sealed for the user and the conversation ([`crate::seal`]).
 
 use super::{
     App,
@@ -27,6 +27,19 @@ where
         limit: usize,
         now: i64,
     ) -> Result<ServerFrame, Failure> {
+        // A `before` is the position of a page's last message, sealed for this user and this conversation.
+        let key = &self.settings.cursor_key;
+        let scope = match conversation {
+            Conversation::With(peer) => format!("history:with:{peer}"),
+            Conversation::Group(group) => format!("history:group:{group}"),
+        };
+        let before = before
+            .map(|b| {
+                key.open(user.as_str(), &scope, b)
+                    .and_then(|content| String::from_utf8(content).ok())
+                    .ok_or_else(|| bad_request("`before` is not a cursor this server returned"))
+            })
+            .transpose()?;
         let bad_cursor = || bad_request("`before` is not a cursor this server returned");
         let (messages, next) = match conversation {
             Conversation::With(peer) => {
@@ -34,7 +47,7 @@ where
                     return Err(not_found(format!("no user `{peer}`")));
                 }
                 let before = before
-                    .map(|b| MessageId::parse(b).map_err(|_| bad_cursor()))
+                    .map(|b| MessageId::parse(&b).map_err(|_| bad_cursor()))
                     .transpose()?;
                 let page = self.store.conversation(user, peer, before.as_ref(), limit).await?;
                 // The peer's read mark tells the status of the user's own messages.
@@ -91,6 +104,7 @@ where
                 paginate(list, more)
             }
         };
+        let next = next.map(|position| key.seal(user.as_str(), &scope, position.as_bytes()));
         Ok(ServerFrame::History(HistoryReply { messages, next }))
     }
 }

@@ -12,8 +12,8 @@ use crate::{
     ids::{GroupId, MessageId, UserId},
     model::StoredMessage,
     ports::{GroupStore, PullStore},
+    seal::CursorKey,
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -29,7 +29,8 @@ pub const CONVERSATIONS_BUDGET: usize = 48 * 1024;
 /// Groups a sync cursor may name (a user in more groups with unacknowledged messages syncs them over more rounds).
 pub const SYNC_GROUPS: usize = 100;
 
-/// Where a sync stands, for the next page. Opaque to clients (base64url of this JSON).
+/// Where a sync stands, for the next page: JSON, sealed for the user it was issued to ([`crate::seal`]), so a
+/// client can neither make one up nor change one (a late member asking for the group's sequence 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct SyncCursor {
     v: u8,
@@ -44,22 +45,25 @@ struct SyncCursor {
     groups: Vec<(GroupId, u64, u64)>,
 }
 
+/// What a sync cursor is sealed for, besides its user.
+const SYNC_SCOPE: &str = "sync";
+
 impl SyncCursor {
-    fn encode(&self) -> String {
-        B64.encode(serde_json::to_vec(self).unwrap_or_default())
+    fn encode(&self, key: &CursorKey, user: &UserId) -> String {
+        key.seal(user.as_str(), SYNC_SCOPE, &serde_json::to_vec(self).unwrap_or_default())
     }
 
-    fn decode(s: &str) -> Result<Self, Failure> {
-        let bad = || bad_request("`cursor` is not a cursor this server returned");
-        let c: Self = B64
-            .decode(s)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(bad)?;
-        if c.v != 1 || c.groups.len() > SYNC_GROUPS || c.groups.iter().any(|(_, at, to)| at > to) {
-            return Err(bad());
-        }
-        Ok(c)
+    fn decode(s: &str, key: &CursorKey, user: &UserId) -> Result<Self, Failure> {
+        key.open(user.as_str(), SYNC_SCOPE, s)
+            .and_then(|content| Self::parse(&content))
+            .ok_or_else(|| bad_request("`cursor` is not a cursor this server returned"))
+    }
+
+    /// The position a cursor's content names, if it is one this server could have made.
+    fn parse(content: &[u8]) -> Option<Self> {
+        let c: Self = serde_json::from_slice(content).ok()?;
+        let valid = c.v == 1 && c.groups.len() <= SYNC_GROUPS && c.groups.iter().all(|(_, at, to)| at <= to);
+        valid.then_some(c)
     }
 }
 
@@ -67,21 +71,28 @@ impl SyncCursor {
 /// input: no panic, and a cursor that decodes encodes back to one that decodes to the same position.
 pub mod cursors {
     use super::SyncCursor;
-    use crate::ids::MessageId;
+    use crate::{ids::MessageId, ids::UserId, seal::CursorKey};
 
-    /// Whether `s` is a sync cursor this server could have made.
+    /// Whether `s` opens as a sync cursor (it never does unless sealed), and whether `s` as a cursor's content
+    /// names a position this server could have made; one that does survives sealing and opening.
     pub fn sync(s: &str) -> bool {
-        match SyncCursor::decode(s) {
-            Ok(c) => {
-                let again = SyncCursor::decode(&c.encode()).expect("an encoded cursor decodes");
-                assert_eq!(again, c, "a cursor survives encoding");
+        let (key, user) = (CursorKey::random(), UserId::parse("fuzz").expect("a user id"));
+        assert!(
+            SyncCursor::decode(s, &key, &user).is_err(),
+            "nothing opens without the key's tag"
+        );
+        match SyncCursor::parse(s.as_bytes()) {
+            Some(c) => {
+                let again = SyncCursor::decode(&c.encode(&key, &user), &key, &user).expect("a sealed cursor opens");
+                assert_eq!(again, c, "a cursor survives sealing");
                 true
             }
-            Err(_) => false,
+            None => false,
         }
     }
 
-    /// Whether `s` is a `before` cursor of a one-on-one history (a message id) or of a group (a sequence).
+    /// Whether `s` is the content of a `before` cursor of a one-on-one history (a message id) or of a group (a
+    /// sequence).
     pub fn history(s: &str) -> (bool, bool) {
         (MessageId::parse(s).is_ok(), s.parse::<u64>().is_ok())
     }
@@ -163,7 +174,8 @@ where
                     conversations.push(ConversationSummary {
                         conversation: Conversation::Group(g.id.clone()),
                         unread: g.unread_for(m),
-                        last: g.last.clone(),
+                        // A member sees no preview of what was said before it joined.
+                        last: g.last.clone().filter(|_| g.last_seq > m.joined_seq),
                     });
                     if g.last_seq > m.last_ack_seq {
                         pending.push((g.id.clone(), m.last_ack_seq, g.last_seq));
@@ -190,15 +202,23 @@ where
                 )
             }
             Some(text) => {
-                let mut c = SyncCursor::decode(text)?;
-                // A cursor names groups: read only those the caller still belongs to.
+                let mut c = SyncCursor::decode(text, &self.settings.cursor_key, user)?;
+                // A cursor names groups: read only those the caller still belongs to, and each from where it
+                // joined at the earliest (a member removed and added again since the cursor was issued starts
+                // over from its new join point).
                 let ids: Vec<GroupId> = c.groups.iter().map(|(g, _, _)| g.clone()).collect();
                 let members = if ids.is_empty() {
                     HashMap::new()
                 } else {
                     self.store.memberships(user, &ids).await?
                 };
-                c.groups.retain(|(g, _, _)| members.contains_key(g));
+                c.groups.retain_mut(|(g, at, to)| match members.get(g) {
+                    Some(m) => {
+                        *at = (*at).max(m.joined_seq).min(*to);
+                        true
+                    }
+                    None => false,
+                });
                 (c, None)
             }
         };
@@ -293,7 +313,7 @@ where
         }
         cur.inbox_done = !inbox_more && taken_inbox == fetched_inbox;
         cur.groups.retain(|(_, at, to)| at < to);
-        let next = (!cur.inbox_done || !cur.groups.is_empty()).then(|| cur.encode());
+        let next = (!cur.inbox_done || !cur.groups.is_empty()).then(|| cur.encode(&self.settings.cursor_key, user));
         if cur.inbox_done {
             seen.inbox_to = Some(cur.inbox);
         }

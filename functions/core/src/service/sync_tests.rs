@@ -210,21 +210,35 @@ async fn sync_pages_stay_within_the_reply_budget() {
 }
 
 #[tokio::test]
-async fn a_forged_cursor_reads_nothing_of_others_groups_and_garbage_is_a_bad_request() {
+async fn a_hand_made_cursor_is_a_bad_request_and_even_a_sealed_one_reads_nothing_before_joining() {
     let app = app(&["alice", "bob", "eve"]);
     let g = group(&app, "alice", &["bob"]).await;
     send(&app, "alice", Target::Group(g.clone()), "g1", "secret").await;
-    let forged = serde_json::json!({"v": 1, "inbox_done": true, "groups": [[g.to_string(), 0, 1]]});
-    let cursor = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, forged.to_string());
-    let p = page(app.sync(&u("eve"), Some(&cursor), now_ms()).await.unwrap());
-    assert!(p.messages.is_empty() && p.next.is_none(), "eve is not a member");
-    for bad in ["???", "eyJ2Ijo5fQ", "bm90IGpzb24"] {
+    let content = serde_json::json!({"v": 1, "inbox_done": true, "groups": [[g.to_string(), 0, 1]]}).to_string();
+    let unsealed = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &content);
+    let key = &app.settings.cursor_key;
+    let bobs = key.seal("bob", "sync", content.as_bytes());
+    for bad in [unsealed.as_str(), &bobs, "???", "eyJ2Ijo5fQ", "bm90IGpzb24", "a.b"] {
         assert_eq!(
             app.sync(&u("eve"), Some(bad), now_ms()).await.unwrap_err().code(),
             ErrorCode::BadRequest,
             "{bad}"
         );
     }
+    // Were the key to leak: a sealed cursor still reads only groups the user is in, from where it joined.
+    let sealed = key.seal("eve", "sync", content.as_bytes());
+    let p = page(app.sync(&u("eve"), Some(&sealed), now_ms()).await.unwrap());
+    assert!(p.messages.is_empty() && p.next.is_none(), "eve is not a member");
+    let add = GroupOp::Add {
+        group: g.clone(),
+        user: u("eve"),
+    };
+    app.group_op(&u("alice"), &add, now_ms()).await.unwrap();
+    let p = page(app.sync(&u("eve"), Some(&sealed), now_ms()).await.unwrap());
+    assert!(
+        p.messages.is_empty() && p.next.is_none(),
+        "eve joined after the message: {p:?}"
+    );
 }
 
 #[tokio::test]
@@ -334,11 +348,18 @@ async fn group_history_is_for_members_from_the_day_they_joined() {
         ),
         [4]
     );
+    let before_3 = app.settings.cursor_key.seal("ben", &format!("history:group:{g}"), b"3");
     assert_eq!(
         seqs(
-            app.history(&u("ben"), &Conversation::Group(g.clone()), Some("3"), 50, now_ms())
-                .await
-                .unwrap()
+            app.history(
+                &u("ben"),
+                &Conversation::Group(g.clone()),
+                Some(&before_3),
+                50,
+                now_ms()
+            )
+            .await
+            .unwrap()
         ),
         [2, 1]
     );

@@ -396,9 +396,11 @@ pub async fn group_history_ranges_and_membership<S: Store>(s: &S) {
             .unwrap(),
         Added::NoGroup
     );
-    let mut ids = s.member_ids(&g).await.unwrap();
+    // bob joined at sequence 5: a message of sequence 5 or earlier does not go to him.
+    let mut ids = s.recipients(&g, 6).await.unwrap();
     ids.sort();
     assert_eq!(ids, [user("alice"), user("bob")]);
+    assert_eq!(s.recipients(&g, 5).await.unwrap(), [user("alice")]);
     let of_bob = s.groups_of(&user("bob")).await.unwrap();
     assert_eq!(of_bob.len(), 1);
     assert_eq!((of_bob[0].0.member_count, of_bob[0].1.joined_seq), (2, 5));

@@ -101,17 +101,20 @@ impl GroupStore for DynamoStore {
             .collect()
     }
 
-    async fn member_ids(&self, group: &GroupId) -> Res<Vec<UserId>> {
+    async fn recipients(&self, group: &GroupId, seq: u64) -> Res<Vec<UserId>> {
         let q = self
             .client
             .query()
             .table_name(&self.tables.group_members)
             .key_condition_expression("#group_id = :g")
-            // Strong: a member added an instant ago gets the next message.
+            // Strong: a member added an instant ago gets the next message. The filter costs nothing more (a query
+            // is billed by what it reads) and leaves out whoever joined at or after the message.
             .consistent_read(true)
+            .filter_expression("#joined_seq < :seq")
             .projection_expression("#user_id")
-            .set_expression_attribute_names(names(&[attr::GROUP_ID, attr::USER_ID]))
-            .expression_attribute_values(":g", s(group.as_str()));
+            .set_expression_attribute_names(names(&[attr::GROUP_ID, attr::USER_ID, attr::JOINED_SEQ]))
+            .expression_attribute_values(":g", s(group.as_str()))
+            .expression_attribute_values(":seq", n(seq));
         self.query_user_ids(q, attr::USER_ID).await
     }
 

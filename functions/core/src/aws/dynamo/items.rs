@@ -50,6 +50,7 @@ pub mod attr {
     pub const MEMBER_COUNT: &str = "member_count";
     pub const LAST_ACK_SEQ: &str = "last_ack_seq";
     pub const LAST_READ_SEQ: &str = "last_read_seq";
+    pub const JOINED_SEQ: &str = "joined_seq";
     pub const SEQ: &str = "seq";
     /// The global index of GroupMembers over `user_id`: the groups of a user.
     pub const BY_USER_INDEX: &str = "ByUser";

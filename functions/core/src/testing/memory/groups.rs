@@ -41,8 +41,9 @@ impl GroupStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn member_ids(&self, group: &GroupId) -> Res<Vec<UserId>> {
-        Ok(self.members(group).await?.into_iter().map(|m| m.user).collect())
+    async fn recipients(&self, group: &GroupId, seq: u64) -> Res<Vec<UserId>> {
+        let members = self.members(group).await?.into_iter();
+        Ok(members.filter(|m| m.joined_seq < seq).map(|m| m.user).collect())
     }
 
     async fn add_member(&self, group: &GroupId, member: &Member, max_members: u64) -> Res<Added> {
