@@ -1,9 +1,10 @@
 //! `$connect`: registers the user on first sight, records the connection (TTL) and adds it to the user's
 //! presence. Runs after the authorizer accepted the token; a failure here refuses the upgrade, and the client
-//! retries. Nothing is pushed: API Gateway does not accept posts before `$connect` returns.
+//! retries. A user at its most connections is refused with 429. Nothing is pushed: API Gateway does not accept posts before `$connect` returns.
 
 use natter_core::{
     lambda::{self, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest, LambdaEvent},
+    model::Opened,
     now_ms,
     ports::{JobQueue, Pusher, Store},
     service::App,
@@ -29,7 +30,17 @@ async fn run<S: Store, P: Pusher, Q: JobQueue>(
     let (Some(user), Some(connection)) = (lambda::authorized_user(&ev), lambda::connection_id(&ev)) else {
         return Err("$connect without an authorized user or a connection id".into());
     };
-    let transition = app.connect(&user, &connection, now_ms()).await?;
-    info!(%user, %connection, ?transition, "connected");
-    Ok(lambda::response(None))
+    match app.connect(&user, &connection, now_ms()).await? {
+        Opened::Open(transition) => {
+            info!(%user, %connection, ?transition, "connected");
+            Ok(lambda::response(None))
+        }
+        Opened::Full => {
+            info!(%user, %connection, "refused: too many connections");
+            // API Gateway refuses the upgrade with this status.
+            let mut refused = lambda::response(None);
+            refused.status_code = 429;
+            Ok(refused)
+        }
+    }
 }

@@ -94,10 +94,13 @@ pub struct Settings {
     pub max_group_members: u64,
     /// The most friends a user may have (the `friends` reply lists them all).
     pub max_friends: usize,
-    /// Frames one connection may send per window (0: no limit). 100 per 2 s: 50 a second, bursts of 100.
+    /// Frames one user may send per window over all its connections (0: no limit). 100 per 2 s: 50 a second,
+    /// bursts of 100.
     pub frame_limit: u64,
     /// The rate limit's window.
     pub frame_window_ms: i64,
+    /// Live connections one user may hold at once (0: no limit); `$connect` refuses one more.
+    pub max_connections: usize,
     /// How long after a `sync` its catch-up pushes what the sync could not see yet (longer than DynamoDB's index
     /// lag, which is usually well under a second).
     pub catch_up_delay_secs: i32,
@@ -126,6 +129,7 @@ impl Default for Settings {
             max_friends: 1000,
             frame_limit: 100,
             frame_window_ms: 2000,
+            max_connections: 10,
             catch_up_delay_secs: 2,
             cursor_key: crate::seal::CursorKey::random(),
         }
@@ -196,6 +200,7 @@ impl Config {
         vars.at_least("MAX_GROUP_MEMBERS", 1, &mut s.max_group_members)?;
         vars.num("FRAME_RATE_LIMIT", &mut s.frame_limit)?;
         vars.at_least("FRAME_RATE_WINDOW_MS", 1, &mut s.frame_window_ms)?;
+        vars.num("MAX_CONNECTIONS_PER_USER", &mut s.max_connections)?;
         vars.num("CATCH_UP_DELAY_SECONDS", &mut s.catch_up_delay_secs)?;
         Ok(Self {
             tables: Tables::from_lookup(&get)?,

@@ -135,13 +135,13 @@ where
         t if t > 0 => t,
         _ => crate::now_ms(),
     };
-    if !app.admit(&caller.connection, arrived).await {
-        warn!(connection = %caller.connection, "frame over the connection's rate limit");
+    if !app.admit(&caller.user, arrived).await {
+        warn!(connection = %caller.connection, "frame over the user's rate limit");
         app.meter.count_error_frame(ErrorCode::RateLimited.as_str());
         let frame = ServerFrame::Error(frames::ErrorReply {
             code: ErrorCode::RateLimited,
             message: format!(
-                "more than {} frames in {} ms on this connection; slow down and retry",
+                "more than {} frames in {} ms from this user; slow down and retry",
                 app.settings.frame_limit, app.settings.frame_window_ms
             ),
             client_msg_id,

@@ -99,6 +99,14 @@ pub enum Transition {
     Unchanged,
 }
 
+/// What opening a connection did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    Open(Transition),
+    /// The user holds the most live connections it may: nothing was recorded.
+    Full,
+}
+
 /// The idempotency record of a send: the first attempt's id, who is working on it, and whether it finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {

@@ -9,8 +9,8 @@ use crate::{
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::{IndexJob, Job},
     model::{
-        Added, Claim, ClaimKey, ConversationPage, Group, GroupEntry, Mark, Marked, Member, NewConnection, Presence,
-        Session, StoredMessage, Transition,
+        Added, Claim, ClaimKey, ConversationPage, Group, GroupEntry, Mark, Marked, Member, NewConnection, Opened,
+        Presence, Session, StoredMessage, Transition,
     },
 };
 use std::{collections::HashMap, future::Future};
@@ -48,8 +48,10 @@ pub trait Directory: Send + Sync {
 
 /// Connections and presence.
 pub trait PresenceStore: Send + Sync {
-    /// Records a connection (registry item with TTL) and adds it to the user's presence.
-    fn open(&self, connection: &NewConnection) -> impl Future<Output = Res<Transition>> + Send;
+    /// Records a connection (registry item with TTL) and adds it to the user's presence, unless the user holds
+    /// `max_live` live connections already (expired ones do not count; 0: no limit). Atomic: concurrent opens
+    /// never take the user past the limit.
+    fn open(&self, connection: &NewConnection, max_live: usize) -> impl Future<Output = Res<Opened>> + Send;
 
     /// Removes a connection from the registry and the user's presence, recording last_seen.
     fn close(&self, user: &UserId, connection: &ConnectionId, now: i64)
@@ -265,14 +267,9 @@ pub trait JobQueue: Send + Sync {
     fn enqueue_all(&self, jobs: &[Job]) -> impl Future<Output = Res<()>> + Send;
 }
 
-/// Frames per connection and window: the per-connection rate limit.
+/// Frames per user and window, over all the user's connections: the rate limit.
 pub trait FrameCounter: Send + Sync {
-    /// Counts one more frame of `connection` in `window` (a window number) and returns the count so far; the
-    /// counter expires at `expires_at` (epoch seconds).
-    fn count_frame(
-        &self,
-        connection: &ConnectionId,
-        window: i64,
-        expires_at: i64,
-    ) -> impl Future<Output = Res<u64>> + Send;
+    /// Counts one more frame of `user` in `window` (a window number) and returns the count so far; the counter
+    /// expires at `expires_at` (epoch seconds).
+    fn count_frame(&self, user: &UserId, window: i64, expires_at: i64) -> impl Future<Output = Res<u64>> + Send;
 }

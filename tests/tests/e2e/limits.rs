@@ -1,6 +1,6 @@
-//! Limits a client meets over real websockets: the per-connection rate limit (`rate_limited`, the connection
-//! stays open and is served again), the stage's route throttling (API Gateway's `Too Many Requests`), and the
-//! size bounds of every field.
+//! Limits a client meets over real websockets: the per-user rate limit over all its connections (`rate_limited`,
+//! the connection stays open and is served again), at most ten connections per user (429 at the upgrade), the
+//! stage's route throttling (API Gateway's `Too Many Requests`), and the size bounds of every field.
 
 use natter_local::local::Local;
 use natter_tests::{Client, options, scan};
@@ -79,6 +79,81 @@ async fn a_connection_over_its_rate_is_answered_rate_limited_and_served_again_la
     }
     let got = bob.messages_within(Duration::from_secs(2)).await;
     assert_eq!(got.len(), 1, "{got:?}");
+    local.stop().await;
+}
+
+/// Five connections of one user share one allowance (it used to be one each: 300 frames in a burst, none
+/// limited); an eleventh connection is refused with 429 while other users connect, and closing one makes room.
+#[tokio::test]
+async fn a_user_has_one_rate_over_all_its_connections_and_at_most_ten_of_them() {
+    let local = natter_tests::start().await;
+    let mut devices = Vec::new();
+    for _ in 0..5 {
+        devices.push(Client::connect_raw(&local.ws_url, "alice").await);
+    }
+    for (k, c) in devices.iter_mut().enumerate() {
+        for i in 0..60 {
+            c.send(json!({"action": "heartbeat", "requestId": format!("d{k}-{i}")}))
+                .await;
+        }
+    }
+    let (mut served, mut limited) = (0, 0);
+    for (k, c) in devices.iter_mut().enumerate() {
+        let tag = format!("d{k}-");
+        for _ in 0..60 {
+            let r = c
+                .wait_for("a reply to each frame", |v| {
+                    v["requestId"].as_str().is_some_and(|id| id.starts_with(&tag))
+                })
+                .await;
+            match (r["type"].as_str(), r["code"].as_str()) {
+                (Some("pong"), _) => served += 1,
+                (Some("error"), Some("rate_limited")) => limited += 1,
+                _ => panic!("{r}"),
+            }
+        }
+    }
+    // 100 frames per 2 s window for the user; a burst that straddles a window boundary gets two windows' worth.
+    assert!(
+        served <= 200 && limited >= 100,
+        "served {served}, limited {limited} of 300"
+    );
+    assert!(
+        devices.iter().all(|c| c.closed.is_none()),
+        "limited connections stay open"
+    );
+
+    for _ in 5..10 {
+        devices.push(Client::connect_raw(&local.ws_url, "alice").await);
+    }
+    let token = natter_tests::token("alice");
+    let refused = Client::connect_with(&local.ws_url, "alice", &token).await.err();
+    assert_eq!(refused, Some(429), "an eleventh connection");
+    let mut bob = Client::connect_raw(&local.ws_url, "bob").await;
+    assert_eq!(bob.request(json!({"action": "heartbeat"})).await["type"], "pong");
+    // The refused upgrade left nothing behind: alice is pushed on her ten connections only.
+    let ack = bob.send_message("to-alice", "alice", "hi all").await;
+    assert_eq!(ack["type"], "ack");
+    for c in devices.iter_mut() {
+        c.wait_for("the message on every device", |v| v["type"] == "message")
+            .await;
+    }
+
+    devices.pop().unwrap().close().await;
+    let mut again = None;
+    for _ in 0..50 {
+        match Client::connect_with(&local.ws_url, "alice", &token).await {
+            Ok(c) => {
+                again = Some(c);
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status, 429);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(again.is_some(), "a closed connection makes room");
     local.stop().await;
 }
 

@@ -4,7 +4,7 @@ use super::App;
 use crate::{
     error::BackendError,
     ids::{ConnectionId, UserId},
-    model::{NewConnection, Transition},
+    model::{NewConnection, Opened, Transition},
     ports::{Directory, JobQueue, PresenceStore},
 };
 
@@ -13,23 +13,23 @@ where
     S: Directory + PresenceStore,
     Q: JobQueue,
 {
-    /// `$connect`: registers the user on first sight, records the connection and adds it to the user's presence.
-    /// Nothing is pushed: API Gateway does not accept posts to a connection before `$connect` returns.
-    pub async fn connect(
-        &self,
-        user: &UserId,
-        connection: &ConnectionId,
-        now: i64,
-    ) -> Result<Transition, BackendError> {
+    /// `$connect`: registers the user on first sight, records the connection and adds it to the user's presence,
+    /// unless the user holds its most connections already ([`Opened::Full`]: every connection of a user is pushed
+    /// every message, so their number bounds what one account costs). Nothing is pushed: API Gateway does not
+    /// accept posts to a connection before `$connect` returns.
+    pub async fn connect(&self, user: &UserId, connection: &ConnectionId, now: i64) -> Result<Opened, BackendError> {
         let c = NewConnection {
             id: connection.clone(),
             user: user.clone(),
             connected_at: now,
             expires_at: now / 1000 + self.settings.connection_ttl_secs,
         };
-        let ((), transition) = futures::try_join!(self.store.register(user, now), self.store.open(&c))?;
-        self.announce_later(user, transition, now).await;
-        Ok(transition)
+        let max = self.settings.max_connections;
+        let ((), opened) = futures::try_join!(self.store.register(user, now), self.store.open(&c, max))?;
+        if let Opened::Open(transition) = opened {
+            self.announce_later(user, transition, now).await;
+        }
+        Ok(opened)
     }
 }
 

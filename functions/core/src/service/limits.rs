@@ -1,14 +1,15 @@
-//! The per-connection rate limit: `frame_limit` frames per `frame_window_ms` window (100 per 2 s: 50 a second with
-//! bursts of 100), counted where every function sees the same count (DynamoDB), by the frame's arrival time.
+//! The rate limit: `frame_limit` frames per `frame_window_ms` window (100 per 2 s: 50 a second with bursts of 100)
+//! per user, over all its connections together (a user cannot multiply it by opening more), counted where every
+//! function sees the same count (DynamoDB), by the frame's arrival time.
 
 use super::App;
-use crate::{ids::ConnectionId, ports::FrameCounter};
+use crate::{ids::UserId, ports::FrameCounter};
 use tracing::warn;
 
 impl<S: FrameCounter, P, Q> App<S, P, Q> {
-    /// Whether a frame that arrived at `at_ms` on `connection` may be processed. A counter that cannot be reached
+    /// Whether a frame of `user` that arrived at `at_ms` may be processed. A counter that cannot be reached
     /// admits the frame: the frame's own work then meets the same outage and answers `unavailable`.
-    pub async fn admit(&self, connection: &ConnectionId, at_ms: i64) -> bool {
+    pub async fn admit(&self, user: &UserId, at_ms: i64) -> bool {
         let (limit, window_ms) = (self.settings.frame_limit, self.settings.frame_window_ms.max(1));
         if limit == 0 {
             return true;
@@ -16,7 +17,7 @@ impl<S: FrameCounter, P, Q> App<S, P, Q> {
         let window = at_ms.div_euclid(window_ms);
         // Kept a minute past the window's end: TTL deletes lazily anyway, and nothing reads old windows.
         let expires_at = ((window + 1) * window_ms) / 1000 + 60;
-        match self.store.count_frame(connection, window, expires_at).await {
+        match self.store.count_frame(user, window, expires_at).await {
             Ok(n) => n <= limit,
             Err(e) => {
                 warn!(error = %e, "could not count a frame; admitting it");
@@ -28,7 +29,7 @@ impl<S: FrameCounter, P, Q> App<S, P, Q> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{ids::ConnectionId, testing::TestApp};
+    use crate::testing::{TestApp, user};
 
     fn app(limit: u64) -> TestApp {
         TestApp::builder()
@@ -40,22 +41,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_gets_its_limit_per_window_and_a_fresh_window_serves_again() {
+    async fn a_user_gets_its_limit_per_window_and_a_fresh_window_serves_again() {
         let app = app(3);
-        let (c, other) = (ConnectionId::parse("c1=").unwrap(), ConnectionId::parse("c2=").unwrap());
+        let (c, other) = (user("alice"), user("bob"));
         let mut admitted = Vec::new();
         for i in 0..5 {
             admitted.push(app.admit(&c, 10_000 + i).await);
         }
         assert_eq!(admitted, [true, true, true, false, false]);
-        assert!(app.admit(&other, 10_000).await, "another connection has its own count");
+        assert!(app.admit(&other, 10_000).await, "another user has its own count");
         assert!(app.admit(&c, 12_000).await, "the next window starts afresh");
     }
 
     #[tokio::test]
     async fn no_limit_and_an_unreachable_counter_admit() {
         let unlimited = app(0);
-        let c = ConnectionId::parse("c1=").unwrap();
+        let c = user("alice");
         for _ in 0..10 {
             assert!(unlimited.admit(&c, 0).await);
         }

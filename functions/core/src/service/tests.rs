@@ -5,7 +5,7 @@ use crate::{
     frames::{ErrorCode, SendFrame, Target},
     ids::{Body, ClientMsgId, ConnectionId},
     jobs::Job,
-    model::Transition,
+    model::{Opened, Transition},
     now_ms,
     testing::{TestApp, caller, conn, user},
 };
@@ -53,11 +53,11 @@ async fn connect_registers_and_disconnect_of_the_last_connection_goes_offline() 
     let now = now_ms();
     assert_eq!(
         app.connect(&user("alice"), &conn("c1"), now).await.unwrap(),
-        Transition::CameOnline
+        Opened::Open(Transition::CameOnline)
     );
     assert_eq!(
         app.connect(&user("alice"), &conn("c2"), now).await.unwrap(),
-        Transition::Unchanged
+        Opened::Open(Transition::Unchanged)
     );
     assert!(app.store.state.lock().unwrap().users.contains_key(&user("alice")));
     assert_eq!(

@@ -9,7 +9,7 @@ use crate::{
     frames::{LastMessage, Status, Target},
     ids::{Body, ClientMsgId, GroupId, GroupName, MessageId},
     jobs::IndexJob,
-    model::{Added, Claim, ClaimKey, Group, Mark, Marked, Member, NewConnection, StoredMessage, Transition},
+    model::{Added, Claim, ClaimKey, Group, Mark, Marked, Member, NewConnection, Opened, StoredMessage, Transition},
     ports::Store,
     testing::{conn, user},
 };
@@ -426,8 +426,20 @@ pub async fn presence_follows_live_connections<S: Store>(s: &S) {
     };
     s.register(&user("alice"), now).await.unwrap();
     let live = now / 1000 + 3600;
-    assert_eq!(s.open(&open("c1", live)).await.unwrap(), Transition::CameOnline);
-    assert_eq!(s.open(&open("c2", live)).await.unwrap(), Transition::Unchanged);
+    assert_eq!(
+        s.open(&open("c1", live), 2).await.unwrap(),
+        Opened::Open(Transition::CameOnline)
+    );
+    assert_eq!(
+        s.open(&open("c2", live), 2).await.unwrap(),
+        Opened::Open(Transition::Unchanged)
+    );
+    assert_eq!(s.open(&open("c3", live), 2).await.unwrap(), Opened::Full, "two at most");
+    assert_eq!(
+        s.open(&open("c2", live), 2).await.unwrap(),
+        Opened::Open(Transition::Unchanged),
+        "the same connection again takes no more room"
+    );
     let found = s.lookup(&[user("alice"), user("nobody")], &[]).await.unwrap();
     assert_eq!(
         found.keys().collect::<Vec<_>>(),
@@ -484,6 +496,32 @@ pub async fn presence_follows_live_connections<S: Store>(s: &S) {
         (Some(Status::Online), false),
         "announcing clears the mark"
     );
+
+    // Connections that vanished without `$disconnect` stop counting once they expire.
+    let dora = |c: &str, at: i64, expires_at: i64| NewConnection {
+        id: conn(c),
+        user: user("dora"),
+        connected_at: at,
+        expires_at,
+    };
+    s.register(&user("dora"), now).await.unwrap();
+    for c in ["d1", "d2"] {
+        assert!(matches!(s.open(&dora(c, now, live), 2).await.unwrap(), Opened::Open(_)));
+    }
+    assert_eq!(s.open(&dora("d3", now, live), 2).await.unwrap(), Opened::Full);
+    let later = (live + 10) * 1000;
+    assert_eq!(
+        s.open(&dora("d3", later, live + 3600), 2).await.unwrap(),
+        Opened::Open(Transition::CameOnline),
+        "the two expired ones make room"
+    );
+    let p = s
+        .presence_latest(&[user("dora")])
+        .await
+        .unwrap()
+        .remove(&user("dora"))
+        .unwrap();
+    assert_eq!(p.live(later).map(|c| c.as_str()).collect::<Vec<_>>(), ["d3"]);
 }
 
 pub async fn friendship_is_mutual_and_frames_are_counted_per_window<S: Store>(s: &S) {
@@ -491,7 +529,7 @@ pub async fn friendship_is_mutual_and_frames_are_counted_per_window<S: Store>(s:
     assert_eq!(s.friends_of(&user("bob")).await.unwrap(), [user("alice")]);
     s.unfriend(&user("bob"), &user("alice")).await.unwrap();
     assert!(s.friends_of(&user("alice")).await.unwrap().is_empty());
-    let c = conn("c1=");
+    let c = user("alice");
     let counts = [
         s.count_frame(&c, 7, 0).await.unwrap(),
         s.count_frame(&c, 7, 0).await.unwrap(),

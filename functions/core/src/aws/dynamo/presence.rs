@@ -11,15 +11,15 @@ use super::{
 use crate::{
     frames::Status,
     ids::{ConnectionId, UserId},
-    model::{NewConnection, Presence, Transition},
+    model::{NewConnection, Opened, Presence, Transition},
     ports::{PresenceStore, Res},
 };
-use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::{HashMap, HashSet};
 use tracing::warn;
 
 impl PresenceStore for DynamoStore {
-    async fn open(&self, c: &NewConnection) -> Res<Transition> {
+    async fn open(&self, c: &NewConnection, max_live: usize) -> Res<Opened> {
         let item = ConnectionItem {
             connection_id: c.id.clone(),
             user_id: c.user.clone(),
@@ -35,9 +35,25 @@ impl PresenceStore for DynamoStore {
                 .await
                 .map_err(failed("PutItem"))
         };
-        let (_, before) = futures::try_join!(put, self.add_presence(c))?;
-        let Some(before) = before else {
-            return Ok(Transition::CameOnline);
+        // Both at once (the common case is admitted); a refused connection's registry item is deleted again.
+        let (_, added) = futures::try_join!(put, self.add_presence(c, max_live))?;
+        let before = match added {
+            AddedPresence::Full => {
+                let r = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.tables.connections)
+                    .key(attr::CONNECTION_ID, s(c.id.as_str()))
+                    .send()
+                    .await;
+                // Left behind, it is only a registry row that expires with its TTL and receives nothing.
+                if let Err(e) = r {
+                    warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "could not delete a refused connection");
+                }
+                return Ok(Opened::Full);
+            }
+            AddedPresence::First => return Ok(Opened::Open(Transition::CameOnline)),
+            AddedPresence::Added(before) => before,
         };
         let now_s = c.connected_at / 1000;
         let was_online = before.conns.values().any(|exp| *exp > now_s);
@@ -48,11 +64,11 @@ impl PresenceStore for DynamoStore {
             .map(|(id, _)| id.clone())
             .collect();
         self.prune(&c.user, stale).await;
-        Ok(if was_online {
+        Ok(Opened::Open(if was_online {
             Transition::Unchanged
         } else {
             Transition::CameOnline
-        })
+        }))
     }
 
     async fn close(&self, user: &UserId, connection: &ConnectionId, now: i64) -> Res<Transition> {
@@ -111,7 +127,10 @@ impl DynamoStore {
     }
 
     /// Adds a connection to the user's presence; returns the item as it was before (`None`: the first ever).
-    async fn add_presence(&self, c: &NewConnection) -> Res<Option<PresenceItem>> {
+    async fn add_presence(&self, c: &NewConnection, max_live: usize) -> Res<AddedPresence> {
+        // The map may also hold connections that vanished without `$disconnect` (pruned below): its size can
+        // refuse a connection the live count would admit, so a refusal is checked against the expiries.
+        let max = if max_live == 0 { i64::MAX } else { max_live as i64 };
         for _ in 0..3 {
             let r = self
                 .client
@@ -119,15 +138,36 @@ impl DynamoStore {
                 .table_name(&self.tables.presence)
                 .set_key(Some(user_key(&c.user)))
                 .update_expression("SET #conns.#c = :exp")
-                .condition_expression("attribute_exists(#conns)")
+                .condition_expression(
+                    "attribute_exists(#conns) AND (size(#conns) < :max OR attribute_exists(#conns.#c))",
+                )
                 .expression_attribute_names("#conns", attr::CONNS)
                 .expression_attribute_names("#c", c.id.as_str())
                 .expression_attribute_values(":exp", n(c.expires_at))
+                .expression_attribute_values(":max", n(max))
                 .return_values(ReturnValue::AllOld)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
                 .await;
-            if let Written::Applied(out) = written("UpdateItem", r)? {
-                return Ok(Some(from_item("presence", out.attributes.unwrap_or_default())?));
+            match written("UpdateItem", r)? {
+                Written::Applied(out) => {
+                    return Ok(AddedPresence::Added(from_item(
+                        "presence",
+                        out.attributes.unwrap_or_default(),
+                    )?));
+                }
+                Written::Refused(Some(item)) => {
+                    let full: PresenceItem = from_item("presence", item)?;
+                    let now_s = c.connected_at / 1000;
+                    let (live, stale): (Vec<_>, Vec<_>) = full.conns.into_iter().partition(|(_, exp)| *exp > now_s);
+                    if live.len() as i64 >= max {
+                        return Ok(AddedPresence::Full);
+                    }
+                    // Room once the expired ones are gone (or the map changed meanwhile): try again.
+                    self.prune(&c.user, stale.into_iter().map(|(id, _)| id).collect()).await;
+                    continue;
+                }
+                Written::Refused(None) => {}
             }
             // First connection ever: create the item, unless a concurrent first connection just did.
             let item = PresenceItem {
@@ -145,7 +185,7 @@ impl DynamoStore {
                 .send()
                 .await;
             if applied("PutItem", r)? {
-                return Ok(None);
+                return Ok(AddedPresence::First);
             }
         }
         Err(retryable("UpdateItem", "presence item kept changing"))
@@ -280,4 +320,14 @@ impl DynamoStore {
             .await;
         applied("UpdateItem", r).map(drop)
     }
+}
+
+/// What adding a connection to a user's presence did.
+enum AddedPresence {
+    /// The user's first connection ever: the item was created.
+    First,
+    /// Added; the item as it was before.
+    Added(PresenceItem),
+    /// The user holds the most live connections it may.
+    Full,
 }

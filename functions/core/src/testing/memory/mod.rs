@@ -82,7 +82,7 @@ pub struct State {
     pub group_history: BTreeMap<(GroupId, u64), GroupEntry>,
     pub friends: BTreeSet<(UserId, UserId)>,
     /// Frames per (connection, window).
-    pub frames: HashMap<(ConnectionId, i64), u64>,
+    pub frames: HashMap<(UserId, i64), u64>,
 }
 
 #[derive(Default)]
@@ -102,10 +102,10 @@ impl MemoryStore {
 }
 
 impl FrameCounter for MemoryStore {
-    async fn count_frame(&self, connection: &ConnectionId, window: i64, _expires_at: i64) -> Res<u64> {
+    async fn count_frame(&self, user: &UserId, window: i64, _expires_at: i64) -> Res<u64> {
         self.faults.check("count_frame")?;
         let mut s = self.state.lock().unwrap();
-        let n = s.frames.entry((connection.clone(), window)).or_default();
+        let n = s.frames.entry((user.clone(), window)).or_default();
         *n += 1;
         Ok(*n)
     }

@@ -4,7 +4,7 @@ use super::MemoryStore;
 use crate::{
     frames::Status,
     ids::{ConnectionId, UserId},
-    model::{NewConnection, Presence, Transition},
+    model::{NewConnection, Opened, Presence, Transition},
     ports::{Directory, PresenceStore, Res},
 };
 use std::collections::HashMap;
@@ -29,18 +29,21 @@ impl Directory for MemoryStore {
 }
 
 impl PresenceStore for MemoryStore {
-    async fn open(&self, c: &NewConnection) -> Res<Transition> {
+    async fn open(&self, c: &NewConnection, max_live: usize) -> Res<Opened> {
         self.faults.check("open")?;
         let mut s = self.state.lock().unwrap();
-        s.connections.insert(c.id.clone(), c.user.clone());
         let p = s.presence.entry(c.user.clone()).or_default();
-        let was_online = p.live(c.connected_at).next().is_some();
+        let others = p.live(c.connected_at).filter(|id| **id != c.id).count();
+        if max_live > 0 && others >= max_live {
+            return Ok(Opened::Full);
+        }
         p.connections.insert(c.id.clone(), c.expires_at);
-        Ok(if was_online {
+        s.connections.insert(c.id.clone(), c.user.clone());
+        Ok(Opened::Open(if others > 0 {
             Transition::Unchanged
         } else {
             Transition::CameOnline
-        })
+        }))
     }
 
     async fn close(&self, user: &UserId, connection: &ConnectionId, now: i64) -> Res<Transition> {
