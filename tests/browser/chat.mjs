@@ -47,10 +47,33 @@ try {
   const alice = await signIn("alice");
   const bob = await signIn("bob");
 
-  at("befriend: bob shows online in alice's friends");
+  at("befriend: alice asks, bob sees the request and accepts, then bob shows online in alice's friends");
   await alice.fill("#friend", "bob");
   await alice.click("#add-friend button");
-  await alice.waitForSelector('#friends li[data-user="bob"][data-status="online"]', { timeout: T });
+  await alice.waitForSelector('#friends li[data-user="bob"][data-state="requested"]', { timeout: T });
+  check((await alice.getAttribute('#friends li[data-user="bob"]', "data-status")) === null, "no status before bob accepts");
+  await bob.waitForSelector('#friends li[data-user="alice"][data-state="incoming"] button.add', { timeout: T });
+  await bob.click('#friends li[data-user="alice"] button.add');
+  await bob.waitForSelector('#friends li[data-user="alice"][data-state="friend"]', { timeout: T });
+  await alice.waitForSelector('#friends li[data-user="bob"][data-state="friend"][data-status="online"]', { timeout: T });
+
+  at("a stranger's request: alice declines eve's, then blocks her");
+  const eve = await signIn("eve");
+  await eve.fill("#friend", "alice");
+  await eve.click("#add-friend button");
+  await alice.waitForSelector('#friends li[data-user="eve"][data-state="incoming"] button.remove', { timeout: T });
+  await alice.click('#friends li[data-user="eve"] button.remove');
+  await alice.waitForSelector('#friends li[data-user="eve"]', { state: "detached", timeout: T });
+  check((await eve.getAttribute('#friends li[data-user="alice"]', "data-state")) === "requested", "eve is not told of the decline");
+  await eve.click('#friends li[data-user="alice"] button.remove');
+  await eve.waitForSelector('#friends li[data-user="alice"]', { state: "detached", timeout: T });
+  await eve.fill("#friend", "alice");
+  await eve.click("#add-friend button");
+  await alice.waitForSelector('#friends li[data-user="eve"][data-state="incoming"] button.block', { timeout: T });
+  await alice.click('#friends li[data-user="eve"] button.block');
+  await alice.waitForSelector('#friends li[data-user="eve"][data-state="blocked"] button.unblock', { timeout: T });
+  check((await eve.getAttribute('#friends li[data-user="alice"]', "data-state")) === "requested", "the block is not revealed");
+  await eve.context().close();
 
   at("one-on-one: bob gets an unread badge and the preview");
   await alice.click('#friends li[data-user="bob"]');

@@ -99,6 +99,55 @@ pub enum Transition {
     Unchanged,
 }
 
+/// How one user stands toward another, as that user sees it (one Friends row per direction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FriendState {
+    /// Both accepted: presence and last seen are shared.
+    Friend,
+    /// This user asked; the other has not answered.
+    Requested,
+    /// The other user asked this one.
+    Incoming,
+    /// This user blocked the other.
+    Blocked,
+}
+
+/// One user's row about another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FriendRow {
+    /// The other user.
+    pub user: UserId,
+    pub state: FriendState,
+    /// The other user blocked this row's owner: the row is shown as it was, and shares nothing (no presence, no
+    /// request or message reaches the other user). Never revealed to the owner.
+    pub muted: bool,
+}
+
+impl FriendRow {
+    pub fn new(user: UserId, state: FriendState) -> Self {
+        Self {
+            user,
+            state,
+            muted: false,
+        }
+    }
+
+    /// Whether presence flows to this row's owner about `user`... and the other way: a friendship neither side
+    /// has muted.
+    pub fn shares_presence(&self) -> bool {
+        self.state == FriendState::Friend && !self.muted
+    }
+}
+
+/// A change to one Friends row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowChange {
+    Keep,
+    Delete,
+    Put(FriendRow),
+}
+
 /// What opening a connection did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {

@@ -9,8 +9,8 @@ use crate::{
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::{IndexJob, Job},
     model::{
-        Added, Claim, ClaimKey, ConversationPage, Group, GroupEntry, Mark, Marked, Member, NewConnection, Opened,
-        Presence, Session, StoredMessage, Transition,
+        Added, Claim, ClaimKey, ConversationPage, FriendRow, Group, GroupEntry, Mark, Marked, Member, NewConnection,
+        Opened, Presence, RowChange, Session, StoredMessage, Transition,
     },
 };
 use std::{collections::HashMap, future::Future};
@@ -85,12 +85,27 @@ pub trait PresenceStore: Send + Sync {
     fn mark_exposed(&self, user: &UserId) -> impl Future<Output = Res<()>> + Send;
 }
 
-/// Friendships: mutual, one row per direction.
+/// Friendships, requests and blocks: one row per direction, each as its owner sees the other.
 pub trait FriendStore: Send + Sync {
-    fn befriend(&self, a: &UserId, b: &UserId, now: i64) -> impl Future<Output = Res<()>> + Send;
-    fn unfriend(&self, a: &UserId, b: &UserId) -> impl Future<Output = Res<()>> + Send;
-    /// The user's friends, in user id order.
-    fn friends_of(&self, user: &UserId) -> impl Future<Output = Res<Vec<UserId>>> + Send;
+    /// `a`'s row about `b` and `b`'s row about `a`, read strongly.
+    fn relation(
+        &self,
+        a: &UserId,
+        b: &UserId,
+    ) -> impl Future<Output = Res<(Option<FriendRow>, Option<FriendRow>)>> + Send;
+    /// Changes `a`'s row about `b` and `b`'s row about `a`: both or neither.
+    fn set_relation(
+        &self,
+        a: &UserId,
+        b: &UserId,
+        a_row: RowChange,
+        b_row: RowChange,
+        now: i64,
+    ) -> impl Future<Output = Res<()>> + Send;
+    /// Whether `blocker` blocked `user` (read strongly: a block holds from the moment it is answered).
+    fn blocks(&self, blocker: &UserId, user: &UserId) -> impl Future<Output = Res<bool>> + Send;
+    /// Every row of the user (friends, requests both ways, blocks), in user id order.
+    fn friends_of(&self, user: &UserId) -> impl Future<Output = Res<Vec<FriendRow>>> + Send;
 }
 
 /// The reads behind `sync` and `history`.

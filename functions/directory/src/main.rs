@@ -6,6 +6,6 @@ use natter_core::{
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let app = AwsApp::from_env(false).await?;
+    let app = AwsApp::from_env(true).await?;
     run(service_fn(|event| natter_directory::handle(&app, event))).await
 }

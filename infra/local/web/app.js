@@ -5,7 +5,7 @@ const $ = (sel) => document.querySelector(sel);
 const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 let client = null;
 let active = null; // the open conversation's key
-const friends = new Map(); // user -> {status, lastSeen}
+const friends = new Map(); // user -> {state, status, lastSeen}
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -58,9 +58,12 @@ async function signIn(user) {
     if (!e.detail.conversation || e.detail.conversation.key === active) renderMessages();
   });
   client.addEventListener("presence", (e) => {
-    friends.set(e.detail.user, { status: e.detail.status, lastSeen: e.detail.lastSeen });
+    const f = friends.get(e.detail.user);
+    if (f?.state !== "friend") return;
+    friends.set(e.detail.user, { ...f, status: e.detail.status, lastSeen: e.detail.lastSeen });
     renderFriends();
   });
+  client.addEventListener("friend", () => refreshFriends());
   client.addEventListener("servererror", (e) => {
     const d = e.detail;
     showError(`${d.code}: ${d.message}${d.clientMsgId ? ` (message ${d.clientMsgId})` : ""}`);
@@ -70,25 +73,47 @@ async function signIn(user) {
 }
 
 async function refreshFriends() {
-  const r = await client.request({ action: "friends", op: "list" });
-  if (r?.type !== "friends") return;
-  friends.clear();
-  for (const f of r.friends) friends.set(f.user, { status: f.status, lastSeen: f.lastSeen });
-  renderFriends();
+  showFriends(await client.request({ action: "friends", op: "list" }));
 }
+
+// A friends reply (every op answers the whole list) replaces what is shown.
+function showFriends(r) {
+  if (r?.type !== "friends") return false;
+  friends.clear();
+  for (const f of r.friends) friends.set(f.user, { state: f.state, status: f.status, lastSeen: f.lastSeen });
+  renderFriends();
+  return true;
+}
+
+async function friendsOp(op, user) {
+  showFriends(await client.request({ action: "friends", op, user }));
+}
+
+function button(label, op, user) {
+  return el("button", { class: op, onclick: (e) => { e.stopPropagation(); friendsOp(op, user); } }, label);
+}
+
+const STATE_TEXT = { requested: "request sent", incoming: "wants to be friends", blocked: "blocked" };
 
 function renderFriends() {
   const list = $("#friends");
   list.replaceChildren(
-    ...[...friends.entries()].map(([user, f]) =>
-      el(
+    ...[...friends.entries()].map(([user, f]) => {
+      const seen = f.state !== "friend" ? STATE_TEXT[f.state]
+        : f.status === "online" ? "online" : f.lastSeen ? `last seen ${time(f.lastSeen)}` : "offline";
+      const actions = f.state === "incoming" ? [button("Accept", "add", user), button("Decline", "remove", user), button("Block", "block", user)]
+        : f.state === "blocked" ? [button("Unblock", "unblock", user)]
+        : f.state === "requested" ? [button("Cancel", "remove", user)]
+        : [button("Block", "block", user)];
+      return el(
         "li",
-        { "data-user": user, "data-status": f.status, onclick: () => open({ with: user }) },
-        el("span", { class: `dot ${f.status}`, title: f.status }),
+        { "data-user": user, "data-state": f.state, "data-status": f.status ?? null, onclick: () => f.state === "friend" && open({ with: user }) },
+        el("span", { class: `dot ${f.status ?? "none"}`, title: f.status ?? f.state }),
         el("span", { class: "name" }, user),
-        el("span", { class: "seen" }, f.status === "online" ? "online" : f.lastSeen ? `last seen ${time(f.lastSeen)}` : "offline"),
-      ),
-    ),
+        el("span", { class: "seen" }, seen),
+        el("span", { class: "actions" }, ...actions),
+      );
+    }),
   );
 }
 
@@ -179,13 +204,9 @@ $("#messages").addEventListener("scroll", () => {
 $("#add-friend").addEventListener("submit", async (e) => {
   e.preventDefault();
   const user = $("#friend").value.trim();
-  const r = await client.request({ action: "friends", op: "add", user });
-  if (r?.type === "friends") {
+  if (showFriends(await client.request({ action: "friends", op: "add", user }))) {
     $("#friend").value = "";
     showError("");
-    friends.clear();
-    for (const f of r.friends) friends.set(f.user, { status: f.status, lastSeen: f.lastSeen });
-    renderFriends();
   }
 });
 

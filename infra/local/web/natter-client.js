@@ -14,7 +14,8 @@
 //
 // Events (EventTarget, each a CustomEvent with `detail`): `status` {state}, `conversations` {list},
 // `message` {conversation, message}, `update` {conversation, message} (ack, receipts), `presence`
-// {user, status, lastSeen}, `servererror` {code, message, requestId, clientMsgId}.
+// {user, status, lastSeen}, `friend` {user, state} (a request arrived, was accepted or withdrawn), `servererror`
+// {code, message, requestId, clientMsgId}.
 
 /** The key of a conversation: "u:<user>" or "g:<group>". */
 export function conversationKey(c) {
@@ -407,6 +408,10 @@ export class NatterClient extends EventTarget {
         break;
       case "presence":
         this.dispatchEvent(new CustomEvent("presence", { detail: v }));
+        break;
+      case "friend":
+        // A request arrived, was accepted, or was withdrawn: the friends list changed.
+        this.dispatchEvent(new CustomEvent("friend", { detail: v }));
         break;
       case "error":
         this.#error(v.code, v.message, v);

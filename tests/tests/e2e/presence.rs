@@ -13,12 +13,17 @@ fn is_presence(v: &serde_json::Value) -> bool {
 async fn friends_see_online_and_offline_after_the_delay_and_nothing_for_a_flap() {
     let local = start().await;
     let url = local.ws_url.clone();
-    Client::connect(&url, "bob").await.close().await;
     let mut alice = Client::connect(&url, "alice").await;
+    let mut bob = Client::connect(&url, "bob").await;
     let r = alice
         .request(json!({"action": "friends", "op": "add", "user": "bob"}))
         .await;
-    assert_eq!(r["friends"][0]["status"], "offline");
+    assert_eq!(r["friends"][0]["state"], "requested", "{r}");
+    let r = bob
+        .request(json!({"action": "friends", "op": "add", "user": "alice"}))
+        .await;
+    assert_eq!(r["friends"][0]["state"], "friend", "{r}");
+    bob.close().await;
     // Wait out the presence events of the set-up connections.
     tokio::time::sleep(Duration::from_secs(3)).await;
     while alice

@@ -141,3 +141,62 @@ async fn a_member_added_later_sees_nothing_from_before_it_joined_whatever_it_sen
     assert_eq!(r["code"], "bad_request", "another user's cursor: {r}");
     local.stop().await;
 }
+
+/// eve knows alice's id. Before, `friends add` alone showed her alice's status, last seen and every change. Now
+/// it is a request: eve sees `requested` and nothing else until alice accepts; alice declines by blocking, and
+/// from then on eve's messages and requests are acked as usual and never reach alice, and nothing tells eve so.
+#[tokio::test]
+async fn a_stranger_learns_nothing_of_a_user_who_did_not_accept_it() {
+    let local = natter_tests::start().await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let mut eve = Client::connect(&local.ws_url, "eve").await;
+    let r = eve
+        .request(json!({"action": "friends", "op": "add", "user": "alice"}))
+        .await;
+    assert_eq!(
+        r["friends"],
+        json!([{"user": "alice", "state": "requested"}]),
+        "no status: {r}"
+    );
+    let told = alice.wait_for("the request", |v| v["type"] == "friend").await;
+    assert_eq!(
+        (told["user"].as_str(), told["state"].as_str()),
+        (Some("eve"), Some("incoming"))
+    );
+
+    // alice goes offline for longer than the presence delay and comes back: eve is told nothing.
+    alice.close().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let presence = eve
+        .try_wait_for(|v| v["type"] == "presence", Duration::from_secs(4))
+        .await;
+    assert!(presence.is_none(), "a stranger was told alice's presence: {presence:?}");
+
+    let r = alice
+        .request(json!({"action": "friends", "op": "block", "user": "eve"}))
+        .await;
+    assert_eq!(r["friends"], json!([{"user": "eve", "state": "blocked"}]), "{r}");
+    let ack = eve.send_message("e-1", "alice", "let me in").await;
+    assert!(ack["messageId"].is_string(), "acked as usual: {ack}");
+    let r = eve
+        .request(json!({"action": "friends", "op": "add", "user": "alice"}))
+        .await;
+    assert_eq!(
+        r["friends"],
+        json!([{"user": "alice", "state": "requested"}]),
+        "the block is not revealed"
+    );
+    let got = alice.messages_within(Duration::from_secs(2)).await;
+    assert!(got.is_empty(), "{got:?}");
+    let sync = alice.request(json!({"action": "sync"})).await;
+    assert!(bodies(&sync).is_empty(), "{sync}");
+    assert!(
+        alice
+            .try_wait_for(|v| v["type"] == "friend", Duration::from_millis(500))
+            .await
+            .is_none(),
+        "no request reached alice after the block"
+    );
+    local.stop().await;
+}

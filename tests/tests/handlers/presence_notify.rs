@@ -75,11 +75,14 @@ impl World {
             .collect()
     }
 
+    /// `a` asks, `b` accepts.
     async fn befriend(&self, a: &str, b: &str) {
-        self.directory
-            .friends_op(&user(a), &FriendsOp::Add { user: user(b) }, now_ms())
-            .await
-            .unwrap();
+        for (from, to) in [(a, b), (b, a)] {
+            self.directory
+                .friends_op(&user(from), &FriendsOp::Add { user: user(to) }, now_ms())
+                .await
+                .unwrap();
+        }
     }
 }
 

@@ -19,11 +19,13 @@ struct World {
 async fn world() -> World {
     let stub = ConnectionsStub::start().await;
     let stack = TestStack::new(Some(&stub.base)).await;
+    // These tests send a few hundred frames as fast as the emulator takes them: the rate limit has its own tests.
+    let unlimited = |s: &mut natter_core::config::Settings| s.frame_limit = 0;
     World {
-        send: stack.app("SendFunction"),
-        sync: stack.app("SyncFunction"),
-        ack: stack.app("AckFunction"),
-        directory: stack.app("DirectoryFunction"),
+        send: stack.app_with("SendFunction", unlimited),
+        sync: stack.app_with("SyncFunction", unlimited),
+        ack: stack.app_with("AckFunction", unlimited),
+        directory: stack.app_with("DirectoryFunction", unlimited),
         history: stack.app("IndexFunction"),
         stack,
         stub,
@@ -129,7 +131,7 @@ async fn an_offline_user_gets_150_missed_messages_once_oldest_first_with_unread_
             )
             .await
             .unwrap();
-        direct.push(ack["messageId"].as_str().unwrap().to_owned());
+        direct.push(ack["messageId"].as_str().unwrap_or_else(|| panic!("{ack}")).to_owned());
     }
     for i in 0..30 {
         w.call(
@@ -364,18 +366,35 @@ async fn friends_heartbeat_and_presence_are_told_to_online_friends() {
         )
         .await
         .unwrap();
-    assert_eq!(r["friends"][0]["user"], "bob");
-    assert_eq!(r["friends"][0]["status"], "offline");
-    assert!(r["friends"][0]["lastSeen"].is_number());
+    assert_eq!(
+        r["friends"],
+        json!([{"user": "bob", "state": "requested"}]),
+        "no status before bob accepts"
+    );
     let r = w
         .call("friends", "bob", json!({"action": "friends", "op": "list"}))
         .await
         .unwrap();
+    assert_eq!(r["friends"], json!([{"user": "alice", "state": "incoming"}]));
+    let r = w
+        .call(
+            "friends",
+            "bob",
+            json!({"action": "friends", "op": "add", "user": "alice"}),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         r["friends"],
-        json!([{"user": "alice", "status": "online", "lastSeen": null}]),
-        "mutual; alice never seen offline"
+        json!([{"user": "alice", "state": "friend", "status": "online", "lastSeen": null}]),
+        "accepted; alice never seen offline"
     );
+    let r = w
+        .call("friends", "alice", json!({"action": "friends", "op": "list"}))
+        .await
+        .unwrap();
+    assert_eq!(r["friends"][0]["status"], "offline");
+    assert!(r["friends"][0]["lastSeen"].is_number());
     let pong = w
         .call("heartbeat", "alice", json!({"action": "heartbeat", "requestId": "hb"}))
         .await

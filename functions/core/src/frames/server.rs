@@ -50,6 +50,7 @@ pub enum ServerFrame {
     Message(MessagePush),
     Receipt(ReceiptPush),
     Presence(PresencePush),
+    Friend(FriendPush),
 }
 
 impl ServerFrame {
@@ -162,8 +163,30 @@ pub enum Status {
 #[serde(rename_all = "camelCase")]
 pub struct FriendEntry {
     pub user: UserId,
-    pub status: Status,
-    pub last_seen: Option<i64>,
+    pub state: crate::model::FriendState,
+    /// Friends only: their current status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Friends only: when they were last seen (`Some(None)`: never seen offline, shown as null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Option<i64>>,
+}
+
+/// Pushed to a user when another asks to be friends (`incoming`), accepts (`friend`), or withdraws its request or
+/// ends the friendship (`removed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FriendPush {
+    pub user: UserId,
+    pub state: FriendPushState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FriendPushState {
+    Incoming,
+    Friend,
+    Removed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

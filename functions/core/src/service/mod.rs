@@ -60,3 +60,6 @@ mod group_tests;
 
 #[cfg(test)]
 mod sync_tests;
+
+#[cfg(test)]
+mod friends_tests;

@@ -67,7 +67,15 @@ where
             info!(user = %job.user, ?status, "presence unchanged since the last announcement");
             return Ok(());
         }
-        let friends = self.store.friends_of(&job.user).await?;
+        // Friends only, and neither side muted by a block.
+        let friends: Vec<UserId> = self
+            .store
+            .friends_of(&job.user)
+            .await?
+            .into_iter()
+            .filter(|r| r.shares_presence())
+            .map(|r| r.user)
+            .collect();
         if friends.is_empty() {
             info!(user = %job.user, ?status, "presence changed; no friends to tell");
         } else {

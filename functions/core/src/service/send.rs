@@ -21,7 +21,7 @@ use crate::{
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::{FanoutJob, IndexJob, Job},
     model::{Claim, ClaimKey, Mark, Presence, StoredMessage},
-    ports::{Directory, GroupStore, JobQueue, MessageStore, PresenceStore, Pusher},
+    ports::{Directory, FriendStore, GroupStore, JobQueue, MessageStore, PresenceStore, Pusher},
 };
 use std::{collections::HashMap, future::Future, time::Duration};
 use tracing::{info, warn};
@@ -52,7 +52,7 @@ const DEADLINE_MARGIN_MS: i64 = 500;
 
 impl<S, P, Q> App<S, P, Q>
 where
-    S: Directory + PresenceStore + MessageStore + GroupStore,
+    S: Directory + PresenceStore + MessageStore + GroupStore + FriendStore,
     P: Pusher,
     Q: JobQueue,
 {
@@ -158,20 +158,28 @@ where
         }
         let key = ClaimKey::new(&caller.user, &frame.client_msg_id);
         let check = async {
-            let found = self
-                .store
-                .lookup(std::slice::from_ref(to), std::slice::from_ref(&caller.user))
-                .await?;
+            let (found, blocked) = futures::try_join!(
+                self.store
+                    .lookup(std::slice::from_ref(to), std::slice::from_ref(&caller.user)),
+                self.store.blocks(to, &caller.user)
+            )?;
             if found.contains_key(to) {
-                Ok(found)
+                Ok((found, blocked))
             } else {
                 Err(not_found(format!("no user `{to}`")))
             }
         };
-        let (claim, presence) = match self.start(&key, &frame.target, now, deadline, check).await? {
+        let (claim, (presence, blocked)) = match self.start(&key, &frame.target, now, deadline, check).await? {
             Start::Done(c) => return Ok(ack(frame, &c, None)),
             Start::Go { claim, checked, .. } => (claim, checked),
         };
+        if blocked {
+            // Acked as usual and never delivered: nothing reveals the block. The claim makes a retry get the same
+            // ack; nothing is stored, so nothing reaches the blocker later either.
+            self.complete(&key, &claim, async { Ok(None) }).await?;
+            info!("a message to a user who blocked its sender was dropped");
+            return Ok(ack(frame, &claim, None));
+        }
         let message = StoredMessage {
             id: claim.message_id,
             from: caller.user.clone(),

@@ -7,9 +7,12 @@
 
 use crate::{
     frames::{LastMessage, Status, Target},
-    ids::{Body, ClientMsgId, GroupId, GroupName, MessageId},
+    ids::{Body, ClientMsgId, GroupId, GroupName, MessageId, UserId},
     jobs::IndexJob,
-    model::{Added, Claim, ClaimKey, Group, Mark, Marked, Member, NewConnection, Opened, StoredMessage, Transition},
+    model::{
+        Added, Claim, ClaimKey, FriendRow, FriendState, Group, Mark, Marked, Member, NewConnection, Opened, RowChange,
+        StoredMessage, Transition,
+    },
     ports::Store,
     testing::{conn, user},
 };
@@ -31,7 +34,7 @@ macro_rules! contract_suite {
             group_sequences_are_consecutive_and_marks_never_move_back,
             group_history_ranges_and_membership,
             presence_follows_live_connections,
-            friendship_is_mutual_and_frames_are_counted_per_window
+            friend_rows_change_in_pairs_and_frames_are_counted_per_window
         );
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -524,11 +527,68 @@ pub async fn presence_follows_live_connections<S: Store>(s: &S) {
     assert_eq!(p.live(later).map(|c| c.as_str()).collect::<Vec<_>>(), ["d3"]);
 }
 
-pub async fn friendship_is_mutual_and_frames_are_counted_per_window<S: Store>(s: &S) {
-    s.befriend(&user("alice"), &user("bob"), T0).await.unwrap();
-    assert_eq!(s.friends_of(&user("bob")).await.unwrap(), [user("alice")]);
-    s.unfriend(&user("bob"), &user("alice")).await.unwrap();
-    assert!(s.friends_of(&user("alice")).await.unwrap().is_empty());
+pub async fn friend_rows_change_in_pairs_and_frames_are_counted_per_window<S: Store>(s: &S) {
+    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+    let row = |u: &UserId, state| FriendRow::new(u.clone(), state);
+    assert_eq!(s.relation(&alice, &bob).await.unwrap(), (None, None));
+    s.set_relation(
+        &alice,
+        &bob,
+        RowChange::Put(row(&bob, FriendState::Requested)),
+        RowChange::Put(row(&alice, FriendState::Incoming)),
+        T0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.relation(&bob, &alice).await.unwrap(),
+        (
+            Some(row(&alice, FriendState::Incoming)),
+            Some(row(&bob, FriendState::Requested))
+        )
+    );
+    let muted = FriendRow {
+        muted: true,
+        ..row(&bob, FriendState::Requested)
+    };
+    s.set_relation(
+        &bob,
+        &alice,
+        RowChange::Put(row(&alice, FriendState::Blocked)),
+        RowChange::Put(muted.clone()),
+        T0,
+    )
+    .await
+    .unwrap();
+    assert!(s.blocks(&bob, &alice).await.unwrap());
+    assert!(!s.blocks(&alice, &bob).await.unwrap());
+    assert_eq!(
+        s.friends_of(&alice).await.unwrap(),
+        [muted],
+        "the muted flag round-trips"
+    );
+    s.set_relation(
+        &alice,
+        &carol,
+        RowChange::Put(row(&carol, FriendState::Friend)),
+        RowChange::Keep,
+        T0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.relation(&alice, &carol).await.unwrap().1, None, "Keep writes nothing");
+    let of_alice: Vec<UserId> = s
+        .friends_of(&alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.user)
+        .collect();
+    assert_eq!(of_alice, [bob.clone(), carol.clone()], "in user id order");
+    s.set_relation(&bob, &alice, RowChange::Delete, RowChange::Delete, T0)
+        .await
+        .unwrap();
+    assert_eq!(s.relation(&alice, &bob).await.unwrap(), (None, None));
     let c = user("alice");
     let counts = [
         s.count_frame(&c, 7, 0).await.unwrap(),

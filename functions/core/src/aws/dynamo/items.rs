@@ -64,6 +64,45 @@ pub struct ConnectionItem {
     pub expires_at: i64,
 }
 
+/// A Friends row: `user_id`'s view of `friend_id`. Rows written before requests existed have no state: friends.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FriendItem {
+    pub user_id: UserId,
+    pub friend_id: UserId,
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default = "friend_state")]
+    pub state: crate::model::FriendState,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
+}
+
+fn friend_state() -> crate::model::FriendState {
+    crate::model::FriendState::Friend
+}
+
+impl FriendItem {
+    pub fn new(owner: &UserId, row: &crate::model::FriendRow, now: i64) -> Self {
+        Self {
+            user_id: owner.clone(),
+            friend_id: row.user.clone(),
+            created_at: now,
+            state: row.state,
+            muted: row.muted,
+        }
+    }
+}
+
+impl From<FriendItem> for crate::model::FriendRow {
+    fn from(i: FriendItem) -> Self {
+        Self {
+            user: i.friend_id,
+            state: i.state,
+            muted: i.muted,
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct PresenceItem {
     pub user_id: String,

@@ -1,35 +1,51 @@
-//! [`FriendStore`] in memory: one pair per direction.
+//! [`FriendStore`] in memory: one row per direction.
 
 use super::MemoryStore;
 use crate::{
     ids::UserId,
+    model::{FriendRow, RowChange},
     ports::{FriendStore, Res},
 };
 
 impl FriendStore for MemoryStore {
-    async fn befriend(&self, a: &UserId, b: &UserId, _now: i64) -> Res<()> {
+    async fn relation(&self, a: &UserId, b: &UserId) -> Res<(Option<FriendRow>, Option<FriendRow>)> {
+        self.faults.check("relation")?;
+        let s = self.state.lock().unwrap();
+        let row = |x: &UserId, y: &UserId| s.friends.get(&(x.clone(), y.clone())).cloned();
+        Ok((row(a, b), row(b, a)))
+    }
+
+    async fn set_relation(&self, a: &UserId, b: &UserId, a_row: RowChange, b_row: RowChange, _now: i64) -> Res<()> {
+        self.faults.check("set_relation")?;
         let mut s = self.state.lock().unwrap();
-        s.friends.insert((a.clone(), b.clone()));
-        s.friends.insert((b.clone(), a.clone()));
+        for (key, change) in [((a.clone(), b.clone()), a_row), ((b.clone(), a.clone()), b_row)] {
+            match change {
+                RowChange::Keep => {}
+                RowChange::Delete => {
+                    s.friends.remove(&key);
+                }
+                RowChange::Put(row) => {
+                    s.friends.insert(key, row);
+                }
+            }
+        }
         Ok(())
     }
 
-    async fn unfriend(&self, a: &UserId, b: &UserId) -> Res<()> {
-        let mut s = self.state.lock().unwrap();
-        s.friends.remove(&(a.clone(), b.clone()));
-        s.friends.remove(&(b.clone(), a.clone()));
-        Ok(())
+    async fn blocks(&self, blocker: &UserId, user: &UserId) -> Res<bool> {
+        self.faults.check("blocks")?;
+        let s = self.state.lock().unwrap();
+        let row = s.friends.get(&(blocker.clone(), user.clone()));
+        Ok(row.is_some_and(|r| r.state == crate::model::FriendState::Blocked))
     }
 
-    async fn friends_of(&self, user: &UserId) -> Res<Vec<UserId>> {
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .friends
+    async fn friends_of(&self, user: &UserId) -> Res<Vec<FriendRow>> {
+        self.faults.check("friends_of")?;
+        let s = self.state.lock().unwrap();
+        Ok(s.friends
             .iter()
-            .filter(|(a, _)| a == user)
-            .map(|(_, b)| b.clone())
+            .filter(|((owner, _), _)| owner == user)
+            .map(|(_, row)| row.clone())
             .collect())
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     error::BackendError,
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::Job,
-    model::{Claim, ClaimKey, Group, GroupEntry, Member, Presence, StoredMessage},
+    model::{Claim, ClaimKey, FriendRow, Group, GroupEntry, Member, Presence, StoredMessage},
     ports::{FrameCounter, JobQueue, Posted, Pusher, Res},
 };
 use std::{
@@ -80,7 +80,7 @@ pub struct State {
     pub members: HashMap<GroupId, BTreeMap<UserId, Member>>,
     /// GroupHistory: (group, seq) -> message id.
     pub group_history: BTreeMap<(GroupId, u64), GroupEntry>,
-    pub friends: BTreeSet<(UserId, UserId)>,
+    pub friends: BTreeMap<(UserId, UserId), FriendRow>,
     /// Frames per (connection, window).
     pub frames: HashMap<(UserId, i64), u64>,
 }
