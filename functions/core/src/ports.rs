@@ -85,6 +85,9 @@ pub trait PresenceStore: Send + Sync {
     fn mark_exposed(&self, user: &UserId) -> impl Future<Output = Res<()>> + Send;
 }
 
+/// A page of a user's groups, each with the user's membership, and the last group id read when more may follow.
+pub type GroupsPage = (Vec<(Group, Member)>, Option<GroupId>);
+
 /// Friendships, requests and blocks: one row per direction, each as its owner sees the other.
 pub trait FriendStore: Send + Sync {
     /// `a`'s row about `b` and `b`'s row about `a`, read strongly.
@@ -232,6 +235,15 @@ pub trait GroupStore: Send + Sync {
 
     /// The groups `user` belongs to, each with the user's membership.
     fn groups_of(&self, user: &UserId) -> impl Future<Output = Res<Vec<(Group, Member)>>> + Send;
+
+    /// At most `limit` of the groups `user` belongs to, in group id order, after `after`; and the last group id
+    /// read when more may follow (a page can hold fewer than `limit`: groups that ended are left out).
+    fn groups_page(
+        &self,
+        user: &UserId,
+        after: Option<&GroupId>,
+        limit: usize,
+    ) -> impl Future<Output = Res<GroupsPage>> + Send;
 
     /// Takes the group's next sequence number (an atomic `ADD`) and makes `last` its preview. `None`: no group.
     fn next_seq(&self, group: &GroupId, last: &LastMessage) -> impl Future<Output = Res<Option<u64>>> + Send;

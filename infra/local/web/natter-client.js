@@ -130,12 +130,17 @@ export class NatterClient extends EventTarget {
   /** After every (re)connect: pull what was missed, then resend what still waits for an ack. */
   async #afterConnect() {
     await this.syncAll();
-    const groups = await this.request({ action: "group", op: "list" });
-    for (const g of groups?.groups ?? []) {
-      const c = this.conversation({ group: g.id });
-      c.name = g.name;
-      c.unread = g.unread;
-    }
+    // Every page of the group list (100 groups a page).
+    let cursor = null;
+    do {
+      const page = await this.request(cursor ? { action: "group", op: "list", cursor } : { action: "group", op: "list" });
+      for (const g of page?.groups ?? []) {
+        const c = this.conversation({ group: g.id });
+        c.name = g.name;
+        c.unread = g.unread;
+      }
+      cursor = page?.next ?? null;
+    } while (cursor);
     this.#emitConversations();
     for (const m of this.outbox.values()) this.#trySend(m);
   }

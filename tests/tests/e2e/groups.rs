@@ -104,3 +104,61 @@ async fn a_removed_member_stops_receiving_and_marks_move_forward_only() {
 async fn first_group(c: &mut Client) -> Value {
     c.request(json!({"action": "group", "op": "list"})).await["groups"][0].clone()
 }
+
+/// Walks every page of `c`'s group list; the ids in order, and the largest page's size in bytes.
+async fn all_groups(c: &mut Client) -> (Vec<String>, usize) {
+    let (mut ids, mut largest, mut cursor) = (Vec::new(), 0, None::<String>);
+    loop {
+        let mut frame = json!({"action": "group", "op": "list"});
+        if let Some(c) = &cursor {
+            frame["cursor"] = c.clone().into();
+        }
+        let page = c.request(frame).await;
+        assert_eq!(page["type"], "groups", "{page}");
+        largest = largest.max(page.to_string().len());
+        let groups = page["groups"].as_array().unwrap();
+        assert!(groups.len() <= 100, "at most 100 groups a page");
+        ids.extend(groups.iter().map(|g| g["id"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return (ids, largest),
+        }
+    }
+}
+
+/// One account put a user in 320 groups with 100-emoji names: the user's `group list` was one 150 KB reply, which
+/// API Gateway (and natter-local) never delivers, so the user could not list its groups at all. Now it pages.
+#[tokio::test]
+async fn a_user_in_hundreds_of_groups_with_long_names_lists_them_page_by_page() {
+    let (mut opts, _logs) = natter_tests::options();
+    // Creating 320 groups quickly is the point; the rate limit has its own tests.
+    opts.parameters.insert("FrameRateLimit".into(), "0".into());
+    let local = natter_local::local::Local::start(opts).await.expect("natter-local");
+    let mut mallory = Client::connect_raw(&local.ws_url, "mallory").await;
+    let mut target = Client::connect_raw(&local.ws_url, "target").await;
+    let name = "🦀".repeat(100);
+    let mut created = Vec::new();
+    for _ in 0..320 {
+        let r = mallory
+            .request(json!({"action": "group", "op": "create", "name": name, "members": ["target"]}))
+            .await;
+        created.push(r["group"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned());
+    }
+    created.sort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (ids, largest) = loop {
+        // The list reads an index that may lag the creates by a moment.
+        let (ids, largest) = all_groups(&mut target).await;
+        if ids.len() >= created.len() || tokio::time::Instant::now() > deadline {
+            break (ids, largest);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(ids, created, "every group once, in id order");
+    assert!(largest <= 128 * 1024, "a page of {largest} bytes");
+    let forged = target
+        .request(json!({"action": "group", "op": "list", "cursor": created[100]}))
+        .await;
+    assert_eq!(forged["code"], "bad_request", "{forged}");
+    local.stop().await;
+}

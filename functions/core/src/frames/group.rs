@@ -10,12 +10,29 @@ pub const MAX_CREATE_MEMBERS: usize = 1000;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum GroupOp {
-    Create { name: GroupName, members: Vec<UserId> },
-    Add { group: GroupId, user: UserId },
-    Remove { group: GroupId, user: UserId },
-    Leave { group: GroupId },
-    Members { group: GroupId },
-    List,
+    Create {
+        name: GroupName,
+        members: Vec<UserId>,
+    },
+    Add {
+        group: GroupId,
+        user: UserId,
+    },
+    Remove {
+        group: GroupId,
+        user: UserId,
+    },
+    Leave {
+        group: GroupId,
+    },
+    Members {
+        group: GroupId,
+    },
+    /// One page of the caller's groups, after the page `cursor` ended.
+    List {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+    },
 }
 
 pub(super) fn parse(f: &Fields<'_>) -> Result<GroupOp, Problem> {
@@ -46,7 +63,9 @@ pub(super) fn parse(f: &Fields<'_>) -> Result<GroupOp, Problem> {
         "members" => Ok(GroupOp::Members {
             group: f.parsed("group", GroupId::parse)?,
         }),
-        "list" => Ok(GroupOp::List),
+        "list" => Ok(GroupOp::List {
+            cursor: f.opt_parsed("cursor", super::fields::cursor)?,
+        }),
         _ => Err(Problem::bad(format!("`op` must be one of {OPS}"))),
     }
 }

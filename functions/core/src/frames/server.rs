@@ -223,6 +223,8 @@ pub struct GroupSummary {
 #[serde(rename_all = "camelCase")]
 pub struct GroupsReply {
     pub groups: Vec<GroupSummary>,
+    /// The next page's cursor; null on the last page.
+    pub next: Option<String>,
 }
 
 /// A sender's view of its own message in history.

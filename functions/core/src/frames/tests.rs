@@ -257,7 +257,7 @@ fn what_clients_serialize_the_server_parses_back() {
             group: g.clone(),
             user: u("bob"),
         }),
-        ClientFrame::Group(GroupOp::List),
+        ClientFrame::Group(GroupOp::List { cursor: None }),
     ];
     for frame in frames {
         let text = Request::new(frame.clone()).with_request_id("rq").to_json();

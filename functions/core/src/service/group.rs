@@ -11,6 +11,11 @@ use crate::{
 };
 use tracing::info;
 
+/// Groups one `group list` page holds at most.
+pub const GROUP_PAGE: usize = 100;
+/// What a `group list` cursor is sealed for, besides its user.
+const GROUPS_SCOPE: &str = "groups";
+
 impl<S, P, Q> App<S, P, Q>
 where
     S: Directory + GroupStore,
@@ -26,23 +31,40 @@ where
                 let (g, _) = self.member_of(group, caller).await?;
                 self.group_reply(g).await
             }
-            GroupOp::List => {
-                let mut groups: Vec<GroupSummary> = self
-                    .store
-                    .groups_of(caller)
-                    .await?
-                    .into_iter()
-                    .map(|(g, m)| GroupSummary {
-                        unread: g.unread_for(&m),
-                        id: g.id,
-                        name: g.name,
-                        last_seq: g.last_seq,
-                    })
-                    .collect();
-                groups.sort_by(|a, b| a.id.cmp(&b.id));
-                Ok(ServerFrame::Groups(crate::frames::GroupsReply { groups }))
-            }
+            GroupOp::List { cursor } => self.group_list(caller, cursor.as_deref()).await,
         }
+    }
+
+    /// One page of the caller's groups in id order: at most [`GROUP_PAGE`], and within the reply budget whatever
+    /// the names hold. The cursor is the last group id read, sealed for the caller.
+    async fn group_list(&self, caller: &UserId, cursor: Option<&str>) -> Result<ServerFrame, Failure> {
+        let key = &self.settings.cursor_key;
+        let after = cursor
+            .map(|c| {
+                key.open(caller.as_str(), GROUPS_SCOPE, c)
+                    .and_then(|id| GroupId::parse(std::str::from_utf8(&id).ok()?).ok())
+                    .ok_or_else(|| bad_request("`cursor` is not a cursor this server returned"))
+            })
+            .transpose()?;
+        let (page, mut next) = self.store.groups_page(caller, after.as_ref(), GROUP_PAGE).await?;
+        let mut groups = Vec::new();
+        let mut bytes = 0;
+        for (g, m) in page {
+            let summary = GroupSummary {
+                unread: g.unread_for(&m),
+                id: g.id,
+                name: g.name,
+                last_seq: g.last_seq,
+            };
+            bytes += super::sync::json_size(&summary);
+            if bytes > super::REPLY_BUDGET && !groups.is_empty() {
+                next = groups.last().map(|s: &GroupSummary| s.id.clone());
+                break;
+            }
+            groups.push(summary);
+        }
+        let next = next.map(|id| key.seal(caller.as_str(), GROUPS_SCOPE, id.as_str().as_bytes()));
+        Ok(ServerFrame::Groups(crate::frames::GroupsReply { groups, next }))
     }
 
     /// The group and the caller's membership, or why the caller may not see it.

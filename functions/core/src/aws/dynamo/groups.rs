@@ -15,7 +15,7 @@ use crate::{
     frames::{LastMessage, Target},
     ids::{GroupId, UserId},
     model::{Added, Group, Mark, Marked, Member, StoredMessage},
-    ports::{GroupStore, Res},
+    ports::{GroupStore, GroupsPage, Res},
 };
 use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
 use std::collections::HashMap;
@@ -229,36 +229,43 @@ impl GroupStore for DynamoStore {
                 GroupId::parse(id.unwrap_or_default()).map_err(|e| BackendError::corrupt("member", e))
             })
             .collect::<Res<_>>()?;
-        let mut out = Vec::new();
-        for chunk in ids.chunks(BATCH_GET_MAX / 2) {
-            let mut got = self
-                .batch_get(HashMap::from([
-                    (
-                        self.tables.groups.clone(),
-                        keys_and_attributes(chunk.iter().map(group_key).collect(), None, Read::Strong)?,
-                    ),
-                    (
-                        self.tables.group_members.clone(),
-                        keys_and_attributes(chunk.iter().map(|g| member_key(g, user)).collect(), None, Read::Strong)?,
-                    ),
-                ]))
-                .await?;
-            let mut groups: HashMap<GroupId, Group> = got
-                .remove(&self.tables.groups)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|i| from_item::<GroupItem>("group", i).map(|g| (g.group_id.clone(), g.into())))
-                .collect::<Res<_>>()?;
-            // A row whose group item is gone (ended, or a create that failed half-way) is not a group; a row gone
-            // since the query (the user left) is not a membership.
-            for item in got.remove(&self.tables.group_members).unwrap_or_default() {
-                let row: MemberItem = from_item("member", item)?;
-                if let Some(group) = groups.remove(&row.group_id) {
-                    out.push((group, row.into()));
-                }
-            }
-        }
-        Ok(out)
+        self.groups_with_memberships(user, &ids).await
+    }
+
+    async fn groups_page(&self, user: &UserId, after: Option<&GroupId>, limit: usize) -> Res<GroupsPage> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.tables.group_members)
+            .index_name(attr::BY_USER_INDEX)
+            .limit(limit.clamp(1, 1000) as i32)
+            .expression_attribute_values(":u", s(user.as_str()));
+        q = match after {
+            Some(g) => q
+                .key_condition_expression("#user_id = :u AND #group_id > :after")
+                .set_expression_attribute_names(names(&[attr::USER_ID, attr::GROUP_ID]))
+                .expression_attribute_values(":after", s(g.as_str())),
+            None => q
+                .key_condition_expression("#user_id = :u")
+                .set_expression_attribute_names(names(&[attr::USER_ID])),
+        };
+        let r = q.send().await.map_err(failed("Query"))?;
+        let ids: Vec<GroupId> = r
+            .items()
+            .iter()
+            .map(|i| {
+                let id = i.get(attr::GROUP_ID).and_then(|v| v.as_s().ok()).map(String::as_str);
+                GroupId::parse(id.unwrap_or_default()).map_err(|e| BackendError::corrupt("member", e))
+            })
+            .collect::<Res<_>>()?;
+        let next = if r.last_evaluated_key().is_some() {
+            ids.last().cloned()
+        } else {
+            None
+        };
+        let mut page = self.groups_with_memberships(user, &ids).await?;
+        page.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok((page, next))
     }
 
     async fn next_seq(&self, group: &GroupId, last: &LastMessage) -> Res<Option<u64>> {
@@ -342,5 +349,41 @@ impl GroupStore for DynamoStore {
             Written::Refused(Some(_)) => Marked::Unchanged,
             Written::Refused(None) => Marked::NotMember,
         })
+    }
+}
+
+impl DynamoStore {
+    /// Each group's item and `user`'s member row, in one BatchGetItem per 50 groups.
+    async fn groups_with_memberships(&self, user: &UserId, ids: &[GroupId]) -> Res<Vec<(Group, Member)>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(BATCH_GET_MAX / 2) {
+            let mut got = self
+                .batch_get(HashMap::from([
+                    (
+                        self.tables.groups.clone(),
+                        keys_and_attributes(chunk.iter().map(group_key).collect(), None, Read::Strong)?,
+                    ),
+                    (
+                        self.tables.group_members.clone(),
+                        keys_and_attributes(chunk.iter().map(|g| member_key(g, user)).collect(), None, Read::Strong)?,
+                    ),
+                ]))
+                .await?;
+            let mut groups: HashMap<GroupId, Group> = got
+                .remove(&self.tables.groups)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| from_item::<GroupItem>("group", i).map(|g| (g.group_id.clone(), g.into())))
+                .collect::<Res<_>>()?;
+            // A row whose group item is gone (ended, or a create that failed half-way) is not a group; a row gone
+            // since the query (the user left) is not a membership.
+            for item in got.remove(&self.tables.group_members).unwrap_or_default() {
+                let row: MemberItem = from_item("member", item)?;
+                if let Some(group) = groups.remove(&row.group_id) {
+                    out.push((group, row.into()));
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -5,7 +5,7 @@ use crate::{
     frames::{LastMessage, Target},
     ids::{GroupId, UserId},
     model::{Added, Group, GroupEntry, Mark, Marked, Member, StoredMessage},
-    ports::{GroupStore, Res},
+    ports::{GroupStore, GroupsPage, Res},
 };
 
 impl GroupStore for MemoryStore {
@@ -98,6 +98,26 @@ impl GroupStore for MemoryStore {
             .iter()
             .filter_map(|(g, rows)| Some((s.groups.get(g)?.clone(), rows.get(user)?.clone())))
             .collect())
+    }
+
+    async fn groups_page(&self, user: &UserId, after: Option<&GroupId>, limit: usize) -> Res<GroupsPage> {
+        self.faults.check("groups_page")?;
+        let s = self.state.lock().unwrap();
+        let mut ids: Vec<&GroupId> = s
+            .members
+            .iter()
+            .filter(|(g, rows)| rows.contains_key(user) && after.is_none_or(|a| *g > a))
+            .map(|(g, _)| g)
+            .collect();
+        ids.sort();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let next = if more { ids.last().map(|g| (*g).clone()) } else { None };
+        let page = ids
+            .into_iter()
+            .filter_map(|g| Some((s.groups.get(g)?.clone(), s.members[g].get(user)?.clone())))
+            .collect();
+        Ok((page, next))
     }
 
     async fn next_seq(&self, group: &GroupId, last: &LastMessage) -> Res<Option<u64>> {
