@@ -18,3 +18,4 @@ mod read_lag;
 mod reliability;
 mod security;
 mod soak;
+mod work;

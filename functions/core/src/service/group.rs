@@ -11,6 +11,8 @@ use crate::{
 };
 use tracing::info;
 
+/// Unknown users a `create` error names at most (the rest are counted).
+const UNKNOWN_NAMED: usize = 5;
 /// Groups one `group list` page holds at most.
 pub const GROUP_PAGE: usize = 100;
 /// What a `group list` cursor is sealed for, besides its user.
@@ -126,7 +128,15 @@ where
             .map(UserId::as_str)
             .collect();
         if !unknown.is_empty() {
-            return Err(not_found(format!("no user {}", unknown.join(", "))));
+            // A few names and a count: a reply (and the log line of an error) stays small whatever the frame named.
+            let more = unknown.len().saturating_sub(UNKNOWN_NAMED);
+            let named = unknown[..unknown.len().min(UNKNOWN_NAMED)].join(", ");
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            return Err(not_found(format!("no user {named}{tail}")));
         }
         let group = Group {
             id: GroupId::generate(now),

@@ -366,3 +366,18 @@ async fn fanout_reaches_every_online_member_but_the_sending_connection_in_chunks
     // A redelivered chunk pushes again but loses no one.
     app.fanout(&chunks[0], now_ms()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_create_naming_many_unknown_users_answers_a_short_error() {
+    let app = TestApp::with_users(&["alice"]);
+    let members: Vec<UserId> = (0..1000).map(|i| u(&format!("nobody-{i:04}"))).collect();
+    let op = GroupOp::Create {
+        name: GroupName::parse("many").unwrap(),
+        members,
+    };
+    let err = app.group_op(&u("alice"), &op, now_ms()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    let message = err.to_string();
+    assert!(message.ends_with("and 995 more"), "{message}");
+    assert!(message.len() < 200, "{} bytes", message.len());
+}

@@ -134,6 +134,8 @@ struct Candidate {
     seq: u64,
     /// `None`: the user's own group message, or one whose item expired: consumed without being returned.
     message: Option<StoredMessage>,
+    /// A group message from someone else, whose body is still to fetch.
+    needs_body: bool,
 }
 
 impl<S, P, Q> App<S, P, Q>
@@ -237,17 +239,6 @@ where
                 .map(|(g, after, up_to)| self.store.group_entries(g, *after, *up_to, SYNC_PAGE)),
         );
         let ((inbox, inbox_more), entries) = futures::try_join!(inbox, groups)?;
-        let wanted: Vec<MessageId> = entries
-            .iter()
-            .flatten()
-            .filter(|e| e.sender != *user)
-            .map(|e| e.message_id)
-            .collect();
-        let bodies = if wanted.is_empty() {
-            HashMap::new()
-        } else {
-            self.store.messages(&wanted).await?
-        };
 
         let mut candidates: Vec<Candidate> = inbox
             .into_iter()
@@ -258,6 +249,7 @@ where
                 source: Source::Inbox,
                 seq: 0,
                 message: (!m.expired(now)).then_some(m),
+                needs_body: false,
             })
             .collect();
         for (i, list) in entries.iter().enumerate() {
@@ -265,21 +257,35 @@ where
             let mut time = 0;
             for (k, e) in list.iter().enumerate() {
                 time = time.max(e.message_id.timestamp());
-                let message = if e.sender == *user {
-                    None
-                } else {
-                    bodies.get(&e.message_id).filter(|m| !m.expired(now)).cloned()
-                };
                 candidates.push(Candidate {
                     key: (time, i + 1, k),
                     id: e.message_id,
                     source: Source::Group(i),
                     seq: e.seq,
-                    message,
+                    message: None,
+                    needs_body: e.sender != *user,
                 });
             }
         }
         candidates.sort_by_key(|c| c.key);
+        // Only the bodies this page can return: the merge is decided on the index rows, so a member of 100 busy
+        // groups fetches at most a page of bodies, not a page per group.
+        let mut counted = 0;
+        let cut = candidates
+            .iter()
+            .position(|c| {
+                counted += usize::from(c.message.is_some() || c.needs_body);
+                counted > SYNC_PAGE
+            })
+            .unwrap_or(candidates.len());
+        candidates.truncate(cut);
+        let wanted: Vec<MessageId> = candidates.iter().filter(|c| c.needs_body).map(|c| c.id).collect();
+        if !wanted.is_empty() {
+            let mut bodies = self.store.messages(&wanted).await?;
+            for c in candidates.iter_mut().filter(|c| c.needs_body) {
+                c.message = bodies.remove(&c.id).filter(|m| !m.expired(now));
+            }
+        }
 
         let fetched_inbox = candidates.iter().filter(|c| c.source == Source::Inbox).count();
         let conversations_bytes = conversations.as_ref().map_or(0, |c| c.iter().map(json_size).sum());

@@ -9,9 +9,10 @@ use super::{
     outcome::{Written, applied, failed, written},
 };
 use crate::{
+    frames::Target,
     ids::{MessageId, UserId},
     model::{Claim, ClaimKey, StoredMessage},
-    ports::{MessageStore, Res},
+    ports::{MessageStore, PullStore, Res},
 };
 use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures::{StreamExt, stream};
@@ -157,12 +158,27 @@ impl MessageStore for DynamoStore {
     }
 
     async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<StoredMessage>> {
-        let results: Vec<Res<Option<StoredMessage>>> = stream::iter(ids.iter().copied())
+        // One strong read of every id first: a conditional write is billed even when its condition fails, so an
+        // ack of 100 ids that are not the acker's would cost 100 writes. Only messages addressed to the acker and
+        // not yet delivered are written; those acked before get their receipt again without a write.
+        let found = PullStore::messages(self, ids).await?;
+        let mut out = Vec::new();
+        let mut to_write = Vec::new();
+        for m in found.into_values() {
+            if m.target != Target::To(acker.clone()) {
+                continue;
+            }
+            if m.delivered_at.is_some() {
+                out.push(m);
+            } else {
+                to_write.push(m.id);
+            }
+        }
+        let results: Vec<Res<Option<StoredMessage>>> = stream::iter(to_write)
             .map(move |id| async move { self.ack_one(acker, &id, now).await })
             .buffer_unordered(ACK_CONCURRENCY)
             .collect()
             .await;
-        let mut out = Vec::new();
         for r in results {
             out.extend(r?);
         }
