@@ -15,13 +15,17 @@ fn bodies(reply: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The list a `friends` op answers.
+async fn friends(c: &mut Client, op: &str, user: &str) -> Value {
+    let r = c.request(json!({"action": "friends", "op": op, "user": user})).await;
+    assert_eq!(r["type"], "friends", "{r}");
+    r["friends"].clone()
+}
+
 async fn befriend(a: &mut Client, b: &mut Client) {
     let (a_name, b_name) = (a.user.clone(), b.user.clone());
     for (from, to) in [(a, b_name), (b, a_name)] {
-        let r = from
-            .request(json!({"action": "friends", "op": "add", "user": to}))
-            .await;
-        assert_eq!(r["type"], "friends", "{r}");
+        friends(from, "add", &to).await;
     }
 }
 
@@ -150,14 +154,8 @@ async fn a_stranger_learns_nothing_of_a_user_who_did_not_accept_it() {
     let local = natter_tests::start().await;
     let mut alice = Client::connect(&local.ws_url, "alice").await;
     let mut eve = Client::connect(&local.ws_url, "eve").await;
-    let r = eve
-        .request(json!({"action": "friends", "op": "add", "user": "alice"}))
-        .await;
-    assert_eq!(
-        r["friends"],
-        json!([{"user": "alice", "state": "requested"}]),
-        "no status: {r}"
-    );
+    let only_requested = json!([{"user": "alice", "state": "requested"}]);
+    assert_eq!(friends(&mut eve, "add", "alice").await, only_requested, "no status");
     let told = alice.wait_for("the request", |v| v["type"] == "friend").await;
     assert_eq!(
         (told["user"].as_str(), told["state"].as_str()),
@@ -173,18 +171,13 @@ async fn a_stranger_learns_nothing_of_a_user_who_did_not_accept_it() {
         .await;
     assert!(presence.is_none(), "a stranger was told alice's presence: {presence:?}");
 
-    let r = alice
-        .request(json!({"action": "friends", "op": "block", "user": "eve"}))
-        .await;
-    assert_eq!(r["friends"], json!([{"user": "eve", "state": "blocked"}]), "{r}");
+    let blocked = friends(&mut alice, "block", "eve").await;
+    assert_eq!(blocked, json!([{"user": "eve", "state": "blocked"}]));
     let ack = eve.send_message("e-1", "alice", "let me in").await;
     assert!(ack["messageId"].is_string(), "acked as usual: {ack}");
-    let r = eve
-        .request(json!({"action": "friends", "op": "add", "user": "alice"}))
-        .await;
     assert_eq!(
-        r["friends"],
-        json!([{"user": "alice", "state": "requested"}]),
+        friends(&mut eve, "add", "alice").await,
+        only_requested,
         "the block is not revealed"
     );
     let got = alice.messages_within(Duration::from_secs(2)).await;
