@@ -160,10 +160,28 @@ impl Local {
             None => sdk.clone(),
         };
         let sqs = aws_sdk_sqs::Client::new(&sdk);
+        // Provisioning waits longer than a function's request: an emulator busy with other stacks (tests run
+        // several at once) can take more than 5 s to create a table or a secret.
+        let patient = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(20))
+            .operation_timeout(Duration::from_secs(60))
+            .build();
         let clients = Clients {
-            dynamodb: aws_sdk_dynamodb::Client::new(&dynamo_sdk),
-            sqs: sqs.clone(),
-            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&dynamo_sdk)
+                    .timeout_config(patient.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&sdk)
+                    .timeout_config(patient.clone())
+                    .build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&sdk)
+                    .timeout_config(patient)
+                    .build(),
+            ),
         };
         provision(
             &mut stack,

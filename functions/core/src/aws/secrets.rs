@@ -5,7 +5,16 @@ use aws_config::SdkConfig;
 
 /// The string value of the secret `arn` names.
 pub async fn secret_string(sdk: &SdkConfig, what: &str, arn: &str) -> Result<String, String> {
-    let out = aws_sdk_secretsmanager::Client::new(sdk)
+    // Read once, at init, where Lambda allows 10 s: more patience than a request's 5 s, so that a slow first call
+    // does not fail the whole instance.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(4))
+        .operation_timeout(std::time::Duration::from_secs(9))
+        .build();
+    let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+        .timeout_config(timeouts)
+        .build();
+    let out = aws_sdk_secretsmanager::Client::from_conf(config)
         .get_secret_value()
         .secret_id(arn)
         .send()
