@@ -133,8 +133,8 @@ impl FriendRow {
         }
     }
 
-    /// Whether presence flows to this row's owner about `user`... and the other way: a friendship neither side
-    /// has muted.
+    /// Whether presence is shared along this row: a friendship the other side has not muted. (The owner's own
+    /// block makes its row `Blocked`, so neither side's row shares once either blocks.)
     pub fn shares_presence(&self) -> bool {
         self.state == FriendState::Friend && !self.muted
     }

@@ -72,6 +72,28 @@ impl CursorKey {
     }
 }
 
+impl CursorKey {
+    /// The position a cursor names, opened and parsed: `bad_request` naming `field` for a cursor this key did
+    /// not seal for `user` and `scope`, or whose content does not parse.
+    pub fn open_position<T>(
+        &self,
+        user: &str,
+        scope: &str,
+        field: &str,
+        cursor: &str,
+        parse: impl FnOnce(&[u8]) -> Option<T>,
+    ) -> Result<T, crate::error::Failure> {
+        self.open(user, scope, cursor)
+            .and_then(|content| parse(&content))
+            .ok_or_else(|| crate::error::bad_request(format!("`{field}` is not a cursor this server returned")))
+    }
+}
+
+/// The text of a cursor's content, for positions that are ids or numbers.
+pub fn text(content: &[u8]) -> Option<&str> {
+    std::str::from_utf8(content).ok()
+}
+
 impl Default for CursorKey {
     fn default() -> Self {
         Self::random()

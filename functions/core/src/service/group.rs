@@ -43,9 +43,9 @@ where
         let key = &self.settings.cursor_key;
         let after = cursor
             .map(|c| {
-                key.open(caller.as_str(), GROUPS_SCOPE, c)
-                    .and_then(|id| GroupId::parse(std::str::from_utf8(&id).ok()?).ok())
-                    .ok_or_else(|| bad_request("`cursor` is not a cursor this server returned"))
+                key.open_position(caller.as_str(), GROUPS_SCOPE, "cursor", c, |id| {
+                    GroupId::parse(crate::seal::text(id)?).ok()
+                })
             })
             .transpose()?;
         let (page, mut next) = self.store.groups_page(caller, after.as_ref(), GROUP_PAGE).await?;

@@ -8,11 +8,12 @@ use super::{
     sync::{REPLY_BUDGET, message_size},
 };
 use crate::{
-    error::{Failure, bad_request, forbidden, not_found},
+    error::{Failure, forbidden, not_found},
     frames::{Conversation, HistoryReply, MessagePush, MessageStatus, ServerFrame},
     ids::{MessageId, UserId},
     model::GroupEntry,
     ports::{Directory, GroupStore, PullStore},
+    seal::text,
 };
 
 impl<S, P, Q> App<S, P, Q>
@@ -33,22 +34,17 @@ where
             Conversation::With(peer) => format!("history:with:{peer}"),
             Conversation::Group(group) => format!("history:group:{group}"),
         };
-        let before = before
-            .map(|b| {
-                key.open(user.as_str(), &scope, b)
-                    .and_then(|content| String::from_utf8(content).ok())
-                    .ok_or_else(|| bad_request("`before` is not a cursor this server returned"))
-            })
-            .transpose()?;
-        let bad_cursor = || bad_request("`before` is not a cursor this server returned");
         let (messages, next) = match conversation {
             Conversation::With(peer) => {
                 if !self.store.exists(peer).await? {
                     return Err(not_found(format!("no user `{peer}`")));
                 }
-                let before = before
-                    .map(|b| MessageId::parse(&b).map_err(|_| bad_cursor()))
-                    .transpose()?;
+                let before = match before {
+                    Some(b) => Some(
+                        key.open_position(user.as_str(), &scope, "before", b, |c| MessageId::parse(text(c)?).ok())?,
+                    ),
+                    None => None,
+                };
                 let page = self.store.conversation(user, peer, before.as_ref(), limit).await?;
                 // The peer's read mark tells the status of the user's own messages.
                 let (bodies, peer_session) =
@@ -81,10 +77,12 @@ where
                     (Some(_), None) => return Err(forbidden("not a member of this group")),
                     (Some(_), Some(m)) => m,
                 };
-                let before = before
-                    .map(|b| b.parse::<u64>().map_err(|_| bad_cursor()))
-                    .transpose()?
-                    .unwrap_or(u64::MAX);
+                let before = match before {
+                    Some(b) => {
+                        key.open_position(user.as_str(), &scope, "before", b, |c| text(c)?.parse::<u64>().ok())?
+                    }
+                    None => u64::MAX,
+                };
                 // A member reads the group from the day it joined.
                 let entries: Vec<GroupEntry> = self
                     .store
