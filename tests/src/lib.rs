@@ -83,6 +83,26 @@ pub async fn start() -> Local {
 }
 
 /// Every item of one of the stack's tables (by logical id).
+/// The live connection ids natter-local's Connections table holds, oldest first (the per-user rate-limit
+/// counters that share the table, `user:{user}#w{window}`, are skipped).
+pub async fn connection_ids(local: &Local) -> Vec<String> {
+    let mut conns: Vec<(i64, String)> = scan(local, "ConnectionsTable")
+        .await
+        .iter()
+        .filter(|i| i.contains_key("user_id"))
+        .filter_map(|i| {
+            let id = i.get("connection_id")?.as_s().ok()?.clone();
+            let at = i
+                .get("connected_at")
+                .and_then(|a| a.as_n().ok()?.parse().ok())
+                .unwrap_or(0);
+            Some((at, id))
+        })
+        .collect();
+    conns.sort();
+    conns.into_iter().map(|(_, id)| id).collect()
+}
+
 pub async fn scan(
     local: &Local,
     logical_id: &str,

@@ -21,8 +21,7 @@ async fn management(url: &str) -> aws_sdk_apigatewaymanagement::Client {
 }
 
 async fn connection_id(local: &natter_local::local::Local) -> String {
-    let conns = natter_tests::scan(local, "ConnectionsTable").await;
-    conns[0]["connection_id"].as_s().unwrap().clone()
+    natter_tests::connection_ids(local).await.remove(0)
 }
 
 #[tokio::test]

@@ -79,8 +79,7 @@ async fn connections_can_be_read_posted_to_and_deleted_and_unknown_ones_are_gone
     let local = start().await;
     let mut c = Client::connect_raw(&local.ws_url, "alice").await;
     // The connection id is only known to the server side; find it in the registry.
-    let conns = natter_tests::scan(&local, "ConnectionsTable").await;
-    let id = conns[0]["connection_id"].as_s().unwrap().clone();
+    let id = natter_tests::connection_ids(&local).await.remove(0);
     let api = management(&local.management_url).await;
 
     let got = api.get_connection().connection_id(&id).send().await.unwrap();
