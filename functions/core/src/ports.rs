@@ -259,18 +259,31 @@ pub trait GroupStore: Send + Sync {
 pub trait IndexStore: Send + Sync {
     /// Indexes a one-on-one message for both participants and updates both sessions, exactly once per message
     /// however often it is called: unread +1 for the recipient (unless it already read past the message), preview
-    /// and time of the newest message for both.
-    fn index_direct(&self, job: &IndexJob, expires_at: Option<i64>) -> impl Future<Output = Res<()>> + Send;
+    /// and time of the newest message for both. [`Indexed::ReadAhead`] when the recipient had read past the
+    /// message before it was indexed (its read receipt is still owed to the sender).
+    fn index_direct(&self, job: &IndexJob, expires_at: Option<i64>) -> impl Future<Output = Res<Indexed>> + Send;
 
     /// Moves `reader`'s read mark for `peer` to `up_to` (or, with `None`, to the newest message received) and
-    /// zeroes unread; returns the new mark if it moved forward. A mark ahead of indexing makes the history
-    /// consumer count nothing up to it.
+    /// zeroes unread. Returns the newest message received from `peer` that is now read and was not before (the
+    /// read receipt's `upTo`), if any. A mark ahead of indexing makes the history consumer count nothing up to it
+    /// (and owe the receipt); a conversation the reader does not have shows nowhere: at most a hidden mark that
+    /// lapses at `pending_expires_at` (epoch seconds) unless a message from `peer` is indexed first.
     fn read_direct(
         &self,
         reader: &UserId,
         peer: &UserId,
         up_to: Option<i64>,
+        pending_expires_at: i64,
     ) -> impl Future<Output = Res<Option<i64>>> + Send;
+}
+
+/// What indexing one message for its recipient found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexed {
+    /// Indexed now (and counted unread) or before.
+    Done,
+    /// Indexed now, not counted: the recipient had read past it already.
+    ReadAhead,
 }
 
 /// The outcome of one post to a connection.

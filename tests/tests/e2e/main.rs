@@ -15,6 +15,7 @@ mod presence;
 mod privacy;
 mod pulls;
 mod read_lag;
+mod reads;
 mod reliability;
 mod security;
 mod soak;

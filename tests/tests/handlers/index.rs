@@ -110,10 +110,16 @@ async fn a_message_read_before_it_was_indexed_is_indexed_once_and_not_counted_un
         &UserId::parse("bob").unwrap(),
         &UserId::parse("alice").unwrap(),
         Some(mark),
+        t / 1000 + 3_600,
     )
     .await
     .unwrap();
-    assert_eq!(moved, Some(mark));
+    assert_eq!(moved, None, "no receipt before the store knows the message");
+    let hidden = session(&stack, "bob").await;
+    assert!(
+        hidden.contains_key("expires_at") && !hidden.contains_key("last_ts"),
+        "a lapsing mark, not a conversation: {hidden:?}"
+    );
     for j in [&read, &older, &newer] {
         assert!(run(&stack, &app, vec![json(j)]).await.is_empty());
     }
@@ -124,6 +130,7 @@ async fn a_message_read_before_it_was_indexed_is_indexed_once_and_not_counted_un
         "only the message after the read counts"
     );
     assert_eq!(bob["last_preview"].as_s().unwrap(), "after the read");
+    assert!(!bob.contains_key("expires_at"), "a conversation now, it does not lapse");
     assert_eq!(stack.scan("MessageIndexTable").await.len(), 6);
 }
 

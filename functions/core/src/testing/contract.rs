@@ -13,7 +13,7 @@ use crate::{
         Added, Claim, ClaimKey, FriendRow, FriendState, Group, Mark, Marked, Member, NewConnection, Opened, RowChange,
         StoredMessage, Transition,
     },
-    ports::Store,
+    ports::{Indexed, Store},
     testing::{conn, user},
 };
 
@@ -30,6 +30,7 @@ macro_rules! contract_suite {
             indexing_counts_each_message_once_and_keeps_the_newest_preview,
             a_read_zeroes_unread_and_moves_its_mark_only_forward,
             a_read_ahead_of_indexing_is_not_counted_later,
+            a_read_vouches_only_for_what_the_reader_received,
             conversation_pages_walk_back_newest_first,
             group_sequences_are_consecutive_and_marks_never_move_back,
             group_history_ranges_and_membership,
@@ -49,6 +50,8 @@ macro_rules! contract_suite {
 }
 
 const T0: i64 = 1_700_000_000_000;
+/// When a read mark of a conversation with no message lapses (epoch seconds): an hour after T0.
+const LAPSE: i64 = T0 / 1000 + 3_600;
 
 fn message(id: MessageId, from: &str, to: &str, body: &str) -> StoredMessage {
     StoredMessage {
@@ -222,7 +225,7 @@ pub async fn indexing_counts_each_message_once_and_keeps_the_newest_preview<S: S
 
 pub async fn a_read_zeroes_unread_and_moves_its_mark_only_forward<S: Store>(s: &S) {
     assert_eq!(
-        s.read_direct(&user("bob"), &user("alice"), None).await.unwrap(),
+        s.read_direct(&user("bob"), &user("alice"), None, LAPSE).await.unwrap(),
         None,
         "nothing to read"
     );
@@ -232,19 +235,19 @@ pub async fn a_read_zeroes_unread_and_moves_its_mark_only_forward<S: Store>(s: &
         s.index_direct(&index_job(m), None).await.unwrap();
     }
     assert_eq!(
-        s.read_direct(&user("bob"), &user("alice"), None).await.unwrap(),
+        s.read_direct(&user("bob"), &user("alice"), None, LAPSE).await.unwrap(),
         Some(b.timestamp()),
         "read up to the newest received"
     );
     let bob = s.session(&user("bob"), &user("alice")).await.unwrap().unwrap();
     assert_eq!((bob.unread, bob.last_read_ts), (0, Some(b.timestamp())));
     assert_eq!(
-        s.read_direct(&user("bob"), &user("alice"), None).await.unwrap(),
+        s.read_direct(&user("bob"), &user("alice"), None, LAPSE).await.unwrap(),
         None,
         "read already"
     );
     assert_eq!(
-        s.read_direct(&user("bob"), &user("alice"), Some(a.timestamp()))
+        s.read_direct(&user("bob"), &user("alice"), Some(a.timestamp()), LAPSE)
             .await
             .unwrap(),
         None,
@@ -260,17 +263,70 @@ pub async fn a_read_ahead_of_indexing_is_not_counted_later<S: Store>(s: &S) {
         "shown before it was indexed",
     );
     assert_eq!(
-        s.read_direct(&user("bob"), &user("alice"), Some(shown.timestamp()))
+        s.read_direct(&user("bob"), &user("alice"), Some(shown.timestamp()), LAPSE)
             .await
             .unwrap(),
-        Some(shown.timestamp())
+        None,
+        "no receipt for a message the store does not know yet"
     );
-    s.index_direct(&index_job(&shown), None).await.unwrap();
+    assert!(
+        s.sessions(&user("bob"), 10).await.unwrap().is_empty(),
+        "a mark is not a conversation"
+    );
+    assert_eq!(
+        s.index_direct(&index_job(&shown), None).await.unwrap(),
+        Indexed::ReadAhead,
+        "its receipt is owed"
+    );
+    assert_eq!(
+        s.index_direct(&index_job(&shown), None).await.unwrap(),
+        Indexed::Done,
+        "owed once"
+    );
     let later = message(MessageId::generate(T0 + 20), "alice", "bob", "after the read");
-    s.index_direct(&index_job(&later), None).await.unwrap();
+    assert_eq!(s.index_direct(&index_job(&later), None).await.unwrap(), Indexed::Done);
     let bob = s.session(&user("bob"), &user("alice")).await.unwrap().unwrap();
     assert_eq!(bob.unread, 1, "only the message after the read mark counts");
     assert_eq!(bob.last.map(|l| l.preview), Some("after the read".to_owned()));
+}
+
+pub async fn a_read_vouches_only_for_what_the_reader_received<S: Store>(s: &S) {
+    assert_eq!(
+        s.read_direct(&user("mallory"), &user("bob"), Some(T0), LAPSE)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        s.sessions(&user("mallory"), 10).await.unwrap().is_empty(),
+        "nothing shows"
+    );
+    assert!(s.session(&user("mallory"), &user("bob")).await.unwrap().is_none());
+    let m = message(MessageId::generate(T0 + 10), "alice", "bob", "to bob");
+    s.index_direct(&index_job(&m), None).await.unwrap();
+    assert_eq!(
+        s.read_direct(&user("alice"), &user("bob"), Some(T0 + 100), LAPSE)
+            .await
+            .unwrap(),
+        None,
+        "alice sent, she received nothing from bob"
+    );
+    assert_eq!(
+        s.read_direct(&user("bob"), &user("alice"), Some(T0 + 100), LAPSE)
+            .await
+            .unwrap(),
+        Some(m.timestamp()),
+        "a mark past the newest received vouches for the newest received"
+    );
+    let bob = s.session(&user("bob"), &user("alice")).await.unwrap().unwrap();
+    assert_eq!((bob.unread, bob.last_read_ts), (0, Some(T0 + 100)));
+    assert_eq!(
+        s.read_direct(&user("bob"), &user("alice"), None, LAPSE).await.unwrap(),
+        None,
+        "a read without upTo never moves a mark back"
+    );
+    let bob = s.session(&user("bob"), &user("alice")).await.unwrap().unwrap();
+    assert_eq!(bob.last_read_ts, Some(T0 + 100));
 }
 
 pub async fn conversation_pages_walk_back_newest_first<S: Store>(s: &S) {

@@ -8,14 +8,14 @@ use super::{
     DynamoStore, Item,
     expr::*,
     items::{IndexItem, attr, time_key},
-    outcome::{Committed, Written, applied, committed, failed, retryable, unbuildable, written},
+    outcome::{Committed, applied, committed, failed, retryable, unbuildable},
 };
 use crate::{
     ids::UserId,
     jobs::IndexJob,
-    ports::{IndexStore, Res},
+    ports::{IndexStore, Indexed, Res},
 };
-use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use std::{collections::HashMap, time::Duration};
 
 /// What the recipient's indexing transaction writes to the session besides the row.
@@ -37,7 +37,7 @@ enum Expect {
     ReadBefore,
 }
 
-enum Indexed {
+enum Transacted {
     Applied,
     /// The row exists: this message was indexed (and counted) before.
     Already,
@@ -48,51 +48,26 @@ enum Indexed {
 }
 
 impl IndexStore for DynamoStore {
-    async fn index_direct(&self, job: &IndexJob, expires_at: Option<i64>) -> Res<()> {
+    async fn index_direct(&self, job: &IndexJob, expires_at: Option<i64>) -> Res<Indexed> {
         let recipient_row = to_item("index row", &index_row(&job.to, &job.from, "received", job, expires_at))?;
         let sender_row = to_item("index row", &index_row(&job.from, &job.to, "sent", job, expires_at))?;
-        futures::try_join!(
+        let (indexed, ()) = futures::try_join!(
             self.index_recipient(job, recipient_row),
             self.index_sender(job, sender_row)
         )?;
-        Ok(())
+        Ok(indexed)
     }
 
-    async fn read_direct(&self, reader: &UserId, peer: &UserId, up_to: Option<i64>) -> Res<Option<i64>> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.tables.sessions)
-            .set_key(Some(session_key(reader, peer)))
-            .expression_attribute_values(":zero", n(0));
-        if let Some(t) = up_to {
-            // The client names what it showed: the mark moves there even before the index consumer has indexed
-            // that message (it then counts nothing up to the mark). Never backwards.
-            let r = update
-                .update_expression("SET #unread = :zero, #last_read_ts = :t")
-                .condition_expression("attribute_not_exists(#last_read_ts) OR #last_read_ts < :t")
-                .set_expression_attribute_names(names(&[attr::UNREAD, attr::LAST_READ_TS]))
-                .expression_attribute_values(":t", n(t))
-                .send()
-                .await;
-            return Ok(applied("UpdateItem", r)?.then_some(t));
-        }
-        let r = update
-            .update_expression("SET #unread = :zero, #last_read_ts = #last_recv_ts")
-            // Nothing received from the peer yet: nothing to read (and the read mark must not move back).
-            .condition_expression("attribute_exists(#last_recv_ts)")
-            .set_expression_attribute_names(names(&[attr::UNREAD, attr::LAST_READ_TS, attr::LAST_RECV_TS]))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match written("UpdateItem", r)? {
-            Written::Applied(out) => {
-                let old = out.attributes.unwrap_or_default();
-                let recv: Option<i64> = number(&old, attr::LAST_RECV_TS);
-                let read: Option<i64> = number(&old, attr::LAST_READ_TS);
-                Ok(recv.filter(|r| read.is_none_or(|d| d < *r)))
-            }
-            Written::Refused(_) => Ok(None),
+    async fn read_direct(
+        &self,
+        reader: &UserId,
+        peer: &UserId,
+        up_to: Option<i64>,
+        pending_expires_at: i64,
+    ) -> Res<Option<i64>> {
+        match up_to {
+            Some(t) => self.read_up_to(reader, peer, t, pending_expires_at).await,
+            None => self.read_all_received(reader, peer).await,
         }
     }
 }
@@ -107,7 +82,7 @@ impl DynamoStore {
     /// count is written with a condition on the read mark alone, which commutes with every other writer, so
     /// retries converge instead of chasing a session that keeps changing; the preview and marks follow as
     /// conditional updates that never move back.
-    async fn index_recipient(&self, job: &IndexJob, row: Item) -> Res<()> {
+    async fn index_recipient(&self, job: &IndexJob, row: Item) -> Res<Indexed> {
         let fast = SessionWrite {
             set_last: true,
             set_recv: true,
@@ -115,10 +90,10 @@ impl DynamoStore {
             expect: Expect::Newest,
         };
         match self.index_transaction(job, &row, fast).await? {
-            Indexed::Applied => return Ok(()),
+            Transacted::Applied => return Ok(Indexed::Done),
             // Indexed before, perhaps by the slow path, whose marks may not have been written: write them.
-            Indexed::Already => return self.recipient_marks(job).await,
-            Indexed::SessionChanged | Indexed::Conflict => {}
+            Transacted::Already => return self.recipient_marks(job).await.map(|()| Indexed::Done),
+            Transacted::SessionChanged | Transacted::Conflict => {}
         }
         let count = SessionWrite {
             set_last: false,
@@ -134,13 +109,15 @@ impl DynamoStore {
                 backoff_ms = (backoff_ms * 2).min(400);
             }
             match self.index_transaction(job, &row, count).await? {
-                Indexed::Applied | Indexed::Already => return self.recipient_marks(job).await,
-                // Read past this message already: index it without counting it.
-                Indexed::SessionChanged => {
-                    self.put_row_once(&row).await?;
-                    return self.recipient_marks(job).await;
+                Transacted::Applied | Transacted::Already => {
+                    return self.recipient_marks(job).await.map(|()| Indexed::Done);
                 }
-                Indexed::Conflict => {}
+                // Read past this message already: index it without counting it; its read receipt is owed.
+                Transacted::SessionChanged => {
+                    self.put_row_once(&row).await?;
+                    return self.recipient_marks(job).await.map(|()| Indexed::ReadAhead);
+                }
+                Transacted::Conflict => {}
             }
         }
         Err(retryable(
@@ -185,7 +162,7 @@ impl DynamoStore {
         applied("PutItem", r).map(drop)
     }
 
-    async fn index_transaction(&self, job: &IndexJob, row: &Item, w: SessionWrite) -> Res<Indexed> {
+    async fn index_transaction(&self, job: &IndexJob, row: &Item, w: SessionWrite) -> Res<Transacted> {
         let put_row = Put::builder()
             .table_name(&self.tables.message_index)
             .set_item(Some(row.clone()))
@@ -207,10 +184,10 @@ impl DynamoStore {
             .await;
         let outcome = committed(r)?;
         Ok(match outcome {
-            Committed::Yes => Indexed::Applied,
-            _ if outcome.failed_condition(0) => Indexed::Already,
-            _ if outcome.failed_condition(1) => Indexed::SessionChanged,
-            _ if outcome.conflicted() => Indexed::Conflict,
+            Committed::Yes => Transacted::Applied,
+            _ if outcome.failed_condition(0) => Transacted::Already,
+            _ if outcome.failed_condition(1) => Transacted::SessionChanged,
+            _ if outcome.conflicted() => Transacted::Conflict,
             Committed::Cancelled(reasons) => {
                 tracing::warn!(?reasons, "indexing transaction cancelled");
                 return Err(retryable(
@@ -247,6 +224,9 @@ impl DynamoStore {
             attrs.push(attr::UNREAD);
             values.insert(":one".into(), n(1));
         }
+        // A read mark that came first left a hidden row set to lapse; with a message it is a conversation.
+        update.push_str(" REMOVE #expires_at");
+        attrs.push(attr::EXPIRES_AT);
         let condition = match w.expect {
             Expect::Newest => {
                 "(attribute_not_exists(#last_ts) OR #last_ts < :ts) AND \
@@ -294,6 +274,9 @@ impl DynamoStore {
             update.push_str(", #last_recv_ts = :ts");
             attrs.push(attr::LAST_RECV_TS);
         }
+        // See `session_update`: the row is a conversation now and must not lapse.
+        update.push_str(" REMOVE #expires_at");
+        attrs.push(attr::EXPIRES_AT);
         let r = self
             .client
             .update_item()

@@ -6,8 +6,8 @@
 //!   failure), read one way everywhere.
 //! - One module per port: [`directory`] (Users), [`presence`] (Connections and Presence), [`limits`] (the frame
 //!   counters), [`messages`] (SendClaims, Messages: send and ack), [`index`] (MessageIndex and Sessions: the
-//!   history consumer and `read`), [`groups`] (Groups, GroupMembers, GroupHistory), [`friends`], [`pull`] (the
-//!   reads behind `sync` and `history`).
+//!   history consumer), [`read`] (read marks in Sessions), [`groups`] (Groups, GroupMembers, GroupHistory),
+//!   [`friends`], [`pull`] (the reads behind `sync` and `history`).
 //!
 //! Key, update and condition expressions are written by hand, next to the code that needs them; this module holds
 //! what several ports share: batched reads and writes that retry unprocessed keys, and paging through a query.
@@ -23,6 +23,7 @@ mod messages;
 mod outcome;
 mod presence;
 mod pull;
+mod read;
 
 use crate::{
     config::{Settings, Tables},

@@ -32,6 +32,7 @@ impl PullStore for DynamoStore {
             .await?
             .into_iter()
             .map(|i| from_item::<SessionItem>("session", i).map(Session::from))
+            .filter(is_conversation)
             .collect::<Res<_>>()?;
         sessions.sort_by_key(|s| std::cmp::Reverse(s.last.as_ref().map(|l| l.timestamp).unwrap_or(0)));
         sessions.truncate(limit);
@@ -51,6 +52,7 @@ impl PullStore for DynamoStore {
             .map_err(failed("GetItem"))?;
         r.item
             .map(|i| from_item::<SessionItem>("session", i).map(Session::from))
+            .filter(is_conversation)
             .transpose()
     }
 
@@ -208,4 +210,9 @@ impl DynamoStore {
             .map(|i| from_item::<GroupHistoryItem>("group history row", i).map(GroupEntry::from))
             .collect()
     }
+}
+
+/// A row with no message yet is only a read mark waiting for one (see `read.rs`), not a conversation.
+fn is_conversation(s: &Res<Session>) -> bool {
+    s.as_ref().map_or(true, |s| s.last.is_some())
 }

@@ -15,7 +15,8 @@ impl PullStore for MemoryStore {
         let mut out: Vec<crate::model::Session> = s
             .sessions
             .iter()
-            .filter(|((u, _), _)| u == user)
+            // A row with no message yet is a hidden read mark, not a conversation.
+            .filter(|((u, _), x)| u == user && x.last.is_some())
             .map(|((_, peer), x)| crate::model::Session {
                 peer: Some(peer.clone()),
                 unread: x.unread,
