@@ -9,8 +9,8 @@ use crate::{
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::{IndexJob, Job},
     model::{
-        Added, Claim, ClaimKey, ConversationPage, FriendRow, Group, GroupEntry, Mark, Marked, Member, NewConnection,
-        Opened, Presence, RowChange, Session, StoredMessage, Transition,
+        Added, Claim, ClaimKey, ConversationPage, FriendRow, FriendState, Group, GroupEntry, Mark, Marked, Member,
+        NewConnection, Opened, Presence, RowChange, Session, StoredMessage, Transition,
     },
 };
 use std::{collections::HashMap, future::Future};
@@ -105,8 +105,9 @@ pub trait FriendStore: Send + Sync {
         b_row: RowChange,
         now: i64,
     ) -> impl Future<Output = Res<()>> + Send;
-    /// Whether `blocker` blocked `user` (read strongly: a block holds from the moment it is answered).
-    fn blocks(&self, blocker: &UserId, user: &UserId) -> impl Future<Output = Res<bool>> + Send;
+    /// `owner`'s standing toward `other` (friend, blocked, ...), if any (read strongly: a block holds from the
+    /// moment it is answered).
+    fn standing(&self, owner: &UserId, other: &UserId) -> impl Future<Output = Res<Option<FriendState>>> + Send;
     /// Every row of the user (friends, requests both ways, blocks), in user id order.
     fn friends_of(&self, user: &UserId) -> impl Future<Output = Res<Vec<FriendRow>>> + Send;
 }

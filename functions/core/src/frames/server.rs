@@ -99,6 +99,18 @@ pub struct AckReply {
     pub timestamp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// One-on-one, to a friend with no live connection: it gets the message at its next `sync`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<RecipientState>,
+}
+
+/// How the recipient of a one-on-one message stands: always offline (an online recipient is not named).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecipientState {
+    pub status: Status,
+    /// When it was last seen; null if never.
+    pub last_seen: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

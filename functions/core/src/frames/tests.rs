@@ -278,12 +278,28 @@ fn server_frames_have_the_documented_shape() {
         message_id: MessageId::generate(1000),
         timestamp: 1000,
         seq: None,
+        recipient: None,
     });
     let v: serde_json::Value = serde_json::from_str(&ack.to_json()).unwrap();
     assert_eq!(v["type"], "ack");
     assert_eq!(v["clientMsgId"], "c1");
     assert_eq!(v["timestamp"], 1000);
-    assert!(v.get("seq").is_none() && v.get("requestId").is_none());
+    assert!(v.get("seq").is_none() && v.get("requestId").is_none() && v.get("recipient").is_none());
+    let offline = ServerFrame::Ack(AckReply {
+        client_msg_id: ClientMsgId::parse("c2").unwrap(),
+        message_id: MessageId::generate(1000),
+        timestamp: 1000,
+        seq: None,
+        recipient: Some(RecipientState {
+            status: Status::Offline,
+            last_seen: Some(900),
+        }),
+    });
+    let v: serde_json::Value = serde_json::from_str(&offline.to_json()).unwrap();
+    assert_eq!(
+        v["recipient"],
+        serde_json::json!({"status": "offline", "lastSeen": 900})
+    );
 
     let err = ServerFrame::error(ErrorCode::NotFound, "no such user").reply_to(RequestId::parse("r9").ok());
     let v: serde_json::Value = serde_json::from_str(&err.to_json()).unwrap();

@@ -17,10 +17,10 @@ use super::{
 };
 use crate::{
     error::{BackendError, Failure, bad_request, forbidden, not_found},
-    frames::{AckReply, LastMessage, SendFrame, ServerFrame, Target},
+    frames::{AckReply, LastMessage, RecipientState, SendFrame, ServerFrame, Status, Target},
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::{FanoutJob, IndexJob, Job},
-    model::{Claim, ClaimKey, Mark, Presence, StoredMessage},
+    model::{Claim, ClaimKey, FriendState, Mark, Presence, StoredMessage},
     ports::{Directory, FriendStore, GroupStore, JobQueue, MessageStore, PresenceStore, Pusher},
 };
 use std::{collections::HashMap, future::Future, time::Duration};
@@ -158,22 +158,24 @@ where
         }
         let key = ClaimKey::new(&caller.user, &frame.client_msg_id);
         let check = async {
-            let (found, blocked) = futures::try_join!(
+            // The recipient's standing toward the sender: a block drops the message, a friendship lets the ack
+            // say the friend is offline. One strong read, alongside the lookup.
+            let (found, standing) = futures::try_join!(
                 self.store
                     .lookup(std::slice::from_ref(to), std::slice::from_ref(&caller.user)),
-                self.store.blocks(to, &caller.user)
+                self.store.standing(to, &caller.user)
             )?;
             if found.contains_key(to) {
-                Ok((found, blocked))
+                Ok((found, standing))
             } else {
                 Err(not_found(format!("no user `{to}`")))
             }
         };
-        let (claim, (presence, blocked)) = match self.start(&key, &frame.target, now, deadline, check).await? {
+        let (claim, (presence, standing)) = match self.start(&key, &frame.target, now, deadline, check).await? {
             Start::Done(c) => return Ok(ack(frame, &c, None)),
             Start::Go { claim, checked, .. } => (claim, checked),
         };
-        if blocked {
+        if standing == Some(FriendState::Blocked) {
             // Acked as usual and never delivered: nothing reveals the block. The claim makes a retry get the same
             // ack; nothing is stored, so nothing reaches the blocker later either.
             self.complete(&key, &claim, async { Ok(None) }).await?;
@@ -190,15 +192,26 @@ where
             delivered_at: None,
             expires_at: self.settings.message_expiry(claim.message_id.timestamp()),
         };
-        if let Err(e) = self.complete_direct(caller, &key, message, presence, now).await {
-            self.release_quietly(&key, &claim).await;
-            return Err(e.into());
+        let reached = match self.complete_direct(caller, &key, message, presence, now).await {
+            Ok(reached) => reached,
+            Err(e) => {
+                self.release_quietly(&key, &claim).await;
+                return Err(e.into());
+            }
+        };
+        let mut reply = ack(frame, &claim, None);
+        if standing == Some(FriendState::Friend) && reached.is_offline() {
+            reply.recipient = Some(RecipientState {
+                status: Status::Offline,
+                last_seen: reached.last_seen,
+            });
         }
-        Ok(ack(frame, &claim, None))
+        Ok(reply)
     }
 
     /// Stores, pushes and queues the indexing of a one-on-one message, then marks its claim done. The push runs
     /// alongside the queueing and the marking: the ack waits for neither the push nor the other way round.
+    /// Whether the recipient had a live connection, and when it was last seen.
     async fn complete_direct(
         &self,
         caller: &Caller,
@@ -206,7 +219,7 @@ where
         message: StoredMessage,
         mut presence: HashMap<UserId, Presence>,
         now: i64,
-    ) -> Result<(), BackendError> {
+    ) -> Result<Reached, BackendError> {
         let stored = self.store.put_message(&message).await?;
         let message = stored.unwrap_or(message);
         let Target::To(to) = &message.target else {
@@ -235,11 +248,15 @@ where
             self.queue.enqueue(&job).await?;
             self.store.finish(key, None).await
         };
-        let (report, finished) =
+        let ((report, reached), finished) =
             futures::join!(self.deliver_direct(to, caller, &targets, &push, now), queue_then_finish);
         finished?;
         info!(message_id = %message.id, delivered = report.delivered, gone = report.gone, failed = report.failed, "sent");
-        Ok(())
+        Ok(Reached {
+            // The strong re-read's, or the lookup's if that failed.
+            last_seen: reached.last_seen.or(presence.get(to).and_then(|p| p.last_seen)),
+            ..reached
+        })
     }
 
     /// Pushes a stored one-on-one message to `targets` (the connections the lookup found before it was stored)
@@ -247,7 +264,7 @@ where
     /// recipient who reconnected in between, and whose `sync` ran before the message existed, would otherwise
     /// get it from neither: the recipient's presence is read again, now that the message is stored, alongside
     /// the first pushes, strongly consistent (an eventual read could miss that very connection). Costs one read
-    /// unit; delays no push.
+    /// unit; delays no push. Also whether the recipient had a live connection in either read.
     pub(super) async fn deliver_direct(
         &self,
         to: &UserId,
@@ -255,11 +272,12 @@ where
         targets: &[(UserId, ConnectionId)],
         push: &str,
         now: i64,
-    ) -> DeliveryReport {
+    ) -> (DeliveryReport, Reached) {
         // The sender's own other devices too: the lookup read their presence eventually, and one that connected
         // a moment ago would otherwise miss what it sent from another device.
         let both = [to.clone(), sender.user.clone()];
         let (mut report, again) = futures::join!(self.deliver(targets, push, now), self.store.presence_latest(&both));
+        let last_seen = again.as_ref().ok().and_then(|p| p.get(to)).and_then(|p| p.last_seen);
         let late: Vec<(UserId, ConnectionId)> = match again {
             Ok(p) => connections_of(&p, &[to, &sender.user], Some(&sender.connection), now)
                 .into_iter()
@@ -270,13 +288,17 @@ where
                 Vec::new()
             }
         };
+        let reached = Reached {
+            connections: targets.iter().chain(&late).filter(|(u, _)| u == to).count(),
+            last_seen,
+        };
         if !late.is_empty() {
             let more = self.deliver(&late, push, now).await;
             report.delivered += more.delivered;
             report.gone += more.gone;
             report.failed += more.failed;
         }
-        report
+        (report, reached)
     }
 
     async fn send_group(
@@ -402,11 +424,26 @@ where
     }
 }
 
+/// What a one-on-one push found of its recipient.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reached {
+    /// The recipient's live connections the message was pushed to.
+    connections: usize,
+    last_seen: Option<i64>,
+}
+
+impl Reached {
+    fn is_offline(&self) -> bool {
+        self.connections == 0
+    }
+}
+
 fn ack(frame: &SendFrame, claim: &Claim, seq: Option<u64>) -> AckReply {
     AckReply {
         client_msg_id: frame.client_msg_id.clone(),
         message_id: claim.message_id,
         timestamp: claim.message_id.timestamp(),
         seq,
+        recipient: None,
     }
 }

@@ -463,7 +463,7 @@ async fn a_connection_opened_between_the_lookup_and_the_store_still_gets_the_mes
     // The send looked bob up (only b1); then bob reconnected on b2 and synced before the message was stored.
     let snapshot = vec![(user("bob"), ConnectionId::parse("b1").unwrap())];
     online(&app, "bob", &["b2"]).await;
-    let report = app
+    let (report, _) = app
         .deliver_direct(
             &user("bob"),
             &caller("alice", "a1"),

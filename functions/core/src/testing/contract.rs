@@ -616,8 +616,9 @@ pub async fn friend_rows_change_in_pairs_and_frames_are_counted_per_window<S: St
     )
     .await
     .unwrap();
-    assert!(s.blocks(&bob, &alice).await.unwrap());
-    assert!(!s.blocks(&alice, &bob).await.unwrap());
+    assert_eq!(s.standing(&bob, &alice).await.unwrap(), Some(FriendState::Blocked));
+    assert_eq!(s.standing(&alice, &bob).await.unwrap(), Some(FriendState::Requested));
+    assert_eq!(s.standing(&alice, &user("carol")).await.unwrap(), None);
     assert_eq!(
         s.friends_of(&alice).await.unwrap(),
         [muted],

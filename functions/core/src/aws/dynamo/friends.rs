@@ -71,20 +71,19 @@ impl FriendStore for DynamoStore {
         }
     }
 
-    async fn blocks(&self, blocker: &UserId, user: &UserId) -> Res<bool> {
+    async fn standing(&self, owner: &UserId, other: &UserId) -> Res<Option<FriendState>> {
         let r = self
             .client
             .get_item()
             .table_name(&self.tables.friends)
-            .set_key(Some(row_key(blocker, user)))
+            .set_key(Some(row_key(owner, other)))
             .consistent_read(true)
             .send()
             .await
             .map_err(failed("GetItem"))?;
-        match r.item {
-            Some(item) => Ok(from_item::<FriendItem>("friend", item)?.state == FriendState::Blocked),
-            None => Ok(false),
-        }
+        r.item
+            .map(|item| from_item::<FriendItem>("friend", item).map(|f| f.state))
+            .transpose()
     }
 
     async fn friends_of(&self, user: &UserId) -> Res<Vec<FriendRow>> {

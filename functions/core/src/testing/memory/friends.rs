@@ -32,11 +32,10 @@ impl FriendStore for MemoryStore {
         Ok(())
     }
 
-    async fn blocks(&self, blocker: &UserId, user: &UserId) -> Res<bool> {
-        self.faults.check("blocks")?;
+    async fn standing(&self, owner: &UserId, other: &UserId) -> Res<Option<crate::model::FriendState>> {
+        self.faults.check("standing")?;
         let s = self.state.lock().unwrap();
-        let row = s.friends.get(&(blocker.clone(), user.clone()));
-        Ok(row.is_some_and(|r| r.state == crate::model::FriendState::Blocked))
+        Ok(s.friends.get(&(owner.clone(), other.clone())).map(|r| r.state))
     }
 
     async fn friends_of(&self, user: &UserId) -> Res<Vec<FriendRow>> {
