@@ -82,6 +82,12 @@ async fn the_ack_of_a_message_to_an_offline_friend_says_so_and_never_for_a_stran
 
     let closed_at = natter_core::now_ms();
     bob.close().await;
+    // `$disconnect` runs after the close: bob is offline once alice's friends list says so.
+    alice
+        .request_until(json!({"action": "friends", "op": "list"}), "bob offline", |r| {
+            r["friends"][0]["status"] == "offline"
+        })
+        .await;
     let ack = alice.send_message("off-1", "bob", "for later").await;
     assert_eq!(ack["recipient"]["status"], "offline", "{ack}");
     let seen = ack["recipient"]["lastSeen"].as_i64().expect("a last seen");
