@@ -1,6 +1,6 @@
 // The reference web client in a real browser: alice and bob (two browser contexts) sign in, befriend, chat one
-// on one and in a group, see presence change and the delivered and read ticks, reload and find history, and see
-// an error frame on the error line. Usage: node chat.mjs http://127.0.0.1:PORT ARTIFACT_DIR
+// on one and in a group, invite a stranger (carol) who declines one group and joins another, see presence change
+// and the delivered and read ticks, reload and find history, and see an error frame on the error line. Usage: node chat.mjs http://127.0.0.1:PORT ARTIFACT_DIR
 // Chromium: $CHROMIUM, or Debian's /usr/bin/chromium.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -111,6 +111,30 @@ try {
   check((await bob.textContent("#messages li.theirs .from")) === "alice", "the sender's name shows in a group");
   await sendText(bob, "thanks!");
   await alice.waitForSelector('#messages li.theirs:has-text("thanks!")', { timeout: T });
+
+  at("invitations: bob names carol, not his friend, in two groups; she declines one and joins the other");
+  const carol = await signIn("carol");
+  for (const name of ["book club", "spam"]) {
+    await bob.fill("#group-name", name);
+    await bob.fill("#group-members", "carol");
+    await bob.click("#new-group button");
+    await bob.waitForSelector('#error-line:not([hidden]):has-text("invited (not friends yet): carol")', { timeout: T });
+  }
+  const invite = (name) => `#invites li:has-text("${name}")`;
+  await carol.waitForSelector(invite("book club"), { timeout: T });
+  await carol.waitForSelector(invite("spam"), { timeout: T });
+  check(await carol.isVisible("#invites-title"), "the invitations show");
+  check(!(await carol.isVisible('#conversations li[data-key^="g:"]')), "no group before she joins");
+  await carol.click(`${invite("spam")} button.decline`);
+  await carol.waitForSelector(invite("spam"), { state: "detached", timeout: T });
+  await carol.click(`${invite("book club")} button.join`);
+  await carol.waitForSelector('#chat-title:has-text("book club")', { timeout: T });
+  await carol.waitForSelector("#invites li", { state: "detached", timeout: T });
+  await bob.click('#conversations li:has-text("book club")');
+  await bob.waitForSelector('#chat-title:has-text("book club")', { timeout: T });
+  await sendText(bob, "chapter one tonight");
+  await carol.waitForSelector('#messages li.theirs:has-text("chapter one tonight")', { timeout: T });
+  await carol.context().close();
 
   at("error line: a message to a user who does not exist");
   await alice.fill("#peer", "nobody-here");

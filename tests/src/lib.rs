@@ -348,3 +348,21 @@ impl Client {
         let _ = self.ws.close(None).await;
     }
 }
+
+/// Makes `a` and `b` friends: `a` asks, `b` accepts. A group's creator adds its friends at once; anyone else it
+/// names is only invited.
+pub async fn befriend(a: &mut Client, b: &mut Client) {
+    let (a_name, b_name) = (a.user.clone(), b.user.clone());
+    let asked = a
+        .request(serde_json::json!({"action": "friends", "op": "add", "user": b_name}))
+        .await;
+    assert_eq!(asked["type"], "friends", "{asked}");
+    let accepted = b
+        .request(serde_json::json!({"action": "friends", "op": "add", "user": a_name}))
+        .await;
+    let state = accepted["friends"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["user"] == a.user.as_str()))
+        .map(|x| x["state"].clone());
+    assert_eq!(state, Some("friend".into()), "{accepted}");
+}

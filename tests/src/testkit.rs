@@ -150,6 +150,33 @@ impl TestStack {
         natter_local::template::plain(&self.stack.names.refs[logical_id])
     }
 
+    /// Makes `user` friends with each of `others` (both rows, written directly): a group's creator adds its
+    /// friends at once, where anyone else is only invited.
+    pub async fn befriend(&self, user: &str, others: &[&str]) {
+        use aws_sdk_dynamodb::types::{AttributeValue as Av, PutRequest, WriteRequest};
+        let rows: Vec<WriteRequest> = others
+            .iter()
+            .flat_map(|o| [(user, *o), (*o, user)])
+            .map(|(a, b)| {
+                let item = HashMap::from([
+                    ("user_id".to_owned(), Av::S(a.to_owned())),
+                    ("friend_id".to_owned(), Av::S(b.to_owned())),
+                    ("state".to_owned(), Av::S("friend".to_owned())),
+                ]);
+                let put = PutRequest::builder().set_item(Some(item)).build().expect("a put");
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        for chunk in rows.chunks(25) {
+            self.dynamo
+                .batch_write_item()
+                .request_items(self.table("FriendsTable"), chunk.to_vec())
+                .send()
+                .await
+                .expect("friend rows");
+        }
+    }
+
     /// Every item of a table (tests use small tables).
     pub async fn scan(&self, logical_id: &str) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let mut items = Vec::new();

@@ -45,6 +45,7 @@ tables! {
     connections: "CONNECTIONS_TABLE" => "Connections",
     presence: "PRESENCE_TABLE" => "Presence",
     send_claims: "SEND_CLAIMS_TABLE" => "SendClaims",
+    invites: "INVITES_TABLE" => "Invites",
 }
 
 impl Tables {
@@ -94,6 +95,10 @@ pub struct Settings {
     pub max_group_members: u64,
     /// The most friends a user may have (the `friends` reply lists them all).
     pub max_friends: usize,
+    /// The most groups a user may belong to (joining one more, or being added to one more, is refused).
+    pub max_groups_per_user: u64,
+    /// Groups one user may create per clock hour (0: no limit).
+    pub group_creates_per_hour: u64,
     /// Frames one user may send per window over all its connections (0: no limit). 100 per 2 s: 50 a second,
     /// bursts of 100.
     pub frame_limit: u64,
@@ -125,8 +130,10 @@ impl Default for Settings {
             retention_secs: 365 * 86_400,
             fanout_chunk: 100,
             push_concurrency: 32,
-            max_group_members: 1024,
+            max_group_members: 1000,
             max_friends: 1000,
+            max_groups_per_user: 1000,
+            group_creates_per_hour: 20,
             frame_limit: 100,
             frame_window_ms: 2000,
             max_connections: 10,
@@ -198,6 +205,8 @@ impl Config {
         vars.at_least("FANOUT_CHUNK_SIZE", 1, &mut s.fanout_chunk)?;
         vars.at_least("PUSH_CONCURRENCY", 1, &mut s.push_concurrency)?;
         vars.at_least("MAX_GROUP_MEMBERS", 1, &mut s.max_group_members)?;
+        vars.at_least("MAX_GROUPS_PER_USER", 1, &mut s.max_groups_per_user)?;
+        vars.num("GROUP_CREATES_PER_HOUR", &mut s.group_creates_per_hour)?;
         vars.num("FRAME_RATE_LIMIT", &mut s.frame_limit)?;
         vars.at_least("FRAME_RATE_WINDOW_MS", 1, &mut s.frame_window_ms)?;
         vars.num("MAX_CONNECTIONS_PER_USER", &mut s.max_connections)?;

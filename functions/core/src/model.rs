@@ -216,6 +216,18 @@ pub struct Group {
     pub last: Option<crate::frames::LastMessage>,
 }
 
+/// An invitation to a group, as the invited user holds it until it joins or declines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// The invited user.
+    pub user: UserId,
+    pub group: crate::ids::GroupId,
+    /// The group's name when it was sent.
+    pub name: crate::ids::GroupName,
+    pub by: UserId,
+    pub created_at: i64,
+}
+
 /// One member of a group, with its marks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {

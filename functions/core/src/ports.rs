@@ -9,8 +9,8 @@ use crate::{
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::{IndexJob, Job},
     model::{
-        Added, Claim, ClaimKey, ConversationPage, FriendRow, FriendState, Group, GroupEntry, Mark, Marked, Member,
-        NewConnection, Opened, Presence, RowChange, Session, StoredMessage, Transition,
+        Added, Claim, ClaimKey, ConversationPage, FriendRow, FriendState, Group, GroupEntry, Invite, Mark, Marked,
+        Member, NewConnection, Opened, Presence, RowChange, Session, StoredMessage, Transition,
     },
 };
 use std::{collections::HashMap, future::Future};
@@ -20,12 +20,28 @@ pub type Res<T> = Result<T, BackendError>;
 /// Every store port: what `DynamoStore` and the in-memory `MemoryStore` implement, and what handlers ask of
 /// their app's store.
 pub trait Store:
-    Directory + PresenceStore + FriendStore + PullStore + MessageStore + GroupStore + IndexStore + FrameCounter
+    Directory
+    + PresenceStore
+    + FriendStore
+    + PullStore
+    + MessageStore
+    + GroupStore
+    + InviteStore
+    + IndexStore
+    + FrameCounter
 {
 }
 
 impl<T> Store for T where
-    T: Directory + PresenceStore + FriendStore + PullStore + MessageStore + GroupStore + IndexStore + FrameCounter
+    T: Directory
+        + PresenceStore
+        + FriendStore
+        + PullStore
+        + MessageStore
+        + GroupStore
+        + InviteStore
+        + IndexStore
+        + FrameCounter
 {
 }
 
@@ -108,6 +124,12 @@ pub trait FriendStore: Send + Sync {
     /// `owner`'s standing toward `other` (friend, blocked, ...), if any (read strongly: a block holds from the
     /// moment it is answered).
     fn standing(&self, owner: &UserId, other: &UserId) -> impl Future<Output = Res<Option<FriendState>>> + Send;
+    /// Each owner's standing toward `other`, for the owners that have one (read strongly).
+    fn standings(
+        &self,
+        owners: &[UserId],
+        other: &UserId,
+    ) -> impl Future<Output = Res<HashMap<UserId, FriendState>>> + Send;
     /// Every row of the user (friends, requests both ways, blocks), in user id order.
     fn friends_of(&self, user: &UserId) -> impl Future<Output = Res<Vec<FriendRow>>> + Send;
 }
@@ -249,11 +271,34 @@ pub trait GroupStore: Send + Sync {
     /// Takes the group's next sequence number (an atomic `ADD`) and makes `last` its preview. `None`: no group.
     fn next_seq(&self, group: &GroupId, last: &LastMessage) -> impl Future<Output = Res<Option<u64>>> + Send;
 
+    /// How many groups `user` belongs to, counting no further than `cap`.
+    fn group_count(&self, user: &UserId, cap: u64) -> impl Future<Output = Res<u64>> + Send;
+
     /// Writes a group message's GroupHistory row.
     fn record_group_message(&self, message: &StoredMessage) -> impl Future<Output = Res<()>> + Send;
 
     /// Moves a member's mark forward to `seq` (never backwards).
     fn mark(&self, group: &GroupId, user: &UserId, mark: Mark, seq: u64) -> impl Future<Output = Res<Marked>> + Send;
+}
+
+/// Invitations to groups, held per invited user.
+pub trait InviteStore: Send + Sync {
+    /// Records (or renews) an invitation; it lapses at `expires_at` (epoch seconds).
+    fn invite(&self, invite: &Invite, expires_at: i64) -> impl Future<Output = Res<()>> + Send;
+
+    /// `user`'s invitation to `group`, if it holds one among its newest `keep` (older ones have lapsed).
+    fn invitation(
+        &self,
+        user: &UserId,
+        group: &GroupId,
+        keep: usize,
+    ) -> impl Future<Output = Res<Option<Invite>>> + Send;
+
+    /// `user`'s newest invitations, newest first, at most `limit`.
+    fn invites(&self, user: &UserId, limit: usize) -> impl Future<Output = Res<Vec<Invite>>> + Send;
+
+    /// Forgets `user`'s invitation to `group` (joined, declined, or the group is gone); nothing if none.
+    fn drop_invite(&self, user: &UserId, group: &GroupId) -> impl Future<Output = Res<()>> + Send;
 }
 
 /// The history index and conversation sessions.
@@ -313,4 +358,6 @@ pub trait FrameCounter: Send + Sync {
     /// Counts one more frame of `user` in `window` (a window number) and returns the count so far; the counter
     /// expires at `expires_at` (epoch seconds).
     fn count_frame(&self, user: &UserId, window: i64, expires_at: i64) -> impl Future<Output = Res<u64>> + Send;
+    /// Counts one group created by `user` in clock hour `hour`; the count so far, this one included.
+    fn count_group_create(&self, user: &UserId, hour: i64, expires_at: i64) -> impl Future<Output = Res<u64>> + Send;
 }

@@ -127,6 +127,25 @@ async fn register(o: &Options, users: &[String], rec: &Arc<Recorder>) -> Result<
     Ok(())
 }
 
+/// Each client joins `group` from its invitation, a few at a time.
+async fn join(clients: &[Arc<Client>], group: &str) -> Result<(), String> {
+    for chunk in clients.chunks(16) {
+        let joins = chunk.iter().map(|c| {
+            c.request(
+                json!({"action": "group", "op": "join", "group": group}),
+                Duration::from_secs(30),
+            )
+        });
+        for (c, r) in chunk.iter().zip(futures::future::join_all(joins).await) {
+            match r {
+                Some(r) if r["type"] == "group" => {}
+                other => return Err(format!("{} could not join the group: {other:?}", c.user)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Frames the clients sent and received so far.
 fn count_frames(clients: &[Arc<Client>]) -> u64 {
     clients
@@ -352,6 +371,14 @@ pub async fn run(o: Options) -> Result<Report, String> {
                 .as_str()
                 .ok_or(format!("group create failed: {created}"))?
                 .to_owned();
+            // Strangers to the creator are only invited: every member joins by itself, the offline ones on a
+            // connection of their own for the purpose.
+            join(&clients[1..], &group).await?;
+            let away = connect_all(&o, &names[k..], &rec).await?;
+            join(&away, &group).await?;
+            for c in away {
+                c.close();
+            }
             let senders = clients
                 .iter()
                 .map(|c| {

@@ -1,6 +1,7 @@
 //! Read lag, as DynamoDB has it: an eventually consistent read (GetItem, BatchGetItem, Query or Scan without
-//! `ConsistentRead`) and every query of a global secondary index may see the table as it was a moment ago, while
-//! strongly consistent reads, conditions and transactions see the latest state. Emulators answer every read with
+//! `ConsistentRead`), which every read of a global secondary index is, may see the table as it was a moment ago,
+//! while strongly consistent reads (of a table or of a local secondary index), conditions and transactions see
+//! the latest state. Emulators answer every read with
 //! the latest write, so code that is wrong under lag passes there; with `--read-lag MS` natter-local is as strict as
 //! DynamoDB.
 //!
@@ -328,12 +329,12 @@ impl Follower {
 }
 
 /// Whether a DynamoDB request (its `X-Amz-Target` operation and JSON body) is a read that may see a lagging
-/// replica: an eventually consistent GetItem, BatchGetItem, Query or Scan, or any read of a secondary index.
+/// replica: an eventually consistent GetItem, BatchGetItem, Query or Scan. A read of an index is strong only
+/// with `ConsistentRead`, which DynamoDB allows on a local secondary index alone (a global one refuses it).
 pub fn eventual(operation: &str, body: &Value) -> bool {
     let consistent = |v: &Value| v["ConsistentRead"].as_bool().unwrap_or(false);
     match operation {
-        "GetItem" => !consistent(body),
-        "Query" | "Scan" => body.get("IndexName").is_some() || !consistent(body),
+        "GetItem" | "Query" | "Scan" => !consistent(body),
         "BatchGetItem" => body["RequestItems"]
             .as_object()
             .is_some_and(|tables| tables.values().all(|t| !consistent(t))),
@@ -350,10 +351,11 @@ mod tests {
     fn only_eventual_reads_and_index_queries_see_the_replica() {
         assert!(eventual("GetItem", &json!({"TableName": "t"})));
         assert!(!eventual("GetItem", &json!({"ConsistentRead": true})));
-        assert!(eventual(
-            "Query",
-            &json!({"IndexName": "Inbox", "ConsistentRead": true})
-        ));
+        assert!(eventual("Query", &json!({"IndexName": "Inbox"})), "a global index");
+        assert!(
+            !eventual("Query", &json!({"IndexName": "ByTime", "ConsistentRead": true})),
+            "a local index, read strongly"
+        );
         assert!(!eventual("Query", &json!({"ConsistentRead": true})));
         assert!(eventual("BatchGetItem", &json!({"RequestItems": {"a": {}, "b": {}}})));
         assert!(!eventual(

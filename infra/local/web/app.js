@@ -48,7 +48,10 @@ async function signIn(user) {
   client.addEventListener("status", (e) => {
     $("#conn").textContent = e.detail.state;
     $("#conn").dataset.state = e.detail.state;
-    if (e.detail.state === "online") refreshFriends();
+    if (e.detail.state === "online") {
+      refreshFriends();
+      refreshInvites();
+    }
   });
   client.addEventListener("conversations", (e) => renderConversations(e.detail.list));
   client.addEventListener("message", (e) => {
@@ -64,6 +67,7 @@ async function signIn(user) {
     renderFriends();
   });
   client.addEventListener("friend", () => refreshFriends());
+  client.addEventListener("invite", () => refreshInvites());
   client.addEventListener("servererror", (e) => {
     const d = e.detail;
     showError(`${d.code}: ${d.message}${d.clientMsgId ? ` (message ${d.clientMsgId})` : ""}`);
@@ -115,6 +119,41 @@ function renderFriends() {
       );
     }),
   );
+}
+
+// Invitations to groups: each with Join and Decline. Both answer with what to show next.
+async function refreshInvites() {
+  showInvites(await client.request({ action: "group", op: "invites" }));
+}
+
+function showInvites(r) {
+  if (r?.type !== "invites") return;
+  $("#invites").replaceChildren(
+    ...r.invites.map((i) =>
+      el(
+        "li",
+        { "data-group": i.group.id },
+        el("span", { class: "name" }, `# ${i.group.name}`),
+        el("span", { class: "seen" }, `from ${i.by}`),
+        el(
+          "span",
+          { class: "actions" },
+          el("button", { class: "join", onclick: () => joinGroup(i.group) }, "Join"),
+          el("button", { class: "decline", onclick: async () => showInvites(await client.request({ action: "group", op: "decline", group: i.group.id })) }, "Decline"),
+        ),
+      ),
+    ),
+  );
+  $("#invites-title").hidden = r.invites.length === 0;
+}
+
+async function joinGroup(group) {
+  const r = await client.request({ action: "group", op: "join", group: group.id });
+  if (r?.type === "group") {
+    client.conversation({ group: r.group.id }).name = r.group.name;
+    open({ group: r.group.id });
+  }
+  refreshInvites();
 }
 
 function renderConversations(list) {
@@ -227,7 +266,9 @@ $("#new-group").addEventListener("submit", async (e) => {
     conv.name = r.group.name;
     $("#group-name").value = "";
     $("#group-members").value = "";
-    open({ group: r.group.id });
+    await open({ group: r.group.id });
+    // Friends join at once; anyone else named is only invited.
+    if (r.group.invited?.length) showError(`invited (not friends yet): ${r.group.invited.join(", ")}`);
   }
 });
 

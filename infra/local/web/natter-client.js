@@ -14,8 +14,8 @@
 //
 // Events (EventTarget, each a CustomEvent with `detail`): `status` {state}, `conversations` {list},
 // `message` {conversation, message}, `update` {conversation, message} (ack, receipts), `presence`
-// {user, status, lastSeen}, `friend` {user, state} (a request arrived, was accepted or withdrawn), `servererror`
-// {code, message, requestId, clientMsgId}.
+// {user, status, lastSeen}, `friend` {user, state} (a request arrived, was accepted or withdrawn), `invite`
+// {group: {id, name}, by} (an invitation to a group), `servererror` {code, message, requestId, clientMsgId}.
 
 /** The key of a conversation: "u:<user>" or "g:<group>". */
 export function conversationKey(c) {
@@ -417,6 +417,10 @@ export class NatterClient extends EventTarget {
       case "friend":
         // A request arrived, was accepted, or was withdrawn: the friends list changed.
         this.dispatchEvent(new CustomEvent("friend", { detail: v }));
+        break;
+      case "invite":
+        // Someone who is not this user's friend named it in a group: it joins only if it says so.
+        this.dispatchEvent(new CustomEvent("invite", { detail: v }));
         break;
       case "error":
         this.#error(v.code, v.message, v);

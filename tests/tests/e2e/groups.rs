@@ -1,7 +1,7 @@
 //! Group chat over real websockets through natter-local: the server sequence, the SQS fan-out to every online
 //! device, removal, and batched acks and reads.
 
-use natter_tests::{Client, start};
+use natter_tests::{Client, befriend, start};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ async fn a_group_message_reaches_every_online_device_with_one_sequence() {
     }
     let (mut a1, mut a2) = (Client::connect(&url, "ann").await, Client::connect(&url, "ann").await);
     let (mut b1, mut b2) = (Client::connect(&url, "ben").await, Client::connect(&url, "ben").await);
+    // ben, ann's friend, joins at once; the others are only invited.
+    befriend(&mut a1, &mut b1).await;
     let g = create(&mut a1, &["ben", "cat", "dan", "eve"]).await;
 
     let ack = group_send(&mut a1, "g-1", &g, "summit at noon").await;
@@ -62,6 +64,8 @@ async fn a_removed_member_stops_receiving_and_marks_move_forward_only() {
     let mut ann = Client::connect(&local.ws_url, "ann").await;
     let mut ben = Client::connect(&local.ws_url, "ben").await;
     let mut cat = Client::connect(&local.ws_url, "cat").await;
+    befriend(&mut ann, &mut ben).await;
+    befriend(&mut ann, &mut cat).await;
     let g = create(&mut ann, &["ben", "cat"]).await;
     group_send(&mut ann, "g-1", &g, "one").await;
     group_send(&mut ann, "g-2", &g, "two").await;
@@ -129,15 +133,18 @@ async fn all_groups(c: &mut Client) -> (Vec<String>, usize) {
 }
 
 /// One account put a user in 320 groups with 100-emoji names: the user's `group list` was one 150 KB reply, which
-/// API Gateway (and natter-local) never delivers, so the user could not list its groups at all. Now it pages.
+/// API Gateway (and natter-local) never delivers, so the user could not list its groups at all. A stranger can no
+/// longer do that (it only invites, see `a_stranger_only_invites`); a friend still can, and the list pages.
 #[tokio::test]
 async fn a_user_in_hundreds_of_groups_with_long_names_lists_them_page_by_page() {
     let (mut opts, _logs) = natter_tests::options();
-    // Creating 320 groups quickly is the point; the rate limit has its own tests.
+    // Creating 320 groups quickly is the point; the rate limits have their own tests.
     opts.parameters.insert("FrameRateLimit".into(), "0".into());
+    opts.parameters.insert("GroupCreatesPerHour".into(), "0".into());
     let local = natter_local::local::Local::start(opts).await.expect("natter-local");
     let mut mallory = Client::connect_raw(&local.ws_url, "mallory").await;
     let mut target = Client::connect_raw(&local.ws_url, "target").await;
+    befriend(&mut mallory, &mut target).await;
     let name = "🦀".repeat(100);
     let mut created = Vec::new();
     for _ in 0..320 {

@@ -8,6 +8,7 @@ mod dev;
 mod endpoints;
 mod gateway;
 mod groups;
+mod invites;
 mod limits;
 mod local_endpoints;
 mod pages;

@@ -2,7 +2,7 @@
 //! itself, not in its conversation list's preview, not pushed by a fan-out that runs after it joined.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use natter_tests::Client;
+use natter_tests::{Client, befriend};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -22,13 +22,6 @@ async fn friends(c: &mut Client, op: &str, user: &str) -> Value {
     r["friends"].clone()
 }
 
-async fn befriend(a: &mut Client, b: &mut Client) {
-    let (a_name, b_name) = (a.user.clone(), b.user.clone());
-    for (from, to) in [(a, b_name), (b, a_name)] {
-        friends(from, "add", &to).await;
-    }
-}
-
 /// carol is added after four messages, the fourth's fan-out job delivered again after she joined: she is pushed none of
 /// them, her conversation list shows no preview of them, and a cursor she writes herself (the group from sequence 0)
 /// or a `before` she writes for history is a `bad_request`, where it used to read the group from its start.
@@ -38,6 +31,7 @@ async fn a_member_added_later_sees_nothing_from_before_it_joined_whatever_it_sen
     let mut alice = Client::connect(&local.ws_url, "alice").await;
     let mut bob = Client::connect(&local.ws_url, "bob").await;
     let mut carol = Client::connect(&local.ws_url, "carol").await;
+    befriend(&mut alice, &mut bob).await;
     befriend(&mut alice, &mut carol).await;
     let created = alice
         .request(json!({"action": "group", "op": "create", "name": "plans", "members": ["bob"]}))

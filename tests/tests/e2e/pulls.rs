@@ -27,7 +27,8 @@ async fn back_from_offline_a_user_syncs_150_messages_once_and_acks_them_away() {
     let local = start().await;
     let url = local.ws_url.clone();
     let mut alice = Client::connect(&url, "alice").await;
-    let bob = Client::connect(&url, "bob").await;
+    let mut bob = Client::connect(&url, "bob").await;
+    natter_tests::befriend(&mut alice, &mut bob).await;
     let g = alice
         .request(json!({"action": "group", "op": "create", "name": "Club", "members": ["bob"]}))
         .await;

@@ -236,6 +236,8 @@ async fn outsiders_removed_members_and_non_owners_are_forbidden_and_change_nothi
     let mut bob = Client::connect(&local.ws_url, "bob").await;
     let mut carol = Client::connect(&local.ws_url, "carol").await; // never a member
     let mut dave = Client::connect(&local.ws_url, "dave").await; // removed
+    natter_tests::befriend(&mut alice, &mut bob).await;
+    natter_tests::befriend(&mut alice, &mut dave).await;
     let group = create_group(&mut alice, &["bob", "dave"]).await;
     let first = alice
         .request(json!({"action": "send", "clientMsgId": "g-1", "group": group, "body": "before the removal"}))

@@ -72,7 +72,9 @@ async fn a_sync_page_fetches_only_the_bodies_it_returns() {
     opts.parameters.insert("FrameRateLimit".into(), "0".into());
     let local = Local::start(opts).await.expect("natter-local");
     let mut alice = Client::connect_raw(&local.ws_url, "alice").await;
-    Client::connect_raw(&local.ws_url, "bob").await.close().await;
+    let mut bob = Client::connect_raw(&local.ws_url, "bob").await;
+    natter_tests::befriend(&mut alice, &mut bob).await;
+    bob.close().await;
     for g in 0..10 {
         let r = alice
             .request(json!({"action": "group", "op": "create", "name": format!("busy {g}"), "members": ["bob"]}))

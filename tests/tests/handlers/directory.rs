@@ -83,7 +83,9 @@ impl World {
             .unwrap()
     }
 
+    /// Creates a group of `owner`'s friends (so they join at once).
     async fn create(&self, owner: &str, members: &[&str]) -> String {
+        self.stack.befriend(owner, members).await;
         let r = self
             .group(
                 owner,
@@ -161,11 +163,19 @@ async fn the_directory_answers_members_lists_and_refuses_outsiders() {
         .await["code"],
         "not_found"
     );
+    // dan is not ann's friend: invited, a member once he joins.
     let r = w
         .group(
             "ann",
             json!({"action": "group", "op": "add", "group": g, "user": "dan"}),
         )
+        .await;
+    assert_eq!(
+        (&r["group"]["members"], &r["group"]["invited"]),
+        (&json!(["ann", "ben", "cat"]), &json!(["dan"]))
+    );
+    let r = w
+        .group("dan", json!({"action": "group", "op": "join", "group": g}))
         .await;
     assert_eq!(r["group"]["members"], json!(["ann", "ben", "cat", "dan"]));
     let r = w

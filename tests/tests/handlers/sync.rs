@@ -103,6 +103,7 @@ async fn an_offline_user_gets_150_missed_messages_once_oldest_first_with_unread_
     let w = world().await;
     w.online("alice").await;
     w.online("bob").await;
+    w.stack.befriend("alice", &["bob"]).await;
     let g = w
         .call(
             "group",
@@ -277,6 +278,7 @@ async fn strangers_bad_cursors_and_bad_limits_are_refused() {
     for u in ["alice", "bob", "mallory"] {
         w.online(u).await;
     }
+    w.stack.befriend("alice", &["bob"]).await;
     let g = w
         .call(
             "group",

@@ -1,4 +1,4 @@
-//! `group`: create, add, remove, leave, members, list.
+//! `group`: create, add, remove, leave, members, list; and invitations: join, decline, invites.
 
 use super::{Problem, fields::Fields};
 use crate::ids::{GroupId, GroupName, UserId};
@@ -33,10 +33,20 @@ pub enum GroupOp {
         #[serde(skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
     },
+    /// Accepts an invitation.
+    Join {
+        group: GroupId,
+    },
+    /// Declines an invitation.
+    Decline {
+        group: GroupId,
+    },
+    /// The caller's newest invitations.
+    Invites,
 }
 
 pub(super) fn parse(f: &Fields<'_>) -> Result<GroupOp, Problem> {
-    const OPS: &str = "create, add, remove, leave, members, list";
+    const OPS: &str = "create, add, remove, leave, members, list, join, decline, invites";
     match f.op(OPS)? {
         "create" => {
             let name = f.parsed("name", GroupName::parse)?;
@@ -66,6 +76,13 @@ pub(super) fn parse(f: &Fields<'_>) -> Result<GroupOp, Problem> {
         "list" => Ok(GroupOp::List {
             cursor: f.opt_parsed("cursor", super::fields::cursor)?,
         }),
+        "join" => Ok(GroupOp::Join {
+            group: f.parsed("group", GroupId::parse)?,
+        }),
+        "decline" => Ok(GroupOp::Decline {
+            group: f.parsed("group", GroupId::parse)?,
+        }),
+        "invites" => Ok(GroupOp::Invites),
         _ => Err(Problem::bad(format!("`op` must be one of {OPS}"))),
     }
 }

@@ -51,6 +51,8 @@ pub enum ServerFrame {
     Receipt(ReceiptPush),
     Presence(PresencePush),
     Friend(FriendPush),
+    Invite(InvitePush),
+    Invites(InvitesReply),
 }
 
 impl ServerFrame {
@@ -214,6 +216,32 @@ pub struct GroupInfo {
     pub name: GroupName,
     pub owner: UserId,
     pub members: Vec<UserId>,
+    /// Who the operation invited (create and add: the named users who are not the caller's friends); empty
+    /// otherwise.
+    #[serde(default)]
+    pub invited: Vec<UserId>,
+}
+
+/// A group as an invitation names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRef {
+    pub id: GroupId,
+    pub name: GroupName,
+}
+
+/// Pushed to a user invited to a group; also each entry of an `invites` reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitePush {
+    pub group: GroupRef,
+    pub by: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvitesReply {
+    pub invites: Vec<InvitePush>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

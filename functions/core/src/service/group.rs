@@ -1,5 +1,6 @@
 //! Groups: the directory (`group` create/add/remove/leave/members/list) and the members' marks (batched group
 //! acks and reads). Non-members get `forbidden`, unknown groups `not_found`; add and remove are the owner's.
+//! Who joins at once and who is invited is `invites.rs`'s.
 
 use super::App;
 use crate::{
@@ -7,7 +8,7 @@ use crate::{
     frames::{GroupInfo, GroupOp, GroupSummary, ServerFrame},
     ids::{GroupId, GroupName, UserId},
     model::{Added, Group, Mark, Marked, Member},
-    ports::{Directory, GroupStore},
+    ports::{Directory, FrameCounter, FriendStore, GroupStore, InviteStore, JobQueue, PresenceStore, Pusher},
 };
 use tracing::info;
 
@@ -20,7 +21,9 @@ const GROUPS_SCOPE: &str = "groups";
 
 impl<S, P, Q> App<S, P, Q>
 where
-    S: Directory + GroupStore,
+    S: Directory + GroupStore + FriendStore + InviteStore + PresenceStore + FrameCounter,
+    P: Pusher,
+    Q: JobQueue,
 {
     /// Runs one `group` operation for `caller`; the reply lists the group as it is after the operation.
     pub async fn group_op(&self, caller: &UserId, op: &GroupOp, now: i64) -> Result<ServerFrame, Failure> {
@@ -31,9 +34,12 @@ where
             GroupOp::Leave { group } => self.leave_group(caller, group).await,
             GroupOp::Members { group } => {
                 let (g, _) = self.member_of(group, caller).await?;
-                self.group_reply(g).await
+                self.group_reply(g, Vec::new()).await
             }
             GroupOp::List { cursor } => self.group_list(caller, cursor.as_deref()).await,
+            GroupOp::Join { group } => self.join_group(caller, group, now).await,
+            GroupOp::Decline { group } => self.decline_group(caller, group).await,
+            GroupOp::Invites => self.invites_reply(caller).await,
         }
     }
 
@@ -69,15 +75,6 @@ where
         Ok(ServerFrame::Groups(crate::frames::GroupsReply { groups, next }))
     }
 
-    /// The group and the caller's membership, or why the caller may not see it.
-    async fn member_of(&self, group: &GroupId, user: &UserId) -> Result<(Group, Member), Failure> {
-        match self.store.membership(group, user).await? {
-            (None, _) => Err(not_found(format!("no group `{group}`"))),
-            (Some(_), None) => Err(forbidden("not a member of this group")),
-            (Some(g), Some(m)) => Ok((g, m)),
-        }
-    }
-
     async fn owned(&self, group: &GroupId, user: &UserId) -> Result<Group, Failure> {
         let (g, _) = self.member_of(group, user).await?;
         if g.owner != *user {
@@ -86,7 +83,8 @@ where
         Ok(g)
     }
 
-    async fn group_reply(&self, group: Group) -> Result<ServerFrame, Failure> {
+    /// The group as it is now, with `invited` (whom the operation invited).
+    pub(super) async fn group_reply(&self, group: Group, invited: Vec<UserId>) -> Result<ServerFrame, Failure> {
         let members = self
             .store
             .members(&group.id)
@@ -100,10 +98,12 @@ where
                 name: group.name,
                 owner: group.owner,
                 members,
+                invited,
             },
         }))
     }
 
+    /// Creates a group owned by the caller: its friends among `members` join at once, the others are invited.
     async fn create_group(
         &self,
         caller: &UserId,
@@ -111,18 +111,15 @@ where
         members: &[UserId],
         now: i64,
     ) -> Result<ServerFrame, Failure> {
-        let mut everyone: Vec<UserId> = members.iter().filter(|m| *m != caller).cloned().collect();
-        everyone.push(caller.clone());
-        everyone.sort();
-        everyone.dedup();
-        if everyone.len() as u64 > self.settings.max_group_members {
-            return Err(bad_request(format!(
-                "a group has at most {} members",
-                self.settings.max_group_members
-            )));
+        let mut named: Vec<UserId> = members.iter().filter(|m| *m != caller).cloned().collect();
+        named.sort();
+        named.dedup();
+        let max = self.settings.max_group_members;
+        if named.len() as u64 + 1 > max {
+            return Err(forbidden(format!("a group has at most {max} members")));
         }
-        let known = self.store.lookup(&everyone, &[]).await?;
-        let unknown: Vec<&str> = everyone
+        let known = self.store.lookup(&named, &[]).await?;
+        let unknown: Vec<&str> = named
             .iter()
             .filter(|u| !known.contains_key(*u))
             .map(UserId::as_str)
@@ -138,28 +135,42 @@ where
             };
             return Err(not_found(format!("no user {named}{tail}")));
         }
+        if self.at_group_limit(caller).await? {
+            return Err(forbidden(format!(
+                "at most {} groups per user",
+                self.settings.max_groups_per_user
+            )));
+        }
+        let consent = self.consent_of(caller, &named).await?;
+        self.count_create(caller, now).await?;
+        let mut joining = consent.join.clone();
+        joining.push(caller.clone());
+        joining.sort();
         let group = Group {
             id: GroupId::generate(now),
             name: name.clone(),
             owner: caller.clone(),
             created_at: now,
             last_seq: 0,
-            member_count: everyone.len() as u64,
+            member_count: joining.len() as u64,
             last: None,
         };
-        let rows: Vec<Member> = everyone.iter().map(|u| Member::joining(u.clone(), now, 0)).collect();
+        let rows: Vec<Member> = joining.iter().map(|u| Member::joining(u.clone(), now, 0)).collect();
         self.store.create_group(&group, &rows).await?;
-        info!(group = %group.id, members = rows.len(), "group created");
+        info!(group = %group.id, members = rows.len(), invited = consent.invite.len(), "group created");
+        self.send_invites(&group, caller, &consent.invite, now).await?;
         Ok(ServerFrame::Group(crate::frames::GroupReply {
             group: GroupInfo {
                 id: group.id,
                 name: group.name,
                 owner: group.owner,
-                members: everyone,
+                members: joining,
+                invited: consent.invited(),
             },
         }))
     }
 
+    /// The owner adds `user`: at once if they are friends, else by invitation.
     async fn add_member(
         &self,
         caller: &UserId,
@@ -170,6 +181,14 @@ where
         let g = self.owned(group, caller).await?;
         if !self.store.exists(user).await? {
             return Err(not_found(format!("no user `{user}`")));
+        }
+        if self.store.membership(group, user).await?.1.is_some() {
+            return self.group_reply(g, Vec::new()).await;
+        }
+        let consent = self.consent_of(caller, std::slice::from_ref(user)).await?;
+        if consent.join.is_empty() {
+            self.send_invites(&g, caller, &consent.invite, now).await?;
+            return self.group_reply(g, consent.invited()).await;
         }
         // A member added now starts at the group's current sequence: it receives what comes after.
         match self
@@ -183,14 +202,14 @@ where
         {
             Added::Added | Added::AlreadyMember => {}
             Added::Full => {
-                return Err(bad_request(format!(
+                return Err(forbidden(format!(
                     "a group has at most {} members",
                     self.settings.max_group_members
                 )));
             }
             Added::NoGroup => return Err(not_found(format!("no group `{group}`"))),
         }
-        self.group_reply(g).await
+        self.group_reply(g, Vec::new()).await
     }
 
     async fn remove_member(&self, caller: &UserId, group: &GroupId, user: &UserId) -> Result<ServerFrame, Failure> {
@@ -201,7 +220,7 @@ where
         if !self.store.remove_member(group, user).await? {
             return Err(not_found(format!("`{user}` is not a member")));
         }
-        self.group_reply(g).await
+        self.group_reply(g, Vec::new()).await
     }
 
     /// A member leaves. When the owner leaves, the longest-standing member becomes owner; when the last member
@@ -219,6 +238,7 @@ where
                     name: g.name,
                     owner: g.owner,
                     members: vec![],
+                    invited: vec![],
                 },
             }));
         }
@@ -237,8 +257,23 @@ where
                 name: g.name,
                 owner: g.owner,
                 members: rest.into_iter().map(|m| m.user).collect(),
+                invited: vec![],
             },
         }))
+    }
+}
+
+impl<S, P, Q> App<S, P, Q>
+where
+    S: GroupStore,
+{
+    /// The group and the caller's membership, or why the caller may not see it.
+    async fn member_of(&self, group: &GroupId, user: &UserId) -> Result<(Group, Member), Failure> {
+        match self.store.membership(group, user).await? {
+            (None, _) => Err(not_found(format!("no group `{group}`"))),
+            (Some(_), None) => Err(forbidden("not a member of this group")),
+            (Some(g), Some(m)) => Ok((g, m)),
+        }
     }
 
     /// A batched group `ack` or `read`: every message up to `up_to` was received (or read). Marks never move

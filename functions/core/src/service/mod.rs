@@ -11,6 +11,7 @@ mod friends;
 mod group;
 mod history;
 mod index;
+mod invites;
 mod limits;
 mod presence;
 mod read;
@@ -63,3 +64,6 @@ mod sync_tests;
 
 #[cfg(test)]
 mod friends_tests;
+
+#[cfg(test)]
+mod invites_tests;

@@ -12,8 +12,9 @@ use crate::{
 };
 use std::collections::HashSet;
 
+/// Everyone is everyone's friend: a group's creator adds its members at once.
 fn app(users: &[&str]) -> TestApp {
-    TestApp::with_users(users)
+    TestApp::builder().users(users).all_friends().build()
 }
 
 fn caller(user: &str) -> Caller {
@@ -86,6 +87,7 @@ async fn many(app: &TestApp, from: &str, to: &str, n: usize, prefix: &str) -> Ve
 async fn a_message_past_its_retention_is_gone_from_sync_and_history_before_the_table_deletes_it() {
     let app = TestApp::builder()
         .users(&["alice", "bob"])
+        .all_friends()
         .settings(|s| s.retention_secs = 60)
         .build();
     let g = group(&app, "alice", &["bob"]).await;

@@ -10,8 +10,8 @@ use crate::{
     ids::{Body, ClientMsgId, GroupId, GroupName, MessageId, UserId},
     jobs::IndexJob,
     model::{
-        Added, Claim, ClaimKey, FriendRow, FriendState, Group, Mark, Marked, Member, NewConnection, Opened, RowChange,
-        StoredMessage, Transition,
+        Added, Claim, ClaimKey, FriendRow, FriendState, Group, Invite, Mark, Marked, Member, NewConnection, Opened,
+        RowChange, StoredMessage, Transition,
     },
     ports::{Indexed, Store},
     testing::{conn, user},
@@ -35,7 +35,9 @@ macro_rules! contract_suite {
             group_sequences_are_consecutive_and_marks_never_move_back,
             group_history_ranges_and_membership,
             presence_follows_live_connections,
-            friend_rows_change_in_pairs_and_frames_are_counted_per_window
+            friend_rows_change_in_pairs_and_frames_are_counted_per_window,
+            invitations_list_newest_first_lapse_beyond_the_kept_and_go_once_answered,
+            standings_and_group_counts_are_read_for_many_users_at_once
         );
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -48,6 +50,9 @@ macro_rules! contract_suite {
         )*
     };
 }
+
+mod social;
+pub use social::*;
 
 const T0: i64 = 1_700_000_000_000;
 /// When a read mark of a conversation with no message lapses (epoch seconds): an hour after T0.
@@ -473,184 +478,4 @@ pub async fn group_history_ranges_and_membership<S: Store>(s: &S) {
     );
     let member = s.memberships(&user("alice"), &[g.clone(), nowhere]).await.unwrap();
     assert_eq!(member.keys().collect::<Vec<_>>(), [&g]);
-}
-
-pub async fn presence_follows_live_connections<S: Store>(s: &S) {
-    let now = T0;
-    let open = |c: &str, expires_at: i64| NewConnection {
-        id: conn(c),
-        user: user("alice"),
-        connected_at: now,
-        expires_at,
-    };
-    s.register(&user("alice"), now).await.unwrap();
-    let live = now / 1000 + 3600;
-    assert_eq!(
-        s.open(&open("c1", live), 2).await.unwrap(),
-        Opened::Open(Transition::CameOnline)
-    );
-    assert_eq!(
-        s.open(&open("c2", live), 2).await.unwrap(),
-        Opened::Open(Transition::Unchanged)
-    );
-    assert_eq!(s.open(&open("c3", live), 2).await.unwrap(), Opened::Full, "two at most");
-    assert_eq!(
-        s.open(&open("c2", live), 2).await.unwrap(),
-        Opened::Open(Transition::Unchanged),
-        "the same connection again takes no more room"
-    );
-    let found = s.lookup(&[user("alice"), user("nobody")], &[]).await.unwrap();
-    assert_eq!(
-        found.keys().collect::<Vec<_>>(),
-        [&user("alice")],
-        "unknown users are left out"
-    );
-    assert_eq!(found[&user("alice")].live(now).count(), 2);
-    assert_eq!(
-        s.close_gone(&user("alice"), &conn("c1"), now, live).await.unwrap(),
-        Transition::Unchanged,
-        "a connection younger than the grace period stays"
-    );
-    assert_eq!(
-        s.presence(&[user("alice")]).await.unwrap()[&user("alice")]
-            .live(now)
-            .count(),
-        2
-    );
-    assert_eq!(
-        s.close(&user("alice"), &conn("c1"), now + 1).await.unwrap(),
-        Transition::Unchanged
-    );
-    assert_eq!(
-        s.close_gone(&user("alice"), &conn("c2"), now + 2, live + 1)
-            .await
-            .unwrap(),
-        Transition::WentOffline
-    );
-    let p = s
-        .presence(&[user("alice")])
-        .await
-        .unwrap()
-        .remove(&user("alice"))
-        .unwrap();
-    assert_eq!((p.status(now + 3), p.last_seen), (Status::Offline, Some(now + 2)));
-    s.set_announced(&user("alice"), Status::Offline).await.unwrap();
-    s.mark_exposed(&user("alice")).await.unwrap();
-    let p = s
-        .presence(&[user("alice")])
-        .await
-        .unwrap()
-        .remove(&user("alice"))
-        .unwrap();
-    assert_eq!((p.announced, p.exposed), (Some(Status::Offline), true));
-    s.set_announced(&user("alice"), Status::Online).await.unwrap();
-    let p = s
-        .presence(&[user("alice")])
-        .await
-        .unwrap()
-        .remove(&user("alice"))
-        .unwrap();
-    assert_eq!(
-        (p.announced, p.exposed),
-        (Some(Status::Online), false),
-        "announcing clears the mark"
-    );
-
-    // Connections that vanished without `$disconnect` stop counting once they expire.
-    let dora = |c: &str, at: i64, expires_at: i64| NewConnection {
-        id: conn(c),
-        user: user("dora"),
-        connected_at: at,
-        expires_at,
-    };
-    s.register(&user("dora"), now).await.unwrap();
-    for c in ["d1", "d2"] {
-        assert!(matches!(s.open(&dora(c, now, live), 2).await.unwrap(), Opened::Open(_)));
-    }
-    assert_eq!(s.open(&dora("d3", now, live), 2).await.unwrap(), Opened::Full);
-    let later = (live + 10) * 1000;
-    assert_eq!(
-        s.open(&dora("d3", later, live + 3600), 2).await.unwrap(),
-        Opened::Open(Transition::CameOnline),
-        "the two expired ones make room"
-    );
-    let p = s
-        .presence_latest(&[user("dora")])
-        .await
-        .unwrap()
-        .remove(&user("dora"))
-        .unwrap();
-    assert_eq!(p.live(later).map(|c| c.as_str()).collect::<Vec<_>>(), ["d3"]);
-}
-
-pub async fn friend_rows_change_in_pairs_and_frames_are_counted_per_window<S: Store>(s: &S) {
-    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
-    let row = |u: &UserId, state| FriendRow::new(u.clone(), state);
-    assert_eq!(s.relation(&alice, &bob).await.unwrap(), (None, None));
-    s.set_relation(
-        &alice,
-        &bob,
-        RowChange::Put(row(&bob, FriendState::Requested)),
-        RowChange::Put(row(&alice, FriendState::Incoming)),
-        T0,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        s.relation(&bob, &alice).await.unwrap(),
-        (
-            Some(row(&alice, FriendState::Incoming)),
-            Some(row(&bob, FriendState::Requested))
-        )
-    );
-    let muted = FriendRow {
-        muted: true,
-        ..row(&bob, FriendState::Requested)
-    };
-    s.set_relation(
-        &bob,
-        &alice,
-        RowChange::Put(row(&alice, FriendState::Blocked)),
-        RowChange::Put(muted.clone()),
-        T0,
-    )
-    .await
-    .unwrap();
-    assert_eq!(s.standing(&bob, &alice).await.unwrap(), Some(FriendState::Blocked));
-    assert_eq!(s.standing(&alice, &bob).await.unwrap(), Some(FriendState::Requested));
-    assert_eq!(s.standing(&alice, &user("carol")).await.unwrap(), None);
-    assert_eq!(
-        s.friends_of(&alice).await.unwrap(),
-        [muted],
-        "the muted flag round-trips"
-    );
-    s.set_relation(
-        &alice,
-        &carol,
-        RowChange::Put(row(&carol, FriendState::Friend)),
-        RowChange::Keep,
-        T0,
-    )
-    .await
-    .unwrap();
-    assert_eq!(s.relation(&alice, &carol).await.unwrap().1, None, "Keep writes nothing");
-    let of_alice: Vec<UserId> = s
-        .friends_of(&alice)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.user)
-        .collect();
-    assert_eq!(of_alice, [bob.clone(), carol.clone()], "in user id order");
-    s.set_relation(&bob, &alice, RowChange::Delete, RowChange::Delete, T0)
-        .await
-        .unwrap();
-    assert_eq!(s.relation(&alice, &bob).await.unwrap(), (None, None));
-    let c = user("alice");
-    let counts = [
-        s.count_frame(&c, 7, 0).await.unwrap(),
-        s.count_frame(&c, 7, 0).await.unwrap(),
-        s.count_frame(&c, 8, 0).await.unwrap(),
-    ];
-    assert_eq!(counts, [1, 2, 1]);
 }

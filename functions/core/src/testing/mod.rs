@@ -18,6 +18,7 @@ pub type TestApp = App<MemoryStore, MemoryPusher, MemoryQueue>;
 /// Builds a [`TestApp`]: `TestApp::with_users(&["alice", "bob"])`, or with settings of its own.
 pub struct TestAppBuilder {
     users: Vec<UserId>,
+    all_friends: bool,
     settings: Settings,
 }
 
@@ -31,6 +32,7 @@ impl TestApp {
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder {
             users: Vec::new(),
+            all_friends: false,
             settings: Settings {
                 claim_lease_ms: 300,
                 ..Settings::default()
@@ -45,6 +47,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Makes every user friends with every other (so a group's creator adds them at once, without invitations).
+    pub fn all_friends(mut self) -> Self {
+        self.all_friends = true;
+        self
+    }
+
     /// Changes the settings (starting from the builder's).
     pub fn settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
         change(&mut self.settings);
@@ -53,12 +61,18 @@ impl TestAppBuilder {
 
     pub fn build(self) -> TestApp {
         let store = MemoryStore::default();
-        store
-            .state
-            .lock()
-            .unwrap()
-            .users
-            .extend(self.users.into_iter().map(|u| (u, 0)));
+        {
+            let mut s = store.state.lock().unwrap();
+            if self.all_friends {
+                for a in &self.users {
+                    for b in self.users.iter().filter(|b| *b != a) {
+                        let row = crate::model::FriendRow::new(b.clone(), crate::model::FriendState::Friend);
+                        s.friends.insert((a.clone(), b.clone()), row);
+                    }
+                }
+            }
+            s.users.extend(self.users.into_iter().map(|u| (u, 0)));
+        }
         App::new(store, MemoryPusher::default(), MemoryQueue::default(), self.settings)
     }
 }

@@ -71,6 +71,15 @@ impl FriendStore for DynamoStore {
         }
     }
 
+    async fn standings(&self, owners: &[UserId], other: &UserId) -> Res<HashMap<UserId, FriendState>> {
+        let keys = owners.iter().map(|o| row_key(o, other)).collect();
+        self.get_many(&self.tables.friends, keys, None, Read::Strong)
+            .await?
+            .into_iter()
+            .map(|i| from_item::<FriendItem>("friend", i).map(|f| (f.user_id, f.state)))
+            .collect()
+    }
+
     async fn standing(&self, owner: &UserId, other: &UserId) -> Res<Option<FriendState>> {
         let r = self
             .client

@@ -7,7 +7,7 @@
 //! - One module per port: [`directory`] (Users), [`presence`] (Connections and Presence), [`limits`] (the frame
 //!   counters), [`messages`] (SendClaims, Messages: send and ack), [`index`] (MessageIndex and Sessions: the
 //!   history consumer), [`read`] (read marks in Sessions), [`groups`] (Groups, GroupMembers, GroupHistory),
-//!   [`friends`], [`pull`] (the reads behind `sync` and `history`).
+//!   [`invites`] (Invites), [`friends`], [`pull`] (the reads behind `sync` and `history`).
 //!
 //! Key, update and condition expressions are written by hand, next to the code that needs them; this module holds
 //! what several ports share: batched reads and writes that retry unprocessed keys, and paging through a query.
@@ -17,6 +17,7 @@ mod expr;
 mod friends;
 mod groups;
 mod index;
+mod invites;
 pub(crate) mod items;
 mod limits;
 mod messages;

@@ -32,6 +32,19 @@ impl FriendStore for MemoryStore {
         Ok(())
     }
 
+    async fn standings(
+        &self,
+        owners: &[UserId],
+        other: &UserId,
+    ) -> Res<std::collections::HashMap<UserId, crate::model::FriendState>> {
+        self.faults.check("standing")?;
+        let s = self.state.lock().unwrap();
+        Ok(owners
+            .iter()
+            .filter_map(|o| Some((o.clone(), s.friends.get(&(o.clone(), other.clone()))?.state)))
+            .collect())
+    }
+
     async fn standing(&self, owner: &UserId, other: &UserId) -> Res<Option<crate::model::FriendState>> {
         self.faults.check("standing")?;
         let s = self.state.lock().unwrap();

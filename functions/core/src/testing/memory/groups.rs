@@ -100,6 +100,13 @@ impl GroupStore for MemoryStore {
             .collect())
     }
 
+    async fn group_count(&self, user: &UserId, cap: u64) -> Res<u64> {
+        self.faults.check("group_count")?;
+        let s = self.state.lock().unwrap();
+        let n = s.members.values().filter(|rows| rows.contains_key(user)).count() as u64;
+        Ok(n.min(cap))
+    }
+
     async fn groups_page(&self, user: &UserId, after: Option<&GroupId>, limit: usize) -> Res<GroupsPage> {
         self.faults.check("groups_page")?;
         let s = self.state.lock().unwrap();

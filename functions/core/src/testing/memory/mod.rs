@@ -3,11 +3,13 @@
 //! `testing::contract` holds both to them) and can be told to fail an operation to test retries.
 //!
 //! One file per port, as `aws::dynamo` has: [`presence`] (Directory and PresenceStore), [`messages`], [`index`],
-//! [`groups`], [`friends`], [`pull`]; this file holds the state, the frame counter, the pusher and the queue.
+//! [`groups`], [`invites`], [`friends`], [`pull`]; this file holds the state, the counters, the pusher and the
+//! queue.
 
 mod friends;
 mod groups;
 mod index;
+mod invites;
 mod messages;
 mod presence;
 mod pull;
@@ -16,7 +18,7 @@ use crate::{
     error::BackendError,
     ids::{ConnectionId, GroupId, MessageId, UserId},
     jobs::Job,
-    model::{Claim, ClaimKey, FriendRow, Group, GroupEntry, Member, Presence, StoredMessage},
+    model::{Claim, ClaimKey, FriendRow, Group, GroupEntry, Invite, Member, Presence, StoredMessage},
     ports::{FrameCounter, JobQueue, Posted, Pusher, Res},
 };
 use std::{
@@ -83,6 +85,10 @@ pub struct State {
     pub friends: BTreeMap<(UserId, UserId), FriendRow>,
     /// Frames per (connection, window).
     pub frames: HashMap<(UserId, i64), u64>,
+    /// Groups created per (user, hour).
+    pub creates: HashMap<(UserId, i64), u64>,
+    /// Invitations per (invited user, group).
+    pub invites: BTreeMap<(UserId, GroupId), Invite>,
 }
 
 #[derive(Default)]
@@ -106,6 +112,14 @@ impl FrameCounter for MemoryStore {
         self.faults.check("count_frame")?;
         let mut s = self.state.lock().unwrap();
         let n = s.frames.entry((user.clone(), window)).or_default();
+        *n += 1;
+        Ok(*n)
+    }
+
+    async fn count_group_create(&self, user: &UserId, hour: i64, _expires_at: i64) -> Res<u64> {
+        self.faults.check("count_group_create")?;
+        let mut s = self.state.lock().unwrap();
+        let n = s.creates.entry((user.clone(), hour)).or_default();
         *n += 1;
         Ok(*n)
     }
