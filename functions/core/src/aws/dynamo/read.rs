@@ -53,13 +53,7 @@ impl DynamoStore {
                 .send()
                 .await;
             match written("UpdateItem", r)? {
-                Written::Applied(out) => {
-                    let old = out.attributes.unwrap_or_default();
-                    let received: Option<i64> = number(&old, attr::LAST_RECV_TS);
-                    let read: Option<i64> = number(&old, attr::LAST_READ_TS);
-                    let receipt = received.map(|r| r.min(t));
-                    return Ok(receipt.filter(|r| read.is_none_or(|d| d < *r)));
-                }
+                Written::Applied(out) => return Ok(newly_read(out.attributes, Some(t))),
                 // Read that far already.
                 Written::Refused(Some(old)) if old.contains_key(attr::LAST_TS) => return Ok(None),
                 // No conversation yet: below.
@@ -115,13 +109,18 @@ impl DynamoStore {
             .send()
             .await;
         match written("UpdateItem", r)? {
-            Written::Applied(out) => {
-                let old = out.attributes.unwrap_or_default();
-                let recv: Option<i64> = number(&old, attr::LAST_RECV_TS);
-                let read: Option<i64> = number(&old, attr::LAST_READ_TS);
-                Ok(recv.filter(|r| read.is_none_or(|d| d < *r)))
-            }
+            Written::Applied(out) => Ok(newly_read(out.attributes, None)),
             Written::Refused(_) => Ok(None),
         }
     }
+}
+
+/// The receipt a read owes, from the session as it was before the read: the newest received message up to the
+/// new mark (`up_to`, or everything received), if it was not read before.
+fn newly_read(old: Option<super::Item>, up_to: Option<i64>) -> Option<i64> {
+    let old = old.unwrap_or_default();
+    let received: Option<i64> = number(&old, attr::LAST_RECV_TS);
+    let read: Option<i64> = number(&old, attr::LAST_READ_TS);
+    let receipt = received.map(|r| up_to.map_or(r, |t| r.min(t)));
+    receipt.filter(|r| read.is_none_or(|d| d < *r))
 }
