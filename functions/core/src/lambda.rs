@@ -130,12 +130,14 @@ where
         ),
         Err(_) => (None, None),
     };
-    // Every frame counts, malformed ones too; the window is that of the frame's arrival at API Gateway.
+    // Every frame counts, malformed ones too; the window is that of the frame's arrival at API Gateway. Except
+    // `typing`: counting is a write, and typing must cost none (it is bounded by its own once-a-second rule).
     let arrived = match event.request_context.request_time_epoch {
         t if t > 0 => t,
         _ => crate::now_ms(),
     };
-    if !app.admit(&caller.user, arrived).await {
+    let counted = !matches!(&parsed, Ok(r) if matches!(r.frame, frames::ClientFrame::Typing(_)));
+    if counted && !app.admit(&caller.user, arrived).await {
         warn!(connection = %caller.connection, "frame over the user's rate limit");
         app.meter.count_error_frame(ErrorCode::RateLimited.as_str());
         let frame = ServerFrame::Error(frames::ErrorReply {

@@ -14,6 +14,7 @@ mod read;
 mod send;
 mod server;
 mod sync;
+mod typing;
 
 pub use ack::{AckFrame, MAX_ACK_IDS, MAX_SEQ};
 pub use fields::MAX_CURSOR_BYTES;
@@ -24,6 +25,7 @@ pub use read::ReadFrame;
 pub use send::{MAX_CLIENT_SEQ, SendFrame, Target};
 pub use server::*;
 pub use sync::SyncFrame;
+pub use typing::{TypingFrame, TypingState};
 
 use crate::ids::FieldError;
 use fields::Fields;
@@ -62,6 +64,7 @@ pub enum ClientFrame {
     Heartbeat,
     Friends(FriendsOp),
     Group(GroupOp),
+    Typing(TypingFrame),
 }
 
 impl ClientFrame {
@@ -76,6 +79,7 @@ impl ClientFrame {
             Self::Heartbeat => "heartbeat",
             Self::Friends(_) => "friends",
             Self::Group(_) => "group",
+            Self::Typing(_) => "typing",
         }
     }
 
@@ -97,7 +101,7 @@ impl ClientFrame {
 
 /// Every action the protocol defines: the route keys of the WebSocket API besides `$connect`, `$disconnect`
 /// and `$default`.
-pub const ACTIONS: [&str; 8] = [
+pub const ACTIONS: [&str; 9] = [
     "send",
     "ack",
     "read",
@@ -106,6 +110,7 @@ pub const ACTIONS: [&str; 8] = [
     "heartbeat",
     "friends",
     "group",
+    "typing",
 ];
 
 /// A frame with its optional correlation id, as a client sends it.
@@ -231,6 +236,7 @@ pub fn parse(text: &str) -> Result<Request, Refusal> {
         "heartbeat" => Ok(ClientFrame::Heartbeat),
         "friends" => friends::parse(&f).map(ClientFrame::Friends),
         "group" => group::parse(&f).map(ClientFrame::Group),
+        "typing" => typing::parse(&f).map(ClientFrame::Typing),
         other => Err(Problem {
             code: ErrorCode::UnknownAction,
             message: format!("unknown action `{}`", other.chars().take(64).collect::<String>()),

@@ -53,6 +53,7 @@ pub enum ServerFrame {
     Friend(FriendPush),
     Invite(InvitePush),
     Invites(InvitesReply),
+    Typing(TypingPush),
 }
 
 impl ServerFrame {
@@ -323,4 +324,16 @@ pub struct PresencePush {
     pub user: UserId,
     pub status: Status,
     pub last_seen: Option<i64>,
+}
+
+/// Someone is (or stopped) typing to the receiver, or in one of its groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingPush {
+    pub from: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupId>,
+    pub state: super::TypingState,
 }

@@ -17,6 +17,7 @@ mod presence;
 mod read;
 mod send;
 mod sync;
+mod typing;
 
 pub use delivery::DeliveryReport;
 pub use send::Caller;
@@ -34,6 +35,8 @@ pub struct App<S, P, Q> {
     pub settings: Settings,
     /// The invocation's accounting (AWS calls, capacity), which the AWS clients feed.
     pub meter: Meter,
+    /// Which typing `start`s this instance forwarded a moment ago (see `typing.rs`).
+    pub typing_gate: typing::TypingGate,
 }
 
 impl<S, P, Q> App<S, P, Q> {
@@ -44,6 +47,7 @@ impl<S, P, Q> App<S, P, Q> {
             queue,
             settings,
             meter: Meter::default(),
+            typing_gate: Default::default(),
         }
     }
 
