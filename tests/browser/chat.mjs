@@ -97,6 +97,13 @@ try {
   await sendText(bob, "hi alice!");
   await alice.waitForSelector('#messages li.theirs:has-text("hi alice!")', { timeout: T });
 
+  at("typing: alice types, bob sees it in the open conversation until her message arrives");
+  await alice.fill("#body", "one more thing");
+  await bob.waitForSelector('#typing:not([hidden]):has-text("alice is typing")', { timeout: T });
+  await alice.press("#body", "Enter");
+  await bob.waitForSelector('#messages li.theirs:has-text("one more thing")', { timeout: T });
+  await bob.waitForSelector("#typing", { state: "hidden", timeout: T });
+
   at("group: alice creates a group with bob and both chat in it");
   await alice.fill("#group-name", "team");
   await alice.fill("#group-members", "bob");
@@ -146,9 +153,12 @@ try {
   at("sync after being away: bob's client closes, alice writes, bob connects again");
   await bob.evaluate(() => window.natter.close());
   await bob.waitForSelector('#conn[data-state="offline"]', { timeout: T });
+  // Once the server has him offline (alice's friends list shows it), her message says it waits for him.
+  await alice.waitForSelector('#friends li[data-user="bob"][data-status="offline"]', { timeout: T });
   await alice.click('#conversations li[data-key="u:bob"]');
   await sendText(alice, "while you were away");
   await alice.waitForSelector('#messages li.mine[data-status="sent"]:has-text("while you were away")', { timeout: T });
+  await alice.waitForSelector('#messages li.mine:has-text("while you were away") .offline-note:has-text("delivered when bob is back, last seen")', { timeout: T });
   await bob.evaluate(() => window.natter.connect());
   await bob.click('#conversations li[data-key="u:alice"]');
   await bob.waitForSelector('#messages li.theirs:has-text("while you were away")', { timeout: T });
@@ -186,10 +196,11 @@ try {
   check(order.indexOf("hello bob") < order.indexOf("hi alice!"), `history in order: ${order}`);
 
   at("scroll-back: more than a page of history, the oldest reached by scrolling up");
-  // alice and bob exchanged 4 messages above ("hello bob", "hi alice!", "while you were away", "welcome back");
-  // 60 more make the conversation longer than one history page (50), so its oldest come from scrolling back.
+  // alice and bob exchanged 5 messages above ("hello bob", "hi alice!", "one more thing", "while you were away",
+  // "welcome back"); 60 more make the conversation longer than one history page (50), so its oldest come from
+  // scrolling back.
   const OLD = 60;
-  const TOTAL = 4 + OLD;
+  const TOTAL = 5 + OLD;
   await alice.evaluate((n) => {
     for (let i = 1; i <= n; i++) window.natter.send({ with: "bob" }, `old ${i}`);
   }, OLD);

@@ -55,7 +55,9 @@ async function signIn(user) {
   });
   client.addEventListener("conversations", (e) => renderConversations(e.detail.list));
   client.addEventListener("message", (e) => {
-    if (e.detail.conversation.key === active) renderMessages();
+    if (e.detail.conversation.key !== active) return;
+    if (!e.detail.message.mine) $("#typing").hidden = true;
+    renderMessages();
   });
   client.addEventListener("update", (e) => {
     if (!e.detail.conversation || e.detail.conversation.key === active) renderMessages();
@@ -68,6 +70,7 @@ async function signIn(user) {
   });
   client.addEventListener("friend", () => refreshFriends());
   client.addEventListener("invite", () => refreshInvites());
+  client.addEventListener("typing", (e) => showTyping(e.detail));
   client.addEventListener("servererror", (e) => {
     const d = e.detail;
     showError(`${d.code}: ${d.message}${d.clientMsgId ? ` (message ${d.clientMsgId})` : ""}`);
@@ -156,6 +159,23 @@ async function joinGroup(group) {
   refreshInvites();
 }
 
+// "alice is typing...": for the open conversation, until a stop, a message from them, or 4 s of silence.
+let typingTimer = null;
+function showTyping(t) {
+  const key = t.group ? `g:${t.group}` : `u:${t.from}`;
+  if (key !== active) return;
+  clearTimeout(typingTimer);
+  const line = $("#typing");
+  line.textContent = t.state === "start" ? `${t.from} is typing...` : "";
+  line.hidden = t.state !== "start";
+  if (t.state === "start") typingTimer = setTimeout(() => (line.hidden = true), 4000);
+}
+
+function activeTarget() {
+  if (!active) return null;
+  return active.startsWith("g:") ? { group: active.slice(2) } : { to: active.slice(2) };
+}
+
 function renderConversations(list) {
   $("#conversations").replaceChildren(
     ...list.map((c) =>
@@ -185,6 +205,9 @@ function renderMessages() {
         conv.group && !m.mine ? el("span", { class: "from" }, m.from) : null,
         el("span", { class: "body" }, m.body),
         el("span", { class: "meta" }, time(m.timestamp), m.mine ? el("span", { class: `tick ${m.status}` }, TICKS[m.status] ?? "") : null),
+        m.mine && m.recipient && m.status !== "delivered" && m.status !== "read"
+          ? el("span", { class: "offline-note" }, `delivered when ${m.to} is back${m.recipient.lastSeen ? `, last seen ${time(m.recipient.lastSeen)}` : ""}`)
+          : null,
       ),
     ),
   );
@@ -212,11 +235,18 @@ $("#signin-form").addEventListener("submit", (e) => {
   signIn($("#user").value.trim()).catch((err) => showError(String(err.message ?? err)));
 });
 
+// Typing: a start while keys come (the client sends at most one a second), a stop when the message goes.
+$("#body").addEventListener("input", () => {
+  const target = activeTarget();
+  if (target && $("#body").value) client.typing(target, "start");
+});
+
 $("#composer").addEventListener("submit", (e) => {
   e.preventDefault();
   const body = $("#body").value;
   if (!body || !active) return;
   const conv = client.conversations.get(active);
+  client.typing(activeTarget(), "stop");
   client.send(conv.group ? { group: conv.group } : { with: conv.with }, body);
   $("#body").value = "";
   renderMessages();

@@ -15,7 +15,8 @@
 // Events (EventTarget, each a CustomEvent with `detail`): `status` {state}, `conversations` {list},
 // `message` {conversation, message}, `update` {conversation, message} (ack, receipts), `presence`
 // {user, status, lastSeen}, `friend` {user, state} (a request arrived, was accepted or withdrawn), `invite`
-// {group: {id, name}, by} (an invitation to a group), `servererror` {code, message, requestId, clientMsgId}.
+// {group: {id, name}, by} (an invitation to a group), `typing` {from, to | group, state}, `servererror`
+// {code, message, requestId, clientMsgId}.
 
 /** The key of a conversation: "u:<user>" or "g:<group>". */
 export function conversationKey(c) {
@@ -56,6 +57,7 @@ export class NatterClient extends EventTarget {
     this.backoff = 500;
     this.closedByUser = false;
     this.outbox = new Map(); // clientMsgId -> message waiting for its ack
+    this.typingSent = new Map(); // conversation key -> when this client last sent a typing start
     // Receipts can overtake the ack of the message they are about: kept until the ack names the message.
     this.deliveredIds = new Set();
     this.readUpTo = new Map(); // peer -> newest timestamp it read
@@ -146,6 +148,22 @@ export class NatterClient extends EventTarget {
   }
 
   // ------------------------------------------------------------------ requests
+
+  /** Tells the peer (`{to}`) or the group (`{group}`) this user is typing: at most one `start` a second, and a
+   *  `stop` only after a `start`. */
+  typing(target, state = "start") {
+    if (this.state !== "online") return;
+    const key = target.group ? `g:${target.group}` : `u:${target.to}`;
+    const now = Date.now();
+    if (state === "start") {
+      if (now - (this.typingSent.get(key) ?? 0) < 1000) return;
+      this.typingSent.set(key, now);
+    } else {
+      if (!this.typingSent.has(key)) return;
+      this.typingSent.delete(key);
+    }
+    this.#raw({ action: "typing", ...target, state });
+  }
 
   #raw(frame) {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
@@ -317,6 +335,8 @@ export class NatterClient extends EventTarget {
       if (reply?.type === "ack") {
         this.outbox.delete(m.clientMsgId);
         Object.assign(m, { messageId: reply.messageId, timestamp: reply.timestamp, seq: reply.seq, status: better(m.status, "sent") });
+        // A friend with no live connection: the message waits for their next sync.
+        if (reply.recipient) m.recipient = reply.recipient;
         if (this.deliveredIds.delete(m.messageId)) m.status = better(m.status, "delivered");
         if (m.to && m.timestamp <= (this.readUpTo.get(m.to) ?? -1)) m.status = "read";
         this.seen.add(reply.messageId);
@@ -417,6 +437,9 @@ export class NatterClient extends EventTarget {
       case "friend":
         // A request arrived, was accepted, or was withdrawn: the friends list changed.
         this.dispatchEvent(new CustomEvent("friend", { detail: v }));
+        break;
+      case "typing":
+        this.dispatchEvent(new CustomEvent("typing", { detail: v }));
         break;
       case "invite":
         // Someone who is not this user's friend named it in a group: it joins only if it says so.

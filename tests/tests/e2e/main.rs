@@ -20,4 +20,5 @@ mod reads;
 mod reliability;
 mod security;
 mod soak;
+mod typing;
 mod work;

@@ -115,3 +115,20 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::user;
+
+    #[test]
+    fn one_start_a_second_per_sender_and_conversation() {
+        let gate = TypingGate::default();
+        let (bob, carol) = (Target::To(user("bob")), Target::To(user("carol")));
+        assert!(gate.admit(&user("alice"), &bob, 10_000));
+        assert!(!gate.admit(&user("alice"), &bob, 10_999), "within the second");
+        assert!(gate.admit(&user("alice"), &carol, 10_500), "another conversation");
+        assert!(gate.admit(&user("dave"), &bob, 10_500), "another sender");
+        assert!(gate.admit(&user("alice"), &bob, 11_000), "a second later");
+    }
+}
