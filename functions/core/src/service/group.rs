@@ -118,10 +118,11 @@ where
         if named.len() as u64 + 1 > max {
             return Err(forbidden(format!("a group has at most {max} members")));
         }
-        let known = self.store.lookup(&named, &[]).await?;
+        // Existence only: the invited users' presence is read when they are told (strongly), friends need none.
+        let known = self.store.existing(&named).await?;
         let unknown: Vec<&str> = named
             .iter()
-            .filter(|u| !known.contains_key(*u))
+            .filter(|u| !known.contains(*u))
             .map(UserId::as_str)
             .collect();
         if !unknown.is_empty() {

@@ -37,7 +37,7 @@ macro_rules! contract_suite {
             presence_follows_live_connections,
             friend_rows_change_in_pairs_and_frames_are_counted_per_window,
             invitations_list_newest_first_lapse_beyond_the_kept_and_go_once_answered,
-            standings_and_group_counts_are_read_for_many_users_at_once
+            existence_standings_and_group_counts_are_read_for_many_users_at_once
         );
     };
     (@cases $make:expr; $($case:ident),*) => {

@@ -47,6 +47,19 @@ impl Directory for DynamoStore {
         Ok(())
     }
 
+    async fn existing(&self, users: &[UserId]) -> Res<HashSet<UserId>> {
+        let unique: HashSet<&UserId> = users.iter().collect();
+        let keys = unique.into_iter().map(user_key).collect();
+        self.get_many(&self.tables.users, keys, Some(&[attr::USER_ID]), Read::Eventual)
+            .await?
+            .iter()
+            .map(|i| {
+                let id = i.get(attr::USER_ID).and_then(|v| v.as_s().ok()).map(String::as_str);
+                UserId::parse(id.unwrap_or_default()).map_err(|e| crate::error::BackendError::corrupt("user", e))
+            })
+            .collect()
+    }
+
     async fn lookup(&self, users: &[UserId], known: &[UserId]) -> Res<HashMap<UserId, Presence>> {
         let checked: Vec<&UserId> = users.iter().collect::<HashSet<_>>().into_iter().collect();
         let known: Vec<&UserId> = known

@@ -222,7 +222,7 @@ pub async fn invitations_list_newest_first_lapse_beyond_the_kept_and_go_once_ans
     );
 }
 
-pub async fn standings_and_group_counts_are_read_for_many_users_at_once<S: Store>(s: &S) {
+pub async fn existence_standings_and_group_counts_are_read_for_many_users_at_once<S: Store>(s: &S) {
     let (ann, ben, cat, dan) = (user("ann"), user("ben"), user("cat"), user("dan"));
     s.set_relation(
         &ben,
@@ -242,6 +242,16 @@ pub async fn standings_and_group_counts_are_read_for_many_users_at_once<S: Store
     )
     .await
     .unwrap();
+    for u in [&ann, &ben] {
+        s.register(u, T0).await.unwrap();
+    }
+    assert_eq!(
+        s.existing(&[ann.clone(), ben.clone(), ben.clone(), dan.clone()])
+            .await
+            .unwrap(),
+        std::collections::HashSet::from([ann.clone(), ben.clone()]),
+        "existence alone, each once"
+    );
     let got = s
         .standings(&[ben.clone(), cat.clone(), dan.clone()], &ann)
         .await

@@ -16,6 +16,12 @@ impl Directory for MemoryStore {
         Ok(())
     }
 
+    async fn existing(&self, users: &[UserId]) -> Res<std::collections::HashSet<UserId>> {
+        self.faults.check("lookup")?;
+        let s = self.state.lock().unwrap();
+        Ok(users.iter().filter(|u| s.users.contains_key(*u)).cloned().collect())
+    }
+
     async fn lookup(&self, users: &[UserId], known: &[UserId]) -> Res<HashMap<UserId, Presence>> {
         self.faults.check("lookup")?;
         let s = self.state.lock().unwrap();
