@@ -21,6 +21,7 @@ pub mod coldstart;
 pub mod emulator;
 pub mod gateway;
 pub mod guard;
+pub mod iam;
 pub mod lag;
 pub mod local;
 pub mod poller;

@@ -214,6 +214,7 @@ impl Local {
                     default: e.clone(),
                     dynamodb: opts.dynamodb_endpoint.clone(),
                     replica: replica.as_ref().map(|r| r.endpoint.clone()),
+                    iam: Some(Arc::new(stack.policies()?)),
                 })
                 .await
                 .map_err(|e| LocalError::Listen("the emulator proxy".into(), e))?,

@@ -151,6 +151,8 @@ pub struct Upstreams {
     pub default: String,
     pub dynamodb: Option<String>,
     pub replica: Option<String>,
+    /// The functions' IAM policies, enforced on their DynamoDB calls (`iam.rs`); `None` checks nothing.
+    pub iam: Option<Arc<crate::iam::Policies>>,
 }
 
 impl Upstreams {
@@ -159,6 +161,7 @@ impl Upstreams {
             default: endpoint.to_owned(),
             dynamodb: None,
             replica: None,
+            iam: None,
         }
     }
 }
@@ -170,6 +173,7 @@ struct Proxy {
     replica: Option<Uri>,
     client: Client<HttpConnector, Full<Bytes>>,
     faults: Arc<Faults>,
+    iam: Option<Arc<crate::iam::Policies>>,
 }
 
 fn uri(endpoint: &str) -> std::io::Result<Uri> {
@@ -203,6 +207,7 @@ impl EmulatorProxy {
             dynamodb,
             client: Client::builder(TokioExecutor::new()).build_http(),
             faults: faults.clone(),
+            iam: upstreams.iam.clone(),
         };
         let app = Router::new().fallback(forward).with_state(proxy);
         let (stop, mut stop_rx) = watch::channel(false);
@@ -252,6 +257,18 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
     if let Some(fault) = p.faults.decide(dynamodb, &body) {
         return fault.response();
     }
+    if let (Some(op), Some(iam)) = (&operation, &p.iam) {
+        let key = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::iam::access_key);
+        let json = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+        if let Some(Err(why)) = key.map(|k| iam.check_dynamodb(k, op, &json)) {
+            tracing::warn!("IAM: {why}");
+            return access_denied(&why);
+        }
+    }
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let lagging =
         |op: &str| serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| crate::lag::eventual(op, &v));
@@ -285,6 +302,19 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
         }
         Err(e) => status(StatusCode::BAD_GATEWAY, &format!("emulator: {e}")),
     }
+}
+
+/// DynamoDB's answer to a call the caller's policy does not allow.
+fn access_denied(why: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "__type": "com.amazon.coral.service#AccessDeniedException",
+        "Message": format!("User: {why}"),
+    });
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/x-amz-json-1.0"));
+    r
 }
 
 /// `GET /_natter/faults` shows the faults in force; `POST /_natter/faults` with a [`FaultState`] as JSON sets them

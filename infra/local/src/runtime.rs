@@ -312,8 +312,10 @@ impl Function {
             .env("_HANDLER", "bootstrap");
         match &self.opts.emulator {
             Some(endpoint) => {
+                // Each function signs with its own key id, its name: the emulator proxy checks its calls against
+                // its IAM policy (`iam.rs`).
                 cmd.env("AWS_ENDPOINT_URL", endpoint)
-                    .env("AWS_ACCESS_KEY_ID", "natter-local")
+                    .env("AWS_ACCESS_KEY_ID", &self.spec.name)
                     .env("AWS_SECRET_ACCESS_KEY", "natter-local");
             }
             None => {

@@ -8,6 +8,7 @@ mod dev;
 mod endpoints;
 mod gateway;
 mod groups;
+mod iam;
 mod invites;
 mod limits;
 mod local_endpoints;

@@ -1,0 +1,228 @@
+//! The functions' IAM policies, enforced on their DynamoDB calls as AWS would: a call its role does not allow is
+//! refused with `AccessDeniedException`. An emulator allows everything, so a permission missing from template.yaml
+//! passed every local test and failed on the first call on AWS; now it fails here first.
+//!
+//! Each function runs with its own access key id (its function name, see `runtime.rs`); the emulator proxy reads
+//! it from the request's SigV4 `Credential` and checks the call against that function's inline policy statements
+//! (`Policies` with `Statement`, resolved against the stack: table ARNs, `${Table.Arn}/index/Name`). Managed
+//! policies (the KMS one) are not modelled; callers with another key (tests, natter-local itself) are not checked.
+//! Only DynamoDB is checked: its ARNs are all natter-local makes up, and every function calls it.
+
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// One `Allow` statement: actions and resources, each possibly with `*` wildcards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+/// Every function's statements, by the access key id it signs with.
+#[derive(Debug, Default)]
+pub struct Policies {
+    by_key: HashMap<String, Vec<Statement>>,
+    /// `arn:aws:dynamodb:{region}:{account}:table/`: how a table name becomes the ARN policies name.
+    table_arn_prefix: String,
+}
+
+impl Policies {
+    pub fn new(region: &str, account: &str) -> Self {
+        Self {
+            by_key: HashMap::new(),
+            table_arn_prefix: format!("arn:aws:dynamodb:{region}:{account}:table/"),
+        }
+    }
+
+    /// Adds a function's resolved `Policies` property (a list of inline statements and managed policy names).
+    pub fn add(&mut self, key: &str, policies: &Value) {
+        let statements = self.by_key.entry(key.to_owned()).or_default();
+        for policy in policies.as_array().into_iter().flatten() {
+            for s in policy["Statement"].as_array().into_iter().flatten() {
+                if s["Effect"] != "Allow" {
+                    continue;
+                }
+                statements.push(Statement {
+                    actions: strings(&s["Action"]),
+                    resources: strings(&s["Resource"]),
+                });
+            }
+        }
+    }
+
+    /// Whether the caller signing with `key` may make this DynamoDB call (`operation`, as in `X-Amz-Target`, and
+    /// its JSON body); `Err` names the first action and resource it may not. A caller without a policy here
+    /// (not a function of the stack) may do anything.
+    pub fn check_dynamodb(&self, key: &str, operation: &str, body: &Value) -> Result<(), String> {
+        let Some(statements) = self.by_key.get(key) else {
+            return Ok(());
+        };
+        for (action, resource) in self.dynamodb_needs(operation, body) {
+            let allowed = statements.iter().any(|s| {
+                s.actions.iter().any(|a| matches(a, &action)) && s.resources.iter().any(|r| matches(r, &resource))
+            });
+            if !allowed {
+                return Err(format!(
+                    "{key} is not authorized to perform: {action} on resource: {resource} because no \
+                     identity-based policy allows the {action} action"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The (action, resource) pairs a DynamoDB call needs.
+    fn dynamodb_needs(&self, operation: &str, body: &Value) -> Vec<(String, String)> {
+        let table = |name: &str| {
+            if name.starts_with("arn:") {
+                name.to_owned()
+            } else {
+                format!("{}{name}", self.table_arn_prefix)
+            }
+        };
+        let action = |op: &str| format!("dynamodb:{op}");
+        match operation {
+            "BatchGetItem" | "BatchWriteItem" => body["RequestItems"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(t, _)| (action(operation), table(t)))
+                .collect(),
+            "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| {
+                    let (kind, inner) = item.as_object()?.iter().next()?;
+                    let op = match kind.as_str() {
+                        "Put" => "PutItem",
+                        "Update" => "UpdateItem",
+                        "Delete" => "DeleteItem",
+                        "ConditionCheck" => "ConditionCheckItem",
+                        _ => "GetItem",
+                    };
+                    Some((action(op), table(inner["TableName"].as_str()?)))
+                })
+                .collect(),
+            _ => {
+                let Some(name) = body["TableName"].as_str() else {
+                    return vec![(action(operation), "*".to_owned())];
+                };
+                let resource = match body["IndexName"].as_str() {
+                    Some(index) => format!("{}/index/{index}", table(name)),
+                    None => table(name),
+                };
+                vec![(action(operation), resource)]
+            }
+        }
+    }
+}
+
+/// A string or a list of strings (as `Action` and `Resource` may be).
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// IAM's matching: `*` matches any run of characters, `?` any one; actions compare without case.
+fn matches(pattern: &str, value: &str) -> bool {
+    fn go(p: &[u8], v: &[u8]) -> bool {
+        match (p.first(), v.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], v) || (!v.is_empty() && go(p, &v[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &v[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &v[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), value.as_bytes())
+}
+
+/// The access key id of a SigV4 `Authorization` header (`... Credential=KEY/date/region/service/aws4_request, ...`).
+pub fn access_key(authorization: &str) -> Option<&str> {
+    let rest = authorization.split("Credential=").nth(1)?;
+    rest.split('/').next().filter(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policies() -> Policies {
+        let mut p = Policies::new("us-east-1", "1");
+        p.add(
+            "Directory",
+            &json!([
+                "arn:aws:iam::aws:policy/SomeManagedPolicy",
+                {"Statement": [
+                    {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": ["arn:aws:dynamodb:us-east-1:1:table/Invites"]},
+                    {"Effect": "Allow", "Action": "dynamodb:Query", "Resource": "arn:aws:dynamodb:us-east-1:1:table/Invites/index/ByTime"},
+                    {"Effect": "Allow", "Action": ["dynamodb:Batch*"], "Resource": ["arn:aws:dynamodb:us-east-1:1:table/Users"]}
+                ]}
+            ]),
+        );
+        p
+    }
+
+    #[test]
+    fn a_call_is_allowed_only_by_a_statement_naming_its_action_and_resource() {
+        let p = policies();
+        assert!(
+            p.check_dynamodb("Directory", "GetItem", &json!({"TableName": "Invites"}))
+                .is_ok()
+        );
+        let e = p
+            .check_dynamodb("Directory", "DeleteItem", &json!({"TableName": "Invites"}))
+            .unwrap_err();
+        assert!(
+            e.contains("dynamodb:DeleteItem on resource: arn:aws:dynamodb:us-east-1:1:table/Invites"),
+            "{e}"
+        );
+        assert!(
+            p.check_dynamodb(
+                "Directory",
+                "Query",
+                &json!({"TableName": "Invites", "IndexName": "ByTime"})
+            )
+            .is_ok()
+        );
+        assert!(
+            p.check_dynamodb("Directory", "Query", &json!({"TableName": "Invites"}))
+                .is_err(),
+            "the index, not the table"
+        );
+        assert!(
+            p.check_dynamodb("Directory", "BatchGetItem", &json!({"RequestItems": {"Users": {}}}))
+                .is_ok()
+        );
+        assert!(
+            p.check_dynamodb(
+                "Directory",
+                "BatchGetItem",
+                &json!({"RequestItems": {"Users": {}, "Presence": {}}})
+            )
+            .is_err()
+        );
+        let tx = json!({"TransactItems": [{"Put": {"TableName": "Invites"}}, {"Update": {"TableName": "Invites"}}]});
+        assert!(
+            p.check_dynamodb("Directory", "TransactWriteItems", &tx)
+                .unwrap_err()
+                .contains("dynamodb:UpdateItem")
+        );
+        assert!(
+            p.check_dynamodb("SomeoneElse", "DeleteTable", &json!({})).is_ok(),
+            "not a function of the stack"
+        );
+    }
+
+    #[test]
+    fn the_access_key_is_read_from_sigv4() {
+        let h = "AWS4-HMAC-SHA256 Credential=natter-DirectoryFunction/20261203/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=abc";
+        assert_eq!(access_key(h), Some("natter-DirectoryFunction"));
+        assert_eq!(access_key("Bearer x"), None);
+    }
+}
