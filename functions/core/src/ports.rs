@@ -56,13 +56,12 @@ pub trait Directory: Send + Sync {
     fn lookup(&self, users: &[UserId], known: &[UserId])
     -> impl Future<Output = Res<HashMap<UserId, Presence>>> + Send;
 
-    /// The users among `users` that exist (their Users rows alone: half a read unit each).
+    /// The users among `users` that exist (their Users rows alone, read strongly: a user who connected a moment
+    /// ago is found).
     fn existing(&self, users: &[UserId]) -> impl Future<Output = Res<std::collections::HashSet<UserId>>> + Send;
 
-    /// Whether `user` exists.
-    fn exists(&self, user: &UserId) -> impl Future<Output = Res<bool>> + Send {
-        async move { Ok(self.existing(std::slice::from_ref(user)).await?.contains(user)) }
-    }
+    /// Whether `user` exists, read strongly (a friend request to someone who connected a moment ago finds them).
+    fn exists(&self, user: &UserId) -> impl Future<Output = Res<bool>> + Send;
 }
 
 /// Connections and presence.

@@ -118,7 +118,8 @@ where
         if named.len() as u64 + 1 > max {
             return Err(forbidden(format!("a group has at most {max} members")));
         }
-        // Existence only: the invited users' presence is read when they are told (strongly), friends need none.
+        // Existence only (strongly: someone who connected a moment ago exists); the invited users' presence is read
+        // when they are told, friends need none.
         let known = self.store.existing(&named).await?;
         let unknown: Vec<&str> = named
             .iter()

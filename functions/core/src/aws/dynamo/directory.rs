@@ -50,7 +50,7 @@ impl Directory for DynamoStore {
     async fn existing(&self, users: &[UserId]) -> Res<HashSet<UserId>> {
         let unique: HashSet<&UserId> = users.iter().collect();
         let keys = unique.into_iter().map(user_key).collect();
-        self.get_many(&self.tables.users, keys, Some(&[attr::USER_ID]), Read::Eventual)
+        self.get_many(&self.tables.users, keys, Some(&[attr::USER_ID]), Read::Strong)
             .await?
             .iter()
             .map(|i| {
@@ -58,6 +58,21 @@ impl Directory for DynamoStore {
                 UserId::parse(id.unwrap_or_default()).map_err(|e| crate::error::BackendError::corrupt("user", e))
             })
             .collect()
+    }
+
+    async fn exists(&self, user: &UserId) -> Res<bool> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.users)
+            .set_key(Some(user_key(user)))
+            .projection_expression("#u")
+            .expression_attribute_names("#u", attr::USER_ID)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(super::outcome::failed("GetItem"))?;
+        Ok(r.item.is_some())
     }
 
     async fn lookup(&self, users: &[UserId], known: &[UserId]) -> Res<HashMap<UserId, Presence>> {

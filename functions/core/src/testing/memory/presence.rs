@@ -22,6 +22,10 @@ impl Directory for MemoryStore {
         Ok(users.iter().filter(|u| s.users.contains_key(*u)).cloned().collect())
     }
 
+    async fn exists(&self, user: &UserId) -> Res<bool> {
+        Ok(self.existing(std::slice::from_ref(user)).await?.contains(user))
+    }
+
     async fn lookup(&self, users: &[UserId], known: &[UserId]) -> Res<HashMap<UserId, Presence>> {
         self.faults.check("lookup")?;
         let s = self.state.lock().unwrap();
