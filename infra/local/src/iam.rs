@@ -141,6 +141,22 @@ fn matches(pattern: &str, value: &str) -> bool {
     go(pattern.as_bytes(), value.as_bytes())
 }
 
+/// Every function's inline IAM statements in `stack`, by the access key it runs with (its name).
+pub fn policies(stack: &crate::stack::Stack) -> Result<Policies, crate::template::TemplateError> {
+    let mut out = Policies::new(&stack.naming.region, &stack.naming.account);
+    for (id, _, _) in stack
+        .template
+        .resources()
+        .filter(|(_, t, _)| *t == "AWS::Serverless::Function")
+    {
+        let name = crate::template::plain(&stack.names.refs[id]);
+        if let Some(p) = stack.template.function_property(id, "Policies") {
+            out.add(&name, &stack.resolver().resolve(&p)?);
+        }
+    }
+    Ok(out)
+}
+
 /// The access key id of a SigV4 `Authorization` header (`... Credential=KEY/date/region/service/aws4_request, ...`).
 pub fn access_key(authorization: &str) -> Option<&str> {
     let rest = authorization.split("Credential=").nth(1)?;

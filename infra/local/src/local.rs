@@ -214,7 +214,7 @@ impl Local {
                     default: e.clone(),
                     dynamodb: opts.dynamodb_endpoint.clone(),
                     replica: replica.as_ref().map(|r| r.endpoint.clone()),
-                    iam: Some(Arc::new(stack.policies()?)),
+                    iam: Some(Arc::new(crate::iam::policies(&stack)?)),
                 })
                 .await
                 .map_err(|e| LocalError::Listen("the emulator proxy".into(), e))?,

@@ -341,22 +341,6 @@ impl Stack {
         }
     }
 
-    /// Every function's inline IAM statements, by the access key it runs with (its name; see `iam.rs`).
-    pub fn policies(&self) -> Result<crate::iam::Policies, TemplateError> {
-        let mut out = crate::iam::Policies::new(&self.naming.region, &self.naming.account);
-        for (id, _, _) in self
-            .template
-            .resources()
-            .filter(|(_, t, _)| *t == "AWS::Serverless::Function")
-        {
-            let name = plain(&self.names.refs[id]);
-            if let Some(p) = self.template.function_property(id, "Policies") {
-                out.add(&name, &self.resolver().resolve(&p)?);
-            }
-        }
-        Ok(out)
-    }
-
     pub fn functions(&self) -> Result<Vec<FunctionSpec>, TemplateError> {
         let mut out = Vec::new();
         let ids: Vec<String> = self
