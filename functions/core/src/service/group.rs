@@ -118,9 +118,11 @@ where
         if named.len() as u64 + 1 > max {
             return Err(forbidden(format!("a group has at most {max} members")));
         }
-        // Existence only (strongly: someone who connected a moment ago exists); the invited users' presence is read
-        // when they are told, friends need none.
-        let known = self.store.existing(&named).await?;
+        // Existence only (strongly: someone who connected a moment ago exists; the invited users' presence is read
+        // when they are told, friends need none)
+        // and the creator's own group count, at once.
+        let existing = async { Ok::<_, Failure>(self.store.existing(&named).await?) };
+        let (known, creator_full) = futures::try_join!(existing, self.at_group_limit(caller))?;
         let unknown: Vec<&str> = named
             .iter()
             .filter(|u| !known.contains(*u))
@@ -137,7 +139,7 @@ where
             };
             return Err(not_found(format!("no user {named}{tail}")));
         }
-        if self.at_group_limit(caller).await? {
+        if creator_full {
             return Err(forbidden(format!(
                 "at most {} groups per user",
                 self.settings.max_groups_per_user
@@ -181,10 +183,12 @@ where
         now: i64,
     ) -> Result<ServerFrame, Failure> {
         let g = self.owned(group, caller).await?;
-        if !self.store.exists(user).await? {
+        // Independent reads: at once.
+        let (exists, (_, member)) = futures::try_join!(self.store.exists(user), self.store.membership(group, user))?;
+        if !exists {
             return Err(not_found(format!("no user `{user}`")));
         }
-        if self.store.membership(group, user).await?.1.is_some() {
+        if member.is_some() {
             return self.group_reply(g, Vec::new()).await;
         }
         let consent = self.consent_of(caller, std::slice::from_ref(user)).await?;

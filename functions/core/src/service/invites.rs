@@ -150,10 +150,15 @@ where
 
     /// `join`: accepts the caller's invitation to `group`.
     pub(super) async fn join_group(&self, caller: &UserId, group: &GroupId, now: i64) -> Result<ServerFrame, Failure> {
-        if self.store.invitation(caller, group, INVITES_KEPT).await?.is_none() {
+        // Independent reads: at once.
+        let (invitation, membership) = futures::try_join!(
+            self.store.invitation(caller, group, INVITES_KEPT),
+            self.store.membership(group, caller)
+        )?;
+        if invitation.is_none() {
             return Err(forbidden("no invitation to this group"));
         }
-        let g = match self.store.membership(group, caller).await? {
+        let g = match membership {
             (None, _) => {
                 self.store.drop_invite(caller, group).await?;
                 return Err(not_found(format!("no group `{group}`")));
