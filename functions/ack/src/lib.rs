@@ -1,4 +1,5 @@
-//! `ack` and `read`. One-on-one acks take messages out of the recipient's mailbox, mark them delivered and send
+//! `ack` and `read`, and the changes of a message after it was sent (`edit`, `delete`, `react`: see
+//! `service/changes.rs`). One-on-one acks take messages out of the recipient's mailbox, mark them delivered and send
 //! the senders a `delivered` receipt. Group acks and reads are batched: they move the member's last acked (or
 //! read) sequence forward, never backwards, and send no receipts. Answered only when the frame has a requestId.
 
@@ -33,6 +34,18 @@ pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
             }
             ClientFrame::Read(ReadFrame::With { with, up_to }) => {
                 app.read_direct(&caller.user, with, *up_to, now_ms()).await?;
+                Ok(Answer::Done)
+            }
+            ClientFrame::Edit(frame) => {
+                app.edit(&caller, frame, now_ms()).await?;
+                Ok(Answer::Done)
+            }
+            ClientFrame::Delete(frame) => {
+                app.delete(&caller, frame, now_ms()).await?;
+                Ok(Answer::Done)
+            }
+            ClientFrame::React(frame) => {
+                app.react(&caller, frame, now_ms()).await?;
                 Ok(Answer::Done)
             }
             other => Err(lambda::misrouted(other.action())),

@@ -99,6 +99,13 @@ pub struct Settings {
     pub max_groups_per_user: u64,
     /// Groups one user may create per clock hour (0: no limit).
     pub group_creates_per_hour: u64,
+    /// How long after sending the sender may edit a message (`EDIT_WINDOW_SECONDS`).
+    pub edit_window_secs: i64,
+    /// How long after sending the sender may delete a message for everyone (`DELETE_WINDOW_SECONDS`).
+    pub delete_window_secs: i64,
+    /// The most readers that may react to one message (the reactions live in the message's item, whose size
+    /// every history read pays for).
+    pub max_reactions: usize,
     /// Frames one user may send per window over all its connections (0: no limit). 100 per 2 s: 50 a second,
     /// bursts of 100.
     pub frame_limit: u64,
@@ -134,6 +141,9 @@ impl Default for Settings {
             max_friends: 1000,
             max_groups_per_user: 1000,
             group_creates_per_hour: 20,
+            edit_window_secs: 15 * 60,
+            delete_window_secs: 48 * 3600,
+            max_reactions: 1000,
             frame_limit: 100,
             frame_window_ms: 2000,
             max_connections: 10,
@@ -207,6 +217,8 @@ impl Config {
         vars.at_least("MAX_GROUP_MEMBERS", 1, &mut s.max_group_members)?;
         vars.at_least("MAX_GROUPS_PER_USER", 1, &mut s.max_groups_per_user)?;
         vars.num("GROUP_CREATES_PER_HOUR", &mut s.group_creates_per_hour)?;
+        vars.num("EDIT_WINDOW_SECONDS", &mut s.edit_window_secs)?;
+        vars.num("DELETE_WINDOW_SECONDS", &mut s.delete_window_secs)?;
         vars.num("FRAME_RATE_LIMIT", &mut s.frame_limit)?;
         vars.at_least("FRAME_RATE_WINDOW_MS", 1, &mut s.frame_window_ms)?;
         vars.num("MAX_CONNECTIONS_PER_USER", &mut s.max_connections)?;

@@ -1,7 +1,7 @@
 //! Queue payloads: what one function asks another to do later. JSON in the SQS message body.
 
 use crate::{
-    frames::MessagePush,
+    frames::{MessagePush, ServerFrame},
     ids::{ConnectionId, GroupId, MessageId, UserId},
 };
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,10 @@ pub struct FanoutJob {
     pub exclude: Option<ConnectionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<UserId>>,
+    /// A change of the message (`edit`, `delete`, `reaction`): pushed instead of the message, to the same
+    /// members (those who were members when it was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Box<ServerFrame>>,
 }
 
 /// Tell a user's online friends that its status changed, if it still holds when the job arrives (the queue delays

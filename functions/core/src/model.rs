@@ -1,7 +1,7 @@
 //! The records the rules work on, independent of how they are stored.
 
 use crate::{
-    frames::{MessagePush, Status, Target},
+    frames::{Emoji, MessagePush, Status, Target},
     ids::{Body, ClientMsgId, ConnectionId, MessageId, UserId},
 };
 use std::collections::BTreeMap;
@@ -12,7 +12,8 @@ pub struct StoredMessage {
     pub id: MessageId,
     pub from: UserId,
     pub target: Target,
-    pub body: Body,
+    /// `None` once the sender deleted it for everyone: the body is gone from storage.
+    pub body: Option<Body>,
     pub client_msg_id: ClientMsgId,
     /// Group: the server sequence. One-on-one: the sender's own number, if it gave one.
     pub seq: Option<u64>,
@@ -20,9 +21,54 @@ pub struct StoredMessage {
     pub delivered_at: Option<i64>,
     /// When the retention ends (epoch seconds, the table's TTL); `None` keeps it forever.
     pub expires_at: Option<i64>,
+    /// When the sender last edited the body.
+    pub edited_at: Option<i64>,
+    /// Each reader's one reaction.
+    pub reactions: BTreeMap<UserId, Emoji>,
 }
 
 impl StoredMessage {
+    /// A message as `send` stores it: no edit, no reaction yet.
+    pub fn new(id: MessageId, from: UserId, target: Target, body: Body, client_msg_id: ClientMsgId) -> Self {
+        Self {
+            id,
+            from,
+            target,
+            body: Some(body),
+            client_msg_id,
+            seq: None,
+            delivered_at: None,
+            expires_at: None,
+            edited_at: None,
+            reactions: BTreeMap::new(),
+        }
+    }
+
+    pub fn deleted(&self) -> bool {
+        self.body.is_none()
+    }
+
+    /// The conversation preview of this message as it is now (none once deleted).
+    pub fn preview(&self) -> Option<String> {
+        self.body.as_ref().map(Body::preview)
+    }
+
+    /// Whether `user` may read it: a one-on-one message's two parties, or a member of its group who joined
+    /// before it was sent (`member`: the user's membership of the message's group, if any).
+    pub fn readable_by(&self, user: &UserId, member: Option<&Member>) -> bool {
+        match &self.target {
+            Target::To(to) => to == user || &self.from == user,
+            Target::Group(_) => member.is_some_and(|m| self.seq.is_some_and(|seq| seq > m.joined_seq)),
+        }
+    }
+
+    /// The message as `reader` is shown it: with its reactions counted and the reader's own.
+    pub fn to_push_for(&self, reader: &UserId) -> MessagePush {
+        let mut push = self.to_push();
+        push.my_reaction = self.reactions.get(reader).cloned();
+        push
+    }
+
     pub fn timestamp(&self) -> i64 {
         self.id.timestamp()
     }
@@ -43,6 +89,16 @@ impl StoredMessage {
             client_msg_id: self.client_msg_id.clone(),
             seq: self.seq,
             status: None,
+            edited_at: self.edited_at,
+            deleted: self.deleted(),
+            reactions: (!self.reactions.is_empty()).then(|| {
+                let mut counts = BTreeMap::new();
+                for e in self.reactions.values() {
+                    *counts.entry(e.clone()).or_insert(0) += 1;
+                }
+                counts
+            }),
+            my_reaction: None,
         }
     }
 }

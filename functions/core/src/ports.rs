@@ -5,8 +5,8 @@
 use crate::{
     error::BackendError,
     frames::LastMessage,
-    frames::Status,
-    ids::{ConnectionId, GroupId, MessageId, UserId},
+    frames::{Emoji, Status},
+    ids::{Body, ConnectionId, GroupId, MessageId, UserId},
     jobs::{IndexJob, Job},
     model::{
         Added, Claim, ClaimKey, ConversationPage, FriendRow, FriendState, Group, GroupEntry, Invite, Mark, Marked,
@@ -28,6 +28,7 @@ pub trait Store:
     + GroupStore
     + InviteStore
     + IndexStore
+    + ChangeStore
     + FrameCounter
 {
 }
@@ -41,6 +42,7 @@ impl<T> Store for T where
         + GroupStore
         + InviteStore
         + IndexStore
+        + ChangeStore
         + FrameCounter
 {
 }
@@ -224,6 +226,36 @@ pub trait MessageStore: Send + Sync {
         ids: &[MessageId],
         now: i64,
     ) -> impl Future<Output = Res<Vec<StoredMessage>>> + Send;
+}
+
+/// Changes to a stored message after it was sent (edit, delete for everyone, reactions) and the conversation
+/// previews that show it. Each returns the message as it is after the call (`None`: there is no such message), so
+/// the rules see what won when two changes raced.
+pub trait ChangeStore: Send + Sync {
+    /// Replaces the body, unless the message was deleted or an edit of `at` or later was written.
+    fn edit_message(
+        &self,
+        id: &MessageId,
+        body: &Body,
+        at: i64,
+    ) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
+
+    /// Removes the body, its edit mark and the reactions, for good.
+    fn delete_message(&self, id: &MessageId, at: i64) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
+
+    /// Sets (`Some`) or removes `user`'s one reaction, unless the message was deleted, or `max` others reacted
+    /// already and `user` had not.
+    fn react(
+        &self,
+        id: &MessageId,
+        user: &UserId,
+        emoji: Option<&Emoji>,
+        max: usize,
+    ) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
+
+    /// Makes every preview that shows `message` (its conversation's sessions, or its group) show it as it is
+    /// now: the edited body, or nothing once deleted. A preview of another message, or of a later edit, stays.
+    fn follow_previews(&self, message: &StoredMessage) -> impl Future<Output = Res<()>> + Send;
 }
 
 /// Groups, their members and their history.

@@ -3,6 +3,7 @@
 
 mod aws_limits;
 mod browser;
+mod changes;
 mod chat;
 mod dev;
 mod endpoints;

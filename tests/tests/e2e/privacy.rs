@@ -64,6 +64,7 @@ async fn a_member_added_later_sees_nothing_from_before_it_joined_whatever_it_sen
         message: serde_json::from_value(pushed).expect("a message push"),
         exclude: None,
         members: None,
+        change: None,
     });
     let sdk = natter_local::emulator::sdk_for(local.emulator.as_deref().unwrap()).await;
     aws_sdk_sqs::Client::new(&sdk)

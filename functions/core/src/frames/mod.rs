@@ -6,6 +6,7 @@
 //! `Serialize`, which is what clients (tests, natter-loadgen) send; a round-trip test keeps both sides equal.
 
 mod ack;
+mod change;
 mod fields;
 mod friends;
 mod group;
@@ -17,6 +18,7 @@ mod sync;
 mod typing;
 
 pub use ack::{AckFrame, MAX_ACK_IDS, MAX_SEQ};
+pub use change::{DeleteFrame, EditFrame, Emoji, ReactFrame};
 pub use fields::MAX_CURSOR_BYTES;
 pub use friends::FriendsOp;
 pub use group::{GroupOp, MAX_CREATE_MEMBERS};
@@ -65,6 +67,9 @@ pub enum ClientFrame {
     Friends(FriendsOp),
     Group(GroupOp),
     Typing(TypingFrame),
+    Edit(EditFrame),
+    Delete(DeleteFrame),
+    React(ReactFrame),
 }
 
 impl ClientFrame {
@@ -80,6 +85,9 @@ impl ClientFrame {
             Self::Friends(_) => "friends",
             Self::Group(_) => "group",
             Self::Typing(_) => "typing",
+            Self::Edit(_) => "edit",
+            Self::Delete(_) => "delete",
+            Self::React(_) => "react",
         }
     }
 
@@ -101,7 +109,7 @@ impl ClientFrame {
 
 /// Every action the protocol defines: the route keys of the WebSocket API besides `$connect`, `$disconnect`
 /// and `$default`.
-pub const ACTIONS: [&str; 9] = [
+pub const ACTIONS: [&str; 12] = [
     "send",
     "ack",
     "read",
@@ -111,6 +119,9 @@ pub const ACTIONS: [&str; 9] = [
     "friends",
     "group",
     "typing",
+    "edit",
+    "delete",
+    "react",
 ];
 
 /// A frame with its optional correlation id, as a client sends it.
@@ -237,6 +248,9 @@ pub fn parse(text: &str) -> Result<Request, Refusal> {
         "friends" => friends::parse(&f).map(ClientFrame::Friends),
         "group" => group::parse(&f).map(ClientFrame::Group),
         "typing" => typing::parse(&f).map(ClientFrame::Typing),
+        "edit" => change::parse_edit(&f).map(ClientFrame::Edit),
+        "delete" => change::parse_delete(&f).map(ClientFrame::Delete),
+        "react" => change::parse_react(&f).map(ClientFrame::React),
         other => Err(Problem {
             code: ErrorCode::UnknownAction,
             message: format!("unknown action `{}`", other.chars().take(64).collect::<String>()),

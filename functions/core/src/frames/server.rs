@@ -1,8 +1,9 @@
 //! What the server sends: direct replies (carrying the frame's `requestId`) and pushes.
 
-use super::{Conversation, RequestId, Target};
+use super::{Conversation, Emoji, RequestId, Target};
 use crate::ids::{Body, ClientMsgId, GroupId, GroupName, MessageId, UserId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The error codes of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,6 +55,9 @@ pub enum ServerFrame {
     Invite(InvitePush),
     Invites(InvitesReply),
     Typing(TypingPush),
+    Edit(EditPush),
+    Delete(DeletePush),
+    Reaction(ReactionPush),
 }
 
 impl ServerFrame {
@@ -150,8 +154,12 @@ pub struct ConversationSummary {
 pub struct LastMessage {
     pub message_id: MessageId,
     pub from: UserId,
-    pub preview: String,
+    /// Absent when the message was deleted for everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
     pub timestamp: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -285,7 +293,9 @@ pub struct MessagePush {
     pub from: UserId,
     #[serde(flatten)]
     pub target: Target,
-    pub body: Body,
+    /// Absent when the message was deleted for everyone (then `deleted` is true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Body>,
     pub timestamp: i64,
     pub client_msg_id: ClientMsgId,
     /// The group's server sequence, or the sender's own number in a one-on-one conversation if it gave one.
@@ -294,6 +304,43 @@ pub struct MessagePush {
     /// History only, on the reader's own messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<MessageStatus>,
+    /// When the sender last edited the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// How many readers reacted with each emoji (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<BTreeMap<Emoji, u64>>,
+    /// The reader's own reaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub my_reaction: Option<Emoji>,
+}
+
+/// A message's body was edited by its sender.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditPush {
+    pub message_id: MessageId,
+    pub body: Body,
+    pub edited_at: i64,
+}
+
+/// A message was deleted for everyone by its sender.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletePush {
+    pub message_id: MessageId,
+}
+
+/// A reader set (or, with `emoji` empty, removed) its reaction to a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionPush {
+    pub message_id: MessageId,
+    pub by: UserId,
+    /// `""`: the reaction was removed.
+    pub emoji: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

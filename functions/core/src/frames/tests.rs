@@ -327,14 +327,21 @@ fn server_frames_have_the_documented_shape() {
         message_id: MessageId::generate(1),
         from: UserId::parse("alice").unwrap(),
         target: Target::Group(GroupId::parse("g").unwrap()),
-        body: Body::parse("x").unwrap(),
+        body: Some(Body::parse("x").unwrap()),
         timestamp: 1,
         client_msg_id: ClientMsgId::parse("c").unwrap(),
         seq: Some(4),
         status: None,
+        edited_at: None,
+        deleted: false,
+        reactions: None,
+        my_reaction: None,
     });
     let text = push.to_json();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!((v["group"].as_str(), v["seq"].as_u64()), (Some("g"), Some(4)));
+    for absent in ["editedAt", "deleted", "reactions", "myReaction"] {
+        assert!(v.get(absent).is_none(), "{absent} is left out of a plain message");
+    }
     assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), push);
 }

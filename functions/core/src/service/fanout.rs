@@ -65,7 +65,10 @@ where
         }
         let refs: Vec<&UserId> = members.iter().collect();
         let targets = connections_of(&presence, &refs, job.exclude.as_ref(), now);
-        let frame = ServerFrame::Message(job.message.clone()).to_json();
+        let frame = match &job.change {
+            Some(change) => change.to_json(),
+            None => ServerFrame::Message(job.message.clone()).to_json(),
+        };
         let report = self.deliver(&targets, &frame, now).await;
         info!(message_id = %job.message.message_id, members = members.len(), delivered = report.delivered, gone = report.gone, failed = report.failed, "fan-out");
         if report.failed > 0 {

@@ -57,7 +57,7 @@ where
                     .filter_map(|id| bodies.get(id))
                     .filter(|m| !m.expired(now))
                     .map(|m| {
-                        let mut push = m.to_push();
+                        let mut push = m.to_push_for(user);
                         if m.from == *user {
                             push.status = Some(if read_up_to.is_some_and(|r| m.timestamp() <= r) {
                                 MessageStatus::Read
@@ -92,7 +92,7 @@ where
                 let ids: Vec<MessageId> = entries.iter().take(limit).map(|e| e.message_id).collect();
                 let bodies = self.store.messages(&ids).await?;
                 let list = entries.iter().take(limit).filter_map(|e| {
-                    let mut push = bodies.get(&e.message_id).filter(|m| !m.expired(now))?.to_push();
+                    let mut push = bodies.get(&e.message_id).filter(|m| !m.expired(now))?.to_push_for(user);
                     if push.from == *user {
                         // Groups send no receipts: one's own group messages show as sent.
                         push.status = Some(MessageStatus::Sent);

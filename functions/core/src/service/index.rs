@@ -5,10 +5,10 @@ use crate::{
     error::BackendError,
     jobs::IndexJob,
     now_ms,
-    ports::{IndexStore, Indexed, JobQueue, PresenceStore, Pusher},
+    ports::{ChangeStore, IndexStore, Indexed, JobQueue, MessageStore, PresenceStore, Pusher},
 };
 
-impl<S: IndexStore + PresenceStore, P: Pusher, Q: JobQueue> App<S, P, Q> {
+impl<S: IndexStore + PresenceStore + MessageStore + ChangeStore, P: Pusher, Q: JobQueue> App<S, P, Q> {
     /// Indexes a sent one-on-one message for both participants and updates their sessions. Safe to repeat: SQS
     /// delivers at least once. A message its recipient read before it was indexed (the client showed the push)
     /// gets its read receipt now: the `read` could not vouch for a message the store did not know yet.
@@ -17,6 +17,14 @@ impl<S: IndexStore + PresenceStore, P: Pusher, Q: JobQueue> App<S, P, Q> {
             .store
             .index_direct(job, self.settings.message_expiry(job.timestamp()))
             .await?;
+        // The previews were written with the body the job carries. An edit or delete that came first found no
+        // preview of this message to change; its message is written before its previews are, and this read comes
+        // after this job's previews, so one of the two always sees the other (one strong read per message).
+        if let Some(m) = self.store.get_message(&job.message_id).await?
+            && (m.deleted() || m.edited_at.is_some())
+        {
+            self.store.follow_previews(&m).await?;
+        }
         if indexed == Indexed::ReadAhead {
             // Best effort like every receipt: the message is indexed, a redelivery would not send it again.
             if let Err(e) = self.read_receipt(&job.to, &job.from, job.timestamp(), now_ms()).await {

@@ -4,6 +4,7 @@
 
 mod ack;
 mod catch_up;
+mod changes;
 mod connection;
 mod delivery;
 mod fanout;
@@ -71,3 +72,6 @@ mod friends_tests;
 
 #[cfg(test)]
 mod invites_tests;
+
+#[cfg(test)]
+mod changes_tests;

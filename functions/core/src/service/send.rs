@@ -183,14 +183,15 @@ where
             return Ok(ack(frame, &claim, None));
         }
         let message = StoredMessage {
-            id: claim.message_id,
-            from: caller.user.clone(),
-            target: Target::To(to.clone()),
-            body: frame.body.clone(),
-            client_msg_id: frame.client_msg_id.clone(),
             seq: frame.seq,
-            delivered_at: None,
             expires_at: self.settings.message_expiry(claim.message_id.timestamp()),
+            ..StoredMessage::new(
+                claim.message_id,
+                caller.user.clone(),
+                Target::To(to.clone()),
+                frame.body.clone(),
+                frame.client_msg_id.clone(),
+            )
         };
         let reached = match self.complete_direct(caller, &key, message, presence, now).await {
             Ok(reached) => reached,
@@ -241,7 +242,8 @@ where
             message_id: message.id,
             from: message.from.clone(),
             to: to.clone(),
-            preview: message.body.preview(),
+            // A resumed send whose message was deleted meanwhile: the indexing re-reads it and shows no preview.
+            preview: message.preview().unwrap_or_default(),
         });
         // Done only once the history job is queued: a retry of a done send queues nothing again.
         let queue_then_finish = async {
@@ -334,21 +336,23 @@ where
                     let last = LastMessage {
                         message_id: claim.message_id,
                         from: caller.user.clone(),
-                        preview: frame.body.preview(),
+                        preview: Some(frame.body.preview()),
                         timestamp: claim.message_id.timestamp(),
+                        deleted: false,
                     };
                     let Some(n) = self.store.next_seq(group, &last).await? else {
                         return Err(BackendError::corrupt("group", "the group was deleted during the send"));
                     };
                     StoredMessage {
-                        id: claim.message_id,
-                        from: caller.user.clone(),
-                        target: Target::Group(group.clone()),
-                        body: frame.body.clone(),
-                        client_msg_id: frame.client_msg_id.clone(),
                         seq: Some(n),
-                        delivered_at: None,
                         expires_at: self.settings.message_expiry(claim.message_id.timestamp()),
+                        ..StoredMessage::new(
+                            claim.message_id,
+                            caller.user.clone(),
+                            Target::Group(group.clone()),
+                            frame.body.clone(),
+                            frame.client_msg_id.clone(),
+                        )
                     }
                 }
             };
@@ -383,6 +387,7 @@ where
             message: message.to_push(),
             exclude: Some(caller.connection.clone()),
             members: None,
+            change: None,
         });
         self.queue.enqueue(&job).await?;
         info!(message_id = %message.id, %group, seq, "sent to group");

@@ -293,7 +293,7 @@ where
         let mut messages = Vec::new();
         for c in candidates {
             if let Some(m) = &c.message {
-                let push = m.to_push();
+                let push = m.to_push_for(user);
                 // A page always moves on: by a message, or by its conversations (a message that does not fit
                 // beside them comes first on the next page, alone if it must).
                 let moved_on = !messages.is_empty() || conversations_bytes > 0;

@@ -155,7 +155,7 @@ async fn a_retry_gets_the_same_ack_and_is_not_delivered_again() {
     assert_eq!(messages(&app), 1);
     assert_eq!(history_jobs(&app), 1);
     let stored = app.store.state.lock().unwrap().messages[&first.message_id].body.clone();
-    assert_eq!(stored.as_str(), "hello", "the first attempt wins");
+    assert_eq!(stored.unwrap().as_str(), "hello", "the first attempt wins");
 }
 
 #[tokio::test]
@@ -350,7 +350,7 @@ async fn indexing_counts_unread_once_and_keeps_the_newest_preview() {
     let s = app.store.state.lock().unwrap();
     let session = &s.sessions[&(user("bob"), user("alice"))];
     assert_eq!(session.unread, 2);
-    assert_eq!(session.last.as_ref().unwrap().2, "second");
+    assert_eq!(session.last.as_ref().unwrap().2.as_deref(), Some("second"));
     assert!(s.index.contains(&(user("alice"), first.message_id)) && s.index.contains(&(user("bob"), first.message_id)));
 }
 

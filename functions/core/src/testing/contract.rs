@@ -37,7 +37,9 @@ macro_rules! contract_suite {
             presence_follows_live_connections,
             friend_rows_change_in_pairs_and_frames_are_counted_per_window,
             invitations_list_newest_first_lapse_beyond_the_kept_and_go_once_answered,
-            existence_standings_and_group_counts_are_read_for_many_users_at_once
+            existence_standings_and_group_counts_are_read_for_many_users_at_once,
+            edits_deletes_and_reactions_change_a_message_once,
+            previews_follow_changes_of_the_message_they_show
         );
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -51,7 +53,9 @@ macro_rules! contract_suite {
     };
 }
 
+mod changes;
 mod social;
+pub use changes::*;
 pub use social::*;
 
 const T0: i64 = 1_700_000_000_000;
@@ -59,16 +63,13 @@ const T0: i64 = 1_700_000_000_000;
 const LAPSE: i64 = T0 / 1000 + 3_600;
 
 fn message(id: MessageId, from: &str, to: &str, body: &str) -> StoredMessage {
-    StoredMessage {
+    StoredMessage::new(
         id,
-        from: user(from),
-        target: Target::To(user(to)),
-        body: Body::parse(body).expect("a body"),
-        client_msg_id: ClientMsgId::parse(&format!("c{}", id.timestamp())).expect("a client id"),
-        seq: None,
-        delivered_at: None,
-        expires_at: None,
-    }
+        user(from),
+        Target::To(user(to)),
+        Body::parse(body).expect("a body"),
+        ClientMsgId::parse(&format!("c{}", id.timestamp())).expect("a client id"),
+    )
 }
 
 fn index_job(m: &StoredMessage) -> IndexJob {
@@ -79,7 +80,7 @@ fn index_job(m: &StoredMessage) -> IndexJob {
         message_id: m.id,
         from: m.from.clone(),
         to: to.clone(),
-        preview: m.body.preview(),
+        preview: m.preview().unwrap_or_default(),
     }
 }
 
@@ -218,7 +219,7 @@ pub async fn indexing_counts_each_message_once_and_keeps_the_newest_preview<S: S
     s.index_direct(&index_job(&older), None).await.unwrap();
     let bob = s.session(&user("bob"), &user("alice")).await.unwrap().unwrap();
     assert_eq!(bob.unread, 2, "an older message still counts");
-    assert_eq!(bob.last.as_ref().map(|l| l.preview.as_str()), Some("newer"));
+    assert_eq!(bob.last.as_ref().and_then(|l| l.preview.as_deref()), Some("newer"));
     assert_eq!(bob.last_recv_ts, Some(newer.timestamp()));
     let alice = s.session(&user("alice"), &user("bob")).await.unwrap().unwrap();
     assert_eq!(alice.unread, 0, "one's own messages are never unread");
@@ -292,7 +293,7 @@ pub async fn a_read_ahead_of_indexing_is_not_counted_later<S: Store>(s: &S) {
     assert_eq!(s.index_direct(&index_job(&later), None).await.unwrap(), Indexed::Done);
     let bob = s.session(&user("bob"), &user("alice")).await.unwrap().unwrap();
     assert_eq!(bob.unread, 1, "only the message after the read mark counts");
-    assert_eq!(bob.last.map(|l| l.preview), Some("after the read".to_owned()));
+    assert_eq!(bob.last.and_then(|l| l.preview), Some("after the read".to_owned()));
 }
 
 pub async fn a_read_vouches_only_for_what_the_reader_received<S: Store>(s: &S) {
@@ -383,7 +384,8 @@ pub async fn group_sequences_are_consecutive_and_marks_never_move_back<S: Store>
         let last = LastMessage {
             message_id: MessageId::generate(T0 + i),
             from: user("alice"),
-            preview: format!("m{i}"),
+            preview: Some(format!("m{i}")),
+            deleted: false,
             timestamp: T0 + i,
         };
         seqs.push(s.next_seq(&g, &last).await.unwrap());
@@ -393,14 +395,15 @@ pub async fn group_sequences_are_consecutive_and_marks_never_move_back<S: Store>
     let group = group.unwrap();
     assert_eq!(
         (group.last_seq, group.last.map(|l| l.preview)),
-        (3, Some("m2".to_owned()))
+        (3, Some(Some("m2".to_owned())))
     );
     assert_eq!(member.map(|m| m.last_read_seq), Some(0));
     let missing = GroupId::generate(T0 + 1);
     let last = LastMessage {
         message_id: MessageId::generate(T0),
         from: user("alice"),
-        preview: String::new(),
+        preview: Some(String::new()),
+        deleted: false,
         timestamp: T0,
     };
     assert_eq!(s.next_seq(&missing, &last).await.unwrap(), None, "no group, no number");

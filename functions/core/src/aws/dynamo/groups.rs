@@ -302,7 +302,9 @@ impl GroupStore for DynamoStore {
             .table_name(&self.tables.groups)
             .set_key(Some(group_key(group)))
             .update_expression(
-                "ADD #last_seq :one SET #last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts",
+                // The marks of an edit or delete of the message this one replaces go with it.
+                "ADD #last_seq :one SET #last_message_id = :mid, #last_from = :from, #last_preview = :preview, \
+                 #last_ts = :ts REMOVE #last_edited_at, #last_deleted",
             )
             .condition_expression("attribute_exists(#group_id)")
             .set_expression_attribute_names(names(&[
@@ -311,12 +313,14 @@ impl GroupStore for DynamoStore {
                 attr::LAST_FROM,
                 attr::LAST_PREVIEW,
                 attr::LAST_TS,
+                attr::LAST_EDITED_AT,
+                attr::LAST_DELETED,
                 attr::GROUP_ID,
             ]))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":mid", s(last.message_id.to_string()))
             .expression_attribute_values(":from", s(last.from.as_str()))
-            .expression_attribute_values(":preview", s(last.preview.as_str()))
+            .expression_attribute_values(":preview", s(last.preview.as_deref().unwrap_or_default()))
             .expression_attribute_values(":ts", n(last.timestamp))
             .return_values(ReturnValue::UpdatedNew)
             .send()

@@ -205,7 +205,13 @@ impl DynamoStore {
         let mut attrs = vec![attr::LAST_TS, attr::LAST_RECV_TS, attr::LAST_READ_TS];
         if w.set_last {
             sets.push("#last_message_id = :mid, #last_from = :from, #last_preview = :preview, #last_ts = :ts");
-            attrs.extend([attr::LAST_MESSAGE_ID, attr::LAST_FROM, attr::LAST_PREVIEW]);
+            attrs.extend([
+                attr::LAST_MESSAGE_ID,
+                attr::LAST_FROM,
+                attr::LAST_PREVIEW,
+                attr::LAST_EDITED_AT,
+                attr::LAST_DELETED,
+            ]);
             values.insert(":mid".into(), s(job.message_id.to_string()));
             values.insert(":from".into(), s(job.from.as_str()));
             values.insert(":preview".into(), s(job.preview.as_str()));
@@ -224,8 +230,13 @@ impl DynamoStore {
             attrs.push(attr::UNREAD);
             values.insert(":one".into(), n(1));
         }
-        // A read mark that came first left a hidden row set to lapse; with a message it is a conversation.
-        update.push_str(" REMOVE #expires_at");
+        // A read mark that came first left a hidden row set to lapse; with a message it is a conversation. The
+        // edit and delete marks belonged to the message this one replaces as the last.
+        update.push_str(if w.set_last {
+            " REMOVE #expires_at, #last_edited_at, #last_deleted"
+        } else {
+            " REMOVE #expires_at"
+        });
         attrs.push(attr::EXPIRES_AT);
         let condition = match w.expect {
             Expect::Newest => {
@@ -274,9 +285,10 @@ impl DynamoStore {
             update.push_str(", #last_recv_ts = :ts");
             attrs.push(attr::LAST_RECV_TS);
         }
-        // See `session_update`: the row is a conversation now and must not lapse.
-        update.push_str(" REMOVE #expires_at");
-        attrs.push(attr::EXPIRES_AT);
+        // See `session_update`: the row is a conversation now and must not lapse, and the edit and delete marks
+        // were the replaced message's.
+        update.push_str(" REMOVE #expires_at, #last_edited_at, #last_deleted");
+        attrs.extend([attr::EXPIRES_AT, attr::LAST_EDITED_AT, attr::LAST_DELETED]);
         let r = self
             .client
             .update_item()

@@ -3,12 +3,12 @@
 
 use crate::{
     error::BackendError,
-    frames::{LastMessage, Status, Target},
+    frames::{Emoji, LastMessage, Status, Target},
     ids::{Body, ClientMsgId, ConnectionId, GroupId, GroupName, MessageId, UserId},
     model::{Claim, ClaimKey, Group, GroupEntry, Member, Presence, Session, StoredMessage},
 };
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Attribute names, for key and condition expressions.
 pub mod attr {
@@ -33,6 +33,12 @@ pub mod attr {
     pub const LAST_FROM: &str = "last_from";
     pub const LAST_PREVIEW: &str = "last_preview";
     pub const LAST_TS: &str = "last_ts";
+    pub const LAST_EDITED_AT: &str = "last_edited_at";
+    pub const LAST_DELETED: &str = "last_deleted";
+    pub const BODY: &str = "body";
+    pub const EDITED_AT: &str = "edited_at";
+    pub const DELETED_AT: &str = "deleted_at";
+    pub const REACTIONS: &str = "reactions";
     pub const LAST_RECV_TS: &str = "last_recv_ts";
     pub const LAST_READ_TS: &str = "last_read_ts";
     pub const EXPIRES_AT: &str = "expires_at";
@@ -198,7 +204,9 @@ pub struct MessageItem {
     /// The recipient's id until it acknowledges the message: the key of the sparse Inbox index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbox: Option<UserId>,
-    pub body: Body,
+    /// Removed when the sender deletes the message for everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Body>,
     pub client_msg_id: ClientMsgId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
@@ -206,6 +214,13 @@ pub struct MessageItem {
     pub delivered_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
+    /// Reader -> emoji; absent until the first reaction (a map, so one reader's change is one nested SET).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reactions: BTreeMap<UserId, Emoji>,
 }
 
 impl MessageItem {
@@ -226,6 +241,9 @@ impl MessageItem {
             seq: m.seq,
             delivered_at: m.delivered_at,
             expires_at: m.expires_at,
+            edited_at: m.edited_at,
+            deleted_at: None,
+            reactions: m.reactions.clone(),
         }
     }
 }
@@ -258,6 +276,8 @@ impl TryFrom<MessageItem> for StoredMessage {
             seq: i.seq,
             delivered_at: i.delivered_at,
             expires_at: i.expires_at,
+            edited_at: i.edited_at,
+            reactions: i.reactions,
         })
     }
 }
@@ -274,6 +294,12 @@ pub struct LastItem {
     pub last_preview: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ts: Option<i64>,
+    /// The last message was edited at this time (its preview shows the edit; an older edit does not overwrite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_edited_at: Option<i64>,
+    /// The last message was deleted for everyone: no preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_deleted: Option<bool>,
 }
 
 impl LastItem {
@@ -281,17 +307,22 @@ impl LastItem {
         Self {
             last_message_id: last.map(|l| l.message_id),
             last_from: last.map(|l| l.from.clone()),
-            last_preview: last.map(|l| l.preview.clone()),
+            last_preview: last.and_then(|l| l.preview.clone()),
             last_ts: last.map(|l| l.timestamp),
+            last_edited_at: None,
+            last_deleted: last.and_then(|l| l.deleted.then_some(true)),
         }
     }
 
     pub fn into_last(self) -> Option<LastMessage> {
+        let deleted = self.last_deleted == Some(true);
         Some(LastMessage {
             message_id: self.last_message_id?,
             from: self.last_from?,
-            preview: self.last_preview?,
+            // Every message has a preview until it is deleted.
+            preview: if deleted { None } else { Some(self.last_preview?) },
             timestamp: self.last_ts?,
+            deleted,
         })
     }
 }
@@ -450,14 +481,15 @@ mod tests {
     #[test]
     fn one_on_one_messages_enter_the_inbox_and_round_trip() {
         let m = StoredMessage {
-            id: MessageId::generate(1_700_000_000_000),
-            from: UserId::parse("alice").unwrap(),
-            target: Target::To(UserId::parse("bob").unwrap()),
-            body: Body::parse("hi").unwrap(),
-            client_msg_id: ClientMsgId::parse("c1").unwrap(),
             seq: Some(2),
-            delivered_at: None,
             expires_at: Some(9),
+            ..StoredMessage::new(
+                MessageId::generate(1_700_000_000_000),
+                UserId::parse("alice").unwrap(),
+                Target::To(UserId::parse("bob").unwrap()),
+                Body::parse("hi").unwrap(),
+                ClientMsgId::parse("c1").unwrap(),
+            )
         };
         let item = MessageItem::new(&m);
         assert_eq!(item.inbox.as_ref().map(UserId::as_str), Some("bob"));
@@ -475,8 +507,9 @@ mod tests {
         let last = LastMessage {
             message_id: MessageId::generate(1_700_000_000_000),
             from: UserId::parse("alice").unwrap(),
-            preview: "hi".into(),
+            preview: Some("hi".into()),
             timestamp: 1_700_000_000_000,
+            deleted: false,
         };
         let item = SessionItem {
             user_id: UserId::parse("bob").unwrap(),

@@ -24,7 +24,7 @@ impl IndexStore for MemoryStore {
             }
             if r.last_ts.is_none_or(|t| t < ts) {
                 r.last_ts = Some(ts);
-                r.last = Some((job.message_id, job.from.clone(), job.preview.clone()));
+                r.last = Some((job.message_id, job.from.clone(), Some(job.preview.clone())));
             }
             if r.last_recv_ts.is_none_or(|t| t < ts) {
                 r.last_recv_ts = Some(ts);
@@ -33,7 +33,7 @@ impl IndexStore for MemoryStore {
         let w = s.sessions.entry((job.from.clone(), job.to.clone())).or_default();
         if w.last_ts.is_none_or(|t| t < ts) {
             w.last_ts = Some(ts);
-            w.last = Some((job.message_id, job.from.clone(), job.preview.clone()));
+            w.last = Some((job.message_id, job.from.clone(), Some(job.preview.clone())));
         }
         Ok(outcome)
     }

@@ -6,6 +6,7 @@
 //! [`groups`], [`invites`], [`friends`], [`pull`]; this file holds the state, the counters, the pusher and the
 //! queue.
 
+mod changes;
 mod friends;
 mod groups;
 mod index;
@@ -60,7 +61,9 @@ impl Faults {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Session {
     pub unread: u64,
-    pub last: Option<(MessageId, UserId, String)>,
+    /// The last message: its id, sender and preview (`None` once deleted).
+    pub last: Option<(MessageId, UserId, Option<String>)>,
+
     pub last_ts: Option<i64>,
     pub last_recv_ts: Option<i64>,
     pub last_read_ts: Option<i64>,
@@ -89,6 +92,8 @@ pub struct State {
     pub creates: HashMap<(UserId, i64), u64>,
     /// Invitations per (invited user, group).
     pub invites: BTreeMap<(UserId, GroupId), Invite>,
+    /// The edit each message's previews show (DynamoDB keeps it on each preview; all of them follow one message).
+    pub preview_edits: HashMap<MessageId, i64>,
 }
 
 #[derive(Default)]

@@ -25,6 +25,7 @@ impl PullStore for MemoryStore {
                     from: from.clone(),
                     preview: preview.clone(),
                     timestamp: id.timestamp(),
+                    deleted: preview.is_none(),
                 }),
                 last_recv_ts: x.last_recv_ts,
                 last_read_ts: x.last_read_ts,
