@@ -1,5 +1,5 @@
 // The reference web client in a real browser: alice and bob (two browser contexts) sign in, befriend, chat one
-// on one and in a group, invite a stranger (carol) who declines one group and joins another, see presence change
+// on one and in a group, edit, delete and react, invite a stranger (carol) who declines one group and joins another, see presence change
 // and the delivered and read ticks, reload and find history, and see an error frame on the error line. Usage: node chat.mjs http://127.0.0.1:PORT ARTIFACT_DIR
 // Chromium: $CHROMIUM, or Debian's /usr/bin/chromium.
 import { chromium } from "playwright-core";
@@ -96,6 +96,31 @@ try {
   at("bob answers; alice sees it at once in the open conversation");
   await sendText(bob, "hi alice!");
   await alice.waitForSelector('#messages li.theirs:has-text("hi alice!")', { timeout: T });
+
+  at("edit: alice corrects a message, bob sees the new text marked edited");
+  await sendText(alice, "see you at 5");
+  await bob.waitForSelector('#messages li.theirs:has-text("see you at 5")', { timeout: T });
+  await alice.click('#messages li.mine:has-text("see you at 5") button.edit');
+  check((await alice.inputValue("#body")) === "see you at 5", "the composer holds the text to edit");
+  await alice.fill("#body", "see you at 6");
+  await alice.press("#body", "Enter");
+  await bob.waitForSelector('#messages li.theirs:has-text("see you at 6") .edited', { timeout: T });
+  check((await bob.$('#messages li:has-text("see you at 5")')) === null, "the old text is gone");
+  await alice.waitForSelector('#messages li.mine:has-text("see you at 6") .edited', { timeout: T });
+
+  at("reaction: bob reacts, both see the count and bob's own marked");
+  await bob.click('#messages li.theirs:has-text("see you at 6") button.react');
+  await alice.waitForSelector('#messages li.mine:has-text("see you at 6") .reaction:has-text("👍 1")', { timeout: T });
+  await bob.waitForSelector('#messages li.theirs:has-text("see you at 6") .reaction.mine:has-text("👍 1")', { timeout: T });
+
+  at("delete for everyone: alice deletes a message sent to the wrong chat, bob sees only that it was deleted");
+  await sendText(alice, "wrong chat, sorry");
+  await bob.waitForSelector('#messages li.theirs:has-text("wrong chat, sorry")', { timeout: T });
+  const gone = await alice.getAttribute('#messages li.mine:has-text("wrong chat, sorry")', "data-message-id");
+  await alice.click('#messages li.mine:has-text("wrong chat, sorry") button.delete');
+  await bob.waitForSelector(`#messages li[data-message-id="${gone}"] .body.deleted`, { timeout: T });
+  check((await bob.$('#messages li:has-text("wrong chat, sorry")')) === null, "the body is gone from bob's screen");
+  await alice.waitForSelector(`#messages li[data-message-id="${gone}"] .body.deleted`, { timeout: T });
 
   at("typing: alice types, bob sees it in the open conversation until her message arrives");
   await alice.fill("#body", "one more thing");
@@ -196,16 +221,16 @@ try {
   check(order.indexOf("hello bob") < order.indexOf("hi alice!"), `history in order: ${order}`);
 
   at("scroll-back: more than a page of history, the oldest reached by scrolling up");
-  // alice and bob exchanged 5 messages above ("hello bob", "hi alice!", "one more thing", "while you were away",
-  // "welcome back"); 60 more make the conversation longer than one history page (50), so its oldest come from
-  // scrolling back.
+  // alice and bob exchanged 7 messages above ("hello bob", "hi alice!", "see you at 6", the deleted one, "one
+  // more thing", "while you were away", "welcome back"); 60 more make the conversation longer than one history
+  // page (50), so its oldest come from scrolling back.
   const OLD = 60;
-  const TOTAL = 5 + OLD;
+  const TOTAL = 7 + OLD;
   await alice.evaluate((n) => {
     for (let i = 1; i <= n; i++) window.natter.send({ with: "bob" }, `old ${i}`);
   }, OLD);
   await alice.waitForFunction(
-    (n) => window.natter.conversations.get("u:bob").messages.filter((m) => m.body.startsWith("old ") && m.messageId).length === n,
+    (n) => window.natter.conversations.get("u:bob").messages.filter((m) => m.body?.startsWith("old ") && m.messageId).length === n,
     OLD,
     { timeout: T },
   );

@@ -244,13 +244,15 @@ pub trait ChangeStore: Send + Sync {
     fn delete_message(&self, id: &MessageId, at: i64) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
     /// Sets (`Some`) or removes `user`'s one reaction, unless the message was deleted, or `max` others reacted
-    /// already and `user` had not.
+    /// already and `user` had not. `seen_none`: the caller's read of the message showed no reaction (a hint for
+    /// the cheaper first write; any answer is right either way).
     fn react(
         &self,
         id: &MessageId,
         user: &UserId,
         emoji: Option<&Emoji>,
         max: usize,
+        seen_none: bool,
     ) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
     /// Makes every preview that shows `message` (its conversation's sessions, or its group) show it as it is

@@ -121,6 +121,13 @@ pub fn render(dir: &Path, doc: &Path) -> Result<(), String> {
         "### Calls per message, and natter's own time\n\n{}",
         markdown::calls_table(&reports)
     );
+    if let Some(changes) = reports.iter().find_map(|r| r.changes.as_ref()) {
+        let _ = writeln!(
+            out,
+            "### Typing, edit, reaction and delete: what one frame costs\n\nAfter the one-on-one load, each of up to 10 senders sends a `typing` notice, an `edit`, its partner a `react` and the sender a `delete` about one of its messages, measured apart from the load (the rate limit's counter is one write unit in each but `typing`).\n\n{}",
+            crate::changes::table(changes)
+        );
+    }
     if let Some(c) = read(&dir.join("coldstart.json")) {
         let sizes = read(&dir.join("sizes.json")).unwrap_or_default();
         let _ = writeln!(

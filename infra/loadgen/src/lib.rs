@@ -10,6 +10,7 @@
 //! - [`markdown`]: the report as tables (docs/performance.md).
 
 pub mod bench;
+pub mod changes;
 pub mod client;
 
 pub mod cost;

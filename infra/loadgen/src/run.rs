@@ -90,6 +90,9 @@ pub struct Report {
     /// CPU milliseconds of the function processes per message.
     pub cpu_ms_per_message: Option<f64>,
     pub websocket_frames: u64,
+    /// Pairs scenario: a typing, edit, reaction and delete frame about one message per pair, measured apart.
+    #[serde(default)]
+    pub changes: Option<Usage>,
 }
 
 fn token(secret: &str, user: &str) -> String {
@@ -555,6 +558,7 @@ pub async fn run(o: Options) -> Result<Report, String> {
         own_share: None,
         cpu_ms_per_message: None,
         websocket_frames: frames,
+        changes: None,
     };
 
     if let (Some(url), Some(base)) = (&o.stats_url, setup_stats.or(before)) {
@@ -583,6 +587,10 @@ pub async fn run(o: Options) -> Result<Report, String> {
         report.cpu_ms_per_message = Some(usage.cpu_ms / n);
         report.per_message = Some(per);
         report.usage = Some(usage);
+        if o.scenario == Scenario::Pairs {
+            let work = crate::changes::pick(&online, &sends, 10);
+            report.changes = Some(crate::changes::measure(url, QUIET, &work).await?);
+        }
     }
     for c in &online {
         c.close();

@@ -203,8 +203,22 @@ function renderMessages() {
         "li",
         { class: m.mine ? "mine" : "theirs", "data-status": m.mine ? m.status : null, "data-message-id": m.messageId },
         conv.group && !m.mine ? el("span", { class: "from" }, m.from) : null,
-        el("span", { class: "body" }, m.body),
-        el("span", { class: "meta" }, time(m.timestamp), m.mine ? el("span", { class: `tick ${m.status}` }, TICKS[m.status] ?? "") : null),
+        m.deleted ? el("span", { class: "body deleted" }, "message deleted") : el("span", { class: "body" }, m.body),
+        el(
+          "span",
+          { class: "meta" },
+          time(m.timestamp),
+          m.editedAt && !m.deleted ? el("span", { class: "edited" }, " (edited)") : null,
+          m.mine ? el("span", { class: `tick ${m.status}` }, TICKS[m.status] ?? "") : null,
+        ),
+        m.reactions
+          ? el(
+              "span",
+              { class: "reactions" },
+              ...Object.entries(m.reactions).map(([e, n]) => el("span", { class: e === m.myReaction ? "reaction mine" : "reaction" }, `${e} ${n}`)),
+            )
+          : null,
+        m.messageId && !m.deleted ? actions(m) : null,
         m.mine && m.recipient && m.status !== "delivered" && m.status !== "read"
           ? el("span", { class: "offline-note" }, `delivered when ${m.to} is back${m.recipient.lastSeen ? `, last seen ${time(m.recipient.lastSeen)}` : ""}`)
           : null,
@@ -213,6 +227,27 @@ function renderMessages() {
   );
   if (atBottom) box.scrollTop = box.scrollHeight;
   $("#older").hidden = conv.historyDone === true;
+}
+
+// Edit and delete for one's own messages, a 👍 for anyone's (pressed again, it is taken back). A refusal (too
+// late to edit, say) shows on the error line like every error reply.
+let editing = null;
+function actions(m) {
+  const react = () => client.react(m, m.myReaction === "👍" ? "" : "👍");
+  return el(
+    "span",
+    { class: "actions" },
+    el("button", { class: "react", title: "react", onclick: react }, "👍"),
+    m.mine
+      ? el("button", { class: "edit", title: "edit", onclick: () => {
+          editing = m;
+          $("#body").value = m.body;
+          $("#composer").dataset.editing = "true";
+          $("#body").focus();
+        } }, "edit")
+      : null,
+    m.mine ? el("button", { class: "delete", title: "delete for everyone", onclick: () => client.deleteForEveryone(m) }, "delete") : null,
+  );
 }
 
 async function open(target) {
@@ -247,7 +282,13 @@ $("#composer").addEventListener("submit", (e) => {
   if (!body || !active) return;
   const conv = client.conversations.get(active);
   client.typing(activeTarget(), "stop");
-  client.send(conv.group ? { group: conv.group } : { with: conv.with }, body);
+  if (editing) {
+    client.edit(editing, body);
+    editing = null;
+    delete $("#composer").dataset.editing;
+  } else {
+    client.send(conv.group ? { group: conv.group } : { with: conv.with }, body);
+  }
   $("#body").value = "";
   renderMessages();
 });

@@ -16,7 +16,8 @@
 // `message` {conversation, message}, `update` {conversation, message} (ack, receipts), `presence`
 // {user, status, lastSeen}, `friend` {user, state} (a request arrived, was accepted or withdrawn), `invite`
 // {group: {id, name}, by} (an invitation to a group), `typing` {from, to | group, state}, `servererror`
-// {code, message, requestId, clientMsgId}.
+// {code, message, requestId, clientMsgId}. Edits, deletes and reactions of a held message arrive as `update`
+// (the message carries `editedAt`, `deleted`, `reactions` {emoji: count} and `myReaction`).
 
 /** The key of a conversation: "u:<user>" or "g:<group>". */
 export function conversationKey(c) {
@@ -250,7 +251,9 @@ export class NatterClient extends EventTarget {
     }
     const placed = this.#place(conv, { ...m, mine, status: mine ? m.status ?? "sent" : undefined });
     if (!conv.last || (m.timestamp ?? 0) >= (conv.last.timestamp ?? 0)) {
-      conv.last = { messageId: m.messageId, from: m.from, preview: String(m.body).slice(0, 64), timestamp: m.timestamp };
+      conv.last = m.deleted
+        ? { messageId: m.messageId, from: m.from, timestamp: m.timestamp, deleted: true }
+        : { messageId: m.messageId, from: m.from, preview: String(m.body).slice(0, 64), timestamp: m.timestamp };
     }
     if (!mine) {
       if (!(this.activeKey === conv.key && this.visible)) conv.unread += fromSync ? 0 : 1;
@@ -441,6 +444,11 @@ export class NatterClient extends EventTarget {
       case "typing":
         this.dispatchEvent(new CustomEvent("typing", { detail: v }));
         break;
+      case "edit":
+      case "delete":
+      case "reaction":
+        this.#changed(v);
+        break;
       case "invite":
         // Someone who is not this user's friend named it in a group: it joins only if it says so.
         this.dispatchEvent(new CustomEvent("invite", { detail: v }));
@@ -451,6 +459,58 @@ export class NatterClient extends EventTarget {
       default:
         if (v.message) this.#error("gateway", v.message, v); // e.g. API Gateway's "Too Many Requests"
     }
+  }
+
+  // ------------------------------------------------------------------ edits, deletes, reactions
+
+  /** Edits the body of one's own message (within 15 minutes of sending). Resolves to the reply. */
+  async edit(m, body) {
+    const reply = await this.request({ action: "edit", messageId: m.messageId, body });
+    // The connection that edits gets no push of its own edit: show it from the reply (the server's editedAt
+    // comes with the next history).
+    if (reply?.type === "ok") this.#changed({ type: "edit", messageId: m.messageId, body, editedAt: m.editedAt ?? Date.now() });
+    return reply;
+  }
+
+  /** Deletes one's own message for everyone (within 48 hours). */
+  async deleteForEveryone(m) {
+    const reply = await this.request({ action: "delete", messageId: m.messageId });
+    if (reply?.type === "ok") this.#changed({ type: "delete", messageId: m.messageId });
+    return reply;
+  }
+
+  /** Sets this user's one reaction to a message; "" removes it. */
+  react(m, emoji) {
+    return this.request({ action: "react", messageId: m.messageId, emoji });
+  }
+
+  /** The conversation and message with `messageId`, if this client holds it. */
+  #find(messageId) {
+    for (const conv of this.conversations.values()) {
+      const m = conv.messages.find((x) => x.messageId === messageId);
+      if (m) return { conv, m };
+    }
+    return null;
+  }
+
+  /** Applies an `edit`, `delete` or `reaction` push. Each can repeat: applying one again changes nothing. */
+  #changed(v) {
+    const found = this.#find(v.messageId);
+    if (!found) return; // not loaded here: history shows it as it is now
+    const { conv, m } = found;
+    if (v.type === "edit" && !m.deleted && (m.editedAt ?? 0) <= v.editedAt) Object.assign(m, { body: v.body, editedAt: v.editedAt });
+    if (v.type === "delete") {
+      Object.assign(m, { deleted: true, reactions: undefined, myReaction: undefined, editedAt: undefined });
+      delete m.body;
+    }
+    if (v.type === "reaction") applyReaction(m, v.by, v.emoji, this.user);
+    if (conv.last?.messageId === m.messageId) {
+      conv.last = m.deleted
+        ? { messageId: m.messageId, from: m.from, timestamp: m.timestamp, deleted: true }
+        : { ...conv.last, preview: String(m.body).slice(0, 64) };
+      this.#emitConversations();
+    }
+    this.dispatchEvent(new CustomEvent("update", { detail: { conversation: conv, message: m } }));
   }
 
   #receipt(r) {
@@ -465,6 +525,26 @@ export class NatterClient extends EventTarget {
     }
     this.dispatchEvent(new CustomEvent("update", { detail: { conversation: conv } }));
   }
+}
+
+/**
+ * Moves `by`'s reaction on `m` to `emoji` ("" removes): the counts come from history or sync, the reactors from
+ * the pushes seen since, so a reactor whose earlier reaction this client never saw is counted from its next one.
+ */
+export function applyReaction(m, by, emoji, me) {
+  m.reactors ??= {};
+  const before = by === me ? m.myReaction : m.reactors[by];
+  if (before === (emoji || undefined)) return;
+  const counts = { ...(m.reactions ?? {}) };
+  if (before && counts[before]) {
+    counts[before] -= 1;
+    if (counts[before] === 0) delete counts[before];
+  }
+  if (emoji) counts[emoji] = (counts[emoji] ?? 0) + 1;
+  m.reactions = Object.keys(counts).length ? counts : undefined;
+  if (emoji) m.reactors[by] = emoji;
+  else delete m.reactors[by];
+  if (by === me) m.myReaction = emoji || undefined;
 }
 
 const RANK = { failed: -1, pending: 0, sent: 1, delivered: 2, read: 3 };

@@ -80,7 +80,13 @@ where
             m
         } else {
             self.store
-                .react(&m.id, &caller.user, wanted, self.settings.max_reactions)
+                .react(
+                    &m.id,
+                    &caller.user,
+                    wanted,
+                    self.settings.max_reactions,
+                    m.reactions.is_empty(),
+                )
                 .await?
                 .ok_or_else(gone)?
         };

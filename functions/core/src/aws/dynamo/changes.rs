@@ -59,6 +59,7 @@ impl ChangeStore for DynamoStore {
         user: &UserId,
         emoji: Option<&Emoji>,
         max: usize,
+        seen_none: bool,
     ) -> Res<Option<StoredMessage>> {
         // The reader's entry in the map is named through a placeholder: user ids may hold any character.
         let reader = |list: &[&str]| {
@@ -77,10 +78,26 @@ impl ChangeStore for DynamoStore {
                 )
                 .await;
         };
+        let first = HashMap::from([(
+            ":map".to_owned(),
+            Av::M(HashMap::from([(user.as_str().to_owned(), s(emoji.as_str()))])),
+        )]);
+        // A nested SET needs the map to exist; the first reaction creates it. Start with the write the caller's
+        // read suggests (a refused condition is billed like a write), and switch when it was refused.
+        let mut create = seen_none;
         for _ in 0..REACT_RACES {
-            let values = HashMap::from([(":e".to_owned(), s(emoji.as_str())), (":max".to_owned(), n(max))]);
-            let set = self
-                .update(
+            let written = if create {
+                self.update(
+                    id,
+                    "SET #reactions = :map",
+                    "attribute_exists(#body) AND attribute_not_exists(#reactions)",
+                    names(&[attr::REACTIONS, attr::BODY]),
+                    first.clone(),
+                )
+                .await?
+            } else {
+                let values = HashMap::from([(":e".to_owned(), s(emoji.as_str())), (":max".to_owned(), n(max))]);
+                self.update(
                     id,
                     "SET #reactions.#reader = :e",
                     "attribute_exists(#body) AND attribute_exists(#reactions) AND \
@@ -88,35 +105,20 @@ impl ChangeStore for DynamoStore {
                     reader(&[attr::REACTIONS, attr::BODY]),
                     values,
                 )
-                .await?;
-            let now = match set {
+                .await?
+            };
+            let now = match written {
                 Written::Applied(item) => return to_message(item),
                 Written::Refused(Some(item)) => to_message(item)?,
                 Written::Refused(None) => self.get_message(id).await?,
             };
-            // Deleted, gone, or full (the caller sees which): nothing more to try.
+            // Gone or deleted: nothing to try. Full: the caller sees it.
             let Some(now) = now else { return Ok(None) };
-            if now.deleted() || !now.reactions.is_empty() {
+            if now.deleted() || (!create && !now.reactions.is_empty()) {
                 return Ok(Some(now));
             }
-            // The first reaction: a nested SET needs the map to exist.
-            let first = HashMap::from([(
-                ":map".to_owned(),
-                Av::M(HashMap::from([(user.as_str().to_owned(), s(emoji.as_str()))])),
-            )]);
-            let created = self
-                .update(
-                    id,
-                    "SET #reactions = :map",
-                    "attribute_exists(#body) AND attribute_not_exists(#reactions)",
-                    names(&[attr::REACTIONS, attr::BODY]),
-                    first,
-                )
-                .await?;
-            if let Written::Applied(item) = created {
-                return to_message(item);
-            }
-            // Another reader's first reaction came in between: add this one to its map.
+            // The map was there after all (another reader's first reaction), or not yet: the other write.
+            create = now.reactions.is_empty();
         }
         self.get_message(id).await
     }

@@ -22,27 +22,29 @@ pub async fn edits_deletes_and_reactions_change_a_message_once<S: Store>(s: &S) 
     );
 
     let m = s
-        .react(&id, &user("bob"), Some(&emoji("👍")), 2)
+        .react(&id, &user("bob"), Some(&emoji("👍")), 2, true)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(m.reactions.get(&user("bob")), Some(&emoji("👍")));
     let m = s
-        .react(&id, &user("bob"), Some(&emoji("🎉")), 2)
+        .react(&id, &user("bob"), Some(&emoji("🎉")), 2, true)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(m.reactions.len(), 1, "one per reader: changed");
-    s.react(&id, &user("alice"), Some(&emoji("👍")), 2).await.unwrap();
+    s.react(&id, &user("alice"), Some(&emoji("👍")), 2, false)
+        .await
+        .unwrap();
     let m = s
-        .react(&id, &user("carol"), Some(&emoji("👍")), 2)
+        .react(&id, &user("carol"), Some(&emoji("👍")), 2, false)
         .await
         .unwrap()
         .unwrap();
     assert!(!m.reactions.contains_key(&user("carol")), "beyond the cap");
-    let m = s.react(&id, &user("alice"), None, 2).await.unwrap().unwrap();
+    let m = s.react(&id, &user("alice"), None, 2, false).await.unwrap().unwrap();
     assert_eq!(m.reactions.keys().collect::<Vec<_>>(), [&user("bob")], "removed");
-    let m = s.react(&id, &user("alice"), None, 2).await.unwrap().unwrap();
+    let m = s.react(&id, &user("alice"), None, 2, false).await.unwrap().unwrap();
     assert_eq!(m.reactions.len(), 1, "removing what is not there changes nothing");
 
     let m = s.delete_message(&id, T0 + 30).await.unwrap().unwrap();
@@ -51,7 +53,7 @@ pub async fn edits_deletes_and_reactions_change_a_message_once<S: Store>(s: &S) 
     let after = s.edit_message(&id, &body("back"), T0 + 40).await.unwrap().unwrap();
     assert!(after.deleted(), "a deleted message stays deleted");
     let after = s
-        .react(&id, &user("bob"), Some(&emoji("👍")), 2)
+        .react(&id, &user("bob"), Some(&emoji("👍")), 2, false)
         .await
         .unwrap()
         .unwrap();
@@ -65,8 +67,13 @@ pub async fn edits_deletes_and_reactions_change_a_message_once<S: Store>(s: &S) 
     let none = MessageId::generate(T0 + 1);
     assert_eq!(s.edit_message(&none, &body("x"), T0).await.unwrap(), None);
     assert_eq!(s.delete_message(&none, T0).await.unwrap(), None);
-    assert_eq!(s.react(&none, &user("bob"), Some(&emoji("👍")), 2).await.unwrap(), None);
-    assert_eq!(s.react(&none, &user("bob"), None, 2).await.unwrap(), None);
+    assert_eq!(
+        s.react(&none, &user("bob"), Some(&emoji("👍")), 2, false)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(s.react(&none, &user("bob"), None, 2, false).await.unwrap(), None);
     assert_eq!(s.get_message(&none).await.unwrap(), None, "no item was created");
 }
 

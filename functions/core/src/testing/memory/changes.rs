@@ -40,6 +40,7 @@ impl ChangeStore for MemoryStore {
         user: &UserId,
         emoji: Option<&Emoji>,
         max: usize,
+        _seen_none: bool,
     ) -> Res<Option<StoredMessage>> {
         self.faults.check("react")?;
         let mut s = self.state.lock().unwrap();

@@ -1,0 +1,100 @@
+//! After a one-on-one load: what one `typing`, `edit`, `react` and `delete` frame costs. Measured on its own
+//! (between two quiet stats snapshots, after the load's own usage was taken), so the per-message figures of the
+//! load stay those of sending alone.
+
+use crate::{
+    client::Client,
+    stats::{Usage, diff, get_json, quiesce},
+};
+use serde_json::{Value, json};
+use std::{sync::Arc, time::Duration};
+
+/// The frames each sender sends about one of its messages, in order (the partner reacts).
+const FRAMES: [&str; 4] = ["typing", "edit", "react", "delete"];
+
+/// Sends, for each `(sender, partner, message id)`, a typing notice, an edit, the partner's reaction and a delete
+/// for everyone; the usage they caused, once every consumer is quiet. Every frame must be answered `ok`.
+pub async fn measure(
+    stats_url: &str,
+    quiet: Duration,
+    work: &[(Arc<Client>, Arc<Client>, String)],
+) -> Result<Usage, String> {
+    let before = get_json(stats_url).await?;
+    let runs = work.iter().map(|(sender, partner, id)| async move {
+        for kind in FRAMES {
+            let (who, frame) = match kind {
+                "typing" => (sender, json!({"action": "typing", "to": partner.user})),
+                "edit" => (sender, json!({"action": "edit", "messageId": id, "body": "edited"})),
+                "react" => (partner, json!({"action": "react", "messageId": id, "emoji": "👍"})),
+                _ => (sender, json!({"action": "delete", "messageId": id})),
+            };
+            let reply: Value = who
+                .request(frame, Duration::from_secs(10))
+                .await
+                .ok_or(format!("no reply to {kind}"))?;
+            if reply["type"] != "ok" {
+                return Err(format!("{kind}: {reply}"));
+            }
+        }
+        Ok::<(), String>(())
+    });
+    for r in futures::future::join_all(runs).await {
+        r?;
+    }
+    let after = quiesce(stats_url, quiet).await?;
+    Ok(diff(&before, &after))
+}
+
+/// The changes' rows for the bench: per frame kind, what one invocation cost.
+pub fn table(usage: &Usage) -> String {
+    let mut t = String::from(
+        "| frame | invocations | write units / frame | read units / frame | DynamoDB calls / frame |\n|---|---|---|---|---|\n",
+    );
+    for kind in FRAMES {
+        for s in usage.samples.iter().filter(|s| s.kind == kind && s.invocations > 0) {
+            let n = s.invocations as f64;
+            let calls: Vec<String> = s
+                .calls
+                .iter()
+                .filter(|(op, _)| op.starts_with("DynamoDB."))
+                .map(|(op, c)| format!("{} {:.1}", op.trim_start_matches("DynamoDB."), *c as f64 / n))
+                .collect();
+            t.push_str(&format!(
+                "| {kind} | {} | {:.2} | {:.2} | {} |\n",
+                s.invocations,
+                s.model_write_units / n,
+                s.model_read_units / n,
+                if calls.is_empty() {
+                    "none".into()
+                } else {
+                    calls.join(", ")
+                }
+            ));
+        }
+    }
+    t
+}
+
+/// The pairs load's senders with one acked message each and their partners: at most `pairs` of them.
+pub fn pick(
+    online: &[Arc<Client>],
+    sends: &[crate::record::SendRecord],
+    pairs: usize,
+) -> Vec<(Arc<Client>, Arc<Client>, String)> {
+    let mut out = Vec::new();
+    for s in sends.iter().filter(|s| s.acked_at.is_some() && s.group.is_none()) {
+        if out.len() == pairs
+            || out
+                .iter()
+                .any(|(c, _, _): &(Arc<Client>, Arc<Client>, String)| c.user == s.sender)
+        {
+            continue;
+        }
+        let sender = online.iter().find(|c| c.user == s.sender);
+        let partner = s.expected.first().and_then(|p| online.iter().find(|c| &c.user == p));
+        if let (Some(sender), Some(partner), Some(id)) = (sender, partner, s.message_ids.iter().next()) {
+            out.push((sender.clone(), partner.clone(), id.clone()));
+        }
+    }
+    out
+}
