@@ -1,5 +1,6 @@
 // The reference web client in a real browser: alice and bob (two browser contexts) sign in, befriend, chat one
-// on one and in a group, edit, delete and react, invite a stranger (carol) who declines one group and joins another, see presence change
+// on one and in a group, edit, delete and react, keep alice's order when frames are reordered on the way (a
+// burst, a late retry, two devices, a reload), invite a stranger (carol) who declines one group and joins another, see presence change
 // and the delivered and read ticks, reload and find history, and see an error frame on the error line. Usage: node chat.mjs http://127.0.0.1:PORT ARTIFACT_DIR
 // Chromium: $CHROMIUM, or Debian's /usr/bin/chromium.
 import { chromium } from "playwright-core";
@@ -200,6 +201,74 @@ try {
   at("presence: bob is back online for alice");
   await alice.waitForSelector('#friends li[data-user="bob"][data-status="online"]', { timeout: T });
 
+  at("order: with frames reordered on the way, bob sees alice's burst in the order she wrote it");
+  const reorder = (maxDelayMs) =>
+    fetch(`${base}/_natter/reorder`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ maxDelayMs }) });
+  check((await reorder(400)).ok, "natter-local's reordering fault is on");
+  await alice.click('#conversations li[data-key="u:bob"]');
+  await bob.click('#conversations li[data-key="u:alice"]');
+  const BURST = 8;
+  await alice.evaluate((n) => {
+    for (let i = 1; i <= n; i++) window.natter.send({ with: "bob" }, `burst ${i}`);
+  }, BURST);
+  const bobBodies = () => bob.$$eval("#messages li .body", (els) => els.map((e) => e.textContent));
+  const inOrder = (bodies, prefix, n) => {
+    const got = bodies.filter((b) => b.startsWith(prefix));
+    return got.length === n && got.every((b, i) => b === `${prefix}${i + 1}`);
+  };
+  for (let i = 0; i < 40 && (await bobBodies()).filter((b) => b.startsWith("burst ")).length < BURST; i++) await bob.waitForTimeout(250);
+  check(inOrder(await bobBodies(), "burst ", BURST), `the burst in writing order: ${await bobBodies()}`);
+
+  at("order: a retry that lands after a later message opens a gap, which closes when it comes");
+  // What a client does when its first attempt of a message is lost: the retry, with the same numbers, arrives
+  // after the message written next.
+  const [seqA, seqB, device] = await alice.evaluate(async () => {
+    const { takeSeq } = await import("/_natter/web/order.js");
+    const n = window.natter;
+    return [takeSeq(n.user, n.device, "bob"), takeSeq(n.user, n.device, "bob"), n.device];
+  });
+  const sendAs = (page, cmid, body, seq) =>
+    page.evaluate((f) => window.natter.request(f), { action: "send", clientMsgId: cmid, to: "bob", body, seq, device });
+  check((await sendAs(alice, "late-b", "written second", seqB))?.type === "ack", "the later one is acked");
+  await bob.waitForSelector('#messages li.theirs:has-text("written second")', { timeout: T });
+  await bob.waitForSelector('#messages li.gap[data-from="alice"]', { timeout: T });
+  check((await sendAs(alice, "late-a", "written first", seqA))?.type === "ack", "the retry is acked");
+  await bob.waitForSelector('#messages li.theirs:has-text("written first")', { timeout: T });
+  await bob.waitForSelector("#messages li.gap", { state: "detached", timeout: T });
+  const late = await bobBodies();
+  check(late.indexOf("written first") < late.indexOf("written second"), `the retry in its place: ${late}`);
+
+  at("order: two devices of alice write at once; each device's messages stay in order at bob's");
+  const alice2 = await signIn("alice");
+  await alice2.click('#conversations li[data-key="u:bob"]');
+  const EACH = 5;
+  await Promise.all(
+    [alice, alice2].map((page, d) =>
+      page.evaluate(([n, d]) => {
+        for (let i = 1; i <= n; i++) window.natter.send({ with: "bob" }, `d${d} ${i}`);
+      }, [EACH, d + 1]),
+    ),
+  );
+  for (let i = 0; i < 40 && (await bobBodies()).filter((b) => /^d[12] /.test(b)).length < 2 * EACH; i++) await bob.waitForTimeout(250);
+  const two = await bobBodies();
+  check(inOrder(two, "d1 ", EACH) && inOrder(two, "d2 ", EACH), `each device in its order: ${two}`);
+  check((await reorder(0)).ok, "the fault is off again");
+
+  at("order: alice's counter survives a reload (her next message follows, no gap at bob's)");
+  await alice.reload();
+  await alice.waitForSelector('#conn[data-state="online"]', { timeout: T });
+  check((await alice.evaluate(() => window.natter.device)) === device, "the same device after a reload");
+  await alice.click('#conversations li[data-key="u:bob"]');
+  await sendText(alice, "after the reload");
+  await bob.waitForSelector('#messages li.theirs:has-text("after the reload")', { timeout: T });
+  const seqs = await bob.evaluate((d) => {
+    const ms = window.natter.conversations.get("u:alice").messages.filter((m) => m.device === d);
+    return ms.map((m) => m.seq);
+  }, device);
+  check(seqs.every((q, i) => i === 0 || seqs[i - 1] < q) && seqs.at(-1) > seqB, `one chain, numbered on: ${seqs}`);
+  check((await bob.$("#messages li.gap")) === null, "no gap");
+  await alice2.context().close();
+
   at("screenshot");
   await alice.click('#conversations li[data-key="u:bob"]');
   await alice.waitForSelector('#messages li:has-text("hi alice!")', { timeout: T });
@@ -222,10 +291,11 @@ try {
 
   at("scroll-back: more than a page of history, the oldest reached by scrolling up");
   // alice and bob exchanged 7 messages above ("hello bob", "hi alice!", "see you at 6", the deleted one, "one
-  // more thing", "while you were away", "welcome back"); 60 more make the conversation longer than one history
+  // more thing", "while you were away", "welcome back"), then the 8 of the burst, the 2 of the retry, 5 from
+  // each of alice's two devices and "after the reload"; 60 more make the conversation longer than one history
   // page (50), so its oldest come from scrolling back.
   const OLD = 60;
-  const TOTAL = 7 + OLD;
+  const TOTAL = 7 + BURST + 2 + 2 * EACH + 1 + OLD;
   await alice.evaluate((n) => {
     for (let i = 1; i <= n; i++) window.natter.send({ with: "bob" }, `old ${i}`);
   }, OLD);
@@ -255,10 +325,9 @@ try {
   }
   await alice.waitForSelector('#messages li .body >> text="old 1"', { timeout: T });
   const all = await alice.$$eval("#messages li .body", (els) => els.map((e) => e.textContent));
-  // The 60 went out concurrently, so their order is the server's: timestamp, then messageId. A ULID starts with
-  // its timestamp, so that is the order of the ids.
-  const ids = await alice.$$eval("#messages li[data-message-id]", (els) => els.map((e) => e.dataset.messageId));
-  check(ids.length === all.length && ids.every((id, i) => i === 0 || ids[i - 1] < id), `in server order: ${ids}`);
+  // The 60 went out concurrently and may have reached the server in another order: history shows them in the
+  // order alice's device numbered them.
+  check(inOrder(all, "old ", OLD), `in writing order: ${all}`);
   check(all.indexOf("hello bob") < all.indexOf("old 1"), "older conversation first");
   check(new Set(all).size === all.length, "no message twice after paging");
   check(all.length === TOTAL, `every message once: ${all.length} of ${TOTAL}`);

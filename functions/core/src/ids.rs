@@ -78,6 +78,10 @@ text_id!(
     ClientMsgId, max = 64, extra = b"_-", rule = "1-64 characters of A-Z a-z 0-9 _ -"
 );
 text_id!(
+    /// The sending device's own id, which scopes its one-on-one `seq` numbers: 1-32 chars of `[A-Za-z0-9_-]`.
+    DeviceId, max = 32, extra = b"_-", rule = "1-32 characters of A-Z a-z 0-9 _ -"
+);
+text_id!(
     /// An API Gateway connection id (base64-like, e.g. `TWegAcC4EowCHnA=`).
     ConnectionId, max = 128, extra = b"_-=+/", rule = "an API Gateway connection id"
 );

@@ -2,7 +2,7 @@
 
 use crate::{
     frames::{Emoji, MessagePush, Status, Target},
-    ids::{Body, ClientMsgId, ConnectionId, MessageId, UserId},
+    ids::{Body, ClientMsgId, ConnectionId, DeviceId, MessageId, UserId},
 };
 use std::collections::BTreeMap;
 
@@ -17,6 +17,8 @@ pub struct StoredMessage {
     pub client_msg_id: ClientMsgId,
     /// Group: the server sequence. One-on-one: the sender's own number, if it gave one.
     pub seq: Option<u64>,
+    /// One-on-one: the device that numbered it (`seq` counts per sender and device).
+    pub device: Option<DeviceId>,
     /// One-on-one: when the recipient acknowledged it.
     pub delivered_at: Option<i64>,
     /// When the retention ends (epoch seconds, the table's TTL); `None` keeps it forever.
@@ -37,6 +39,7 @@ impl StoredMessage {
             body: Some(body),
             client_msg_id,
             seq: None,
+            device: None,
             delivered_at: None,
             expires_at: None,
             edited_at: None,
@@ -88,6 +91,7 @@ impl StoredMessage {
             timestamp: self.timestamp(),
             client_msg_id: self.client_msg_id.clone(),
             seq: self.seq,
+            device: self.device.clone(),
             status: None,
             edited_at: self.edited_at,
             deleted: self.deleted(),

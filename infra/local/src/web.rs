@@ -17,6 +17,7 @@ use serde_json::json;
 const INDEX: &str = include_str!("../web/index.html");
 const APP: &str = include_str!("../web/app.js");
 const CLIENT: &str = include_str!("../web/natter-client.js");
+const ORDER: &str = include_str!("../web/order.js");
 
 /// Lifetime of a minted token; the client asks for a fresh one on every (re)connect.
 const TOKEN_TTL_SECS: u64 = 3600;
@@ -30,6 +31,7 @@ async fn script(Path(file): Path<String>) -> Response {
     let body = match file.as_str() {
         "app.js" => APP,
         "natter-client.js" => CLIENT,
+        "order.js" => ORDER,
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
     (

@@ -197,8 +197,12 @@ function renderMessages() {
   if (!conv) return;
   const box = $("#messages");
   const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 20;
+  // A gap: the sender's device wrote a message between two shown here that has not arrived yet.
+  const gapAfter = new Map((conv.gaps ?? []).map((g) => [g.after, g]));
+  const gapLine = (g) =>
+    el("li", { class: "gap", "data-from": g.from }, `${g.missing} message${g.missing > 1 ? "s" : ""} from ${g.from} on the way...`);
   box.replaceChildren(
-    ...conv.messages.map((m) =>
+    ...conv.messages.flatMap((m) => [
       el(
         "li",
         { class: m.mine ? "mine" : "theirs", "data-status": m.mine ? m.status : null, "data-message-id": m.messageId },
@@ -223,7 +227,8 @@ function renderMessages() {
           ? el("span", { class: "offline-note" }, `delivered when ${m.to} is back${m.recipient.lastSeen ? `, last seen ${time(m.recipient.lastSeen)}` : ""}`)
           : null,
       ),
-    ),
+      gapAfter.has(m.messageId) ? gapLine(gapAfter.get(m.messageId)) : null,
+    ]).filter(Boolean),
   );
   if (atBottom) box.scrollTop = box.scrollHeight;
   $("#older").hidden = conv.historyDone === true;

@@ -5,8 +5,8 @@
 // - every request carries a requestId and is matched to its reply; a send that gets no ack within ackTimeoutMs is
 //   sent again with the same clientMsgId (the server acks a retry with the same messageId and delivers it once);
 // - pushes are deduplicated by messageId (a redelivered queue job may push again);
-// - conversations keep their messages ordered: groups by server seq, one-on-one by timestamp then messageId
-//   (the client's own seq travels with each message for the peer);
+// - conversations keep their messages ordered: groups by server seq; one-on-one by each sending device's own
+//   seq (kept across reloads), between devices by server time, with the gaps still open (order.js);
 // - one-on-one messages are acknowledged by id within 100 ms; group messages with one batched `upToSeq` ack per
 //   group every groupAckMs;
 // - on (re)connect it pulls every missed message with `sync` (all pages) and acknowledges them;
@@ -19,16 +19,13 @@
 // {code, message, requestId, clientMsgId}. Edits, deletes and reactions of a held message arrive as `update`
 // (the message carries `editedAt`, `deleted`, `reactions` {emoji: count} and `myReaction`).
 
+import { arrange, compareMessages, deviceId, gapsOf, takeSeq } from "./order.js";
+
+export { compareMessages };
+
 /** The key of a conversation: "u:<user>" or "g:<group>". */
 export function conversationKey(c) {
   return c.group ? `g:${c.group}` : `u:${c.with}`;
-}
-
-/** Orders two messages of one conversation: group messages by seq, others by timestamp then messageId. */
-export function compareMessages(a, b) {
-  if (a.seq != null && b.seq != null && a.group) return a.seq - b.seq;
-  if ((a.timestamp ?? Infinity) !== (b.timestamp ?? Infinity)) return (a.timestamp ?? Infinity) - (b.timestamp ?? Infinity);
-  return String(a.messageId ?? a.clientMsgId).localeCompare(String(b.messageId ?? b.clientMsgId));
 }
 
 function newId() {
@@ -44,9 +41,10 @@ export class NatterClient extends EventTarget {
    * @param {() => Promise<string>} o.token  returns a fresh token for the user
    * @param {string} o.user       the signed-in user
    */
-  constructor({ url, token, user, ackTimeoutMs = 5000, maxSendAttempts = 6, groupAckMs = 1000, heartbeatMs = 240000 }) {
+  constructor({ url, token, user, device, ackTimeoutMs = 5000, maxSendAttempts = 6, groupAckMs = 1000, heartbeatMs = 240000 }) {
     super();
     Object.assign(this, { url, token, user, ackTimeoutMs, maxSendAttempts, groupAckMs, heartbeatMs });
+    this.device = device ?? deviceId(user); // numbers this client's one-on-one messages (order.js)
     this.ws = null;
     this.state = "offline";
     this.pending = new Map(); // requestId -> {resolve, timer}
@@ -54,7 +52,6 @@ export class NatterClient extends EventTarget {
     this.conversations = new Map(); // key -> {key, with?, group?, name?, unread, last, messages: []}
     this.directAcks = [];
     this.groupAcks = new Map(); // group -> highest seq received
-    this.nextSeq = new Map(); // peer -> the next client seq of our messages to them
     this.backoff = 500;
     this.closedByUser = false;
     this.outbox = new Map(); // clientMsgId -> message waiting for its ack
@@ -224,12 +221,18 @@ export class NatterClient extends EventTarget {
     );
     if (i >= 0) {
       Object.assign(conv.messages[i], m, { status: better(conv.messages[i].status, m.status) });
+      this.#arrange(conv);
       return conv.messages[i];
     }
-    let at = conv.messages.length;
-    while (at > 0 && compareMessages(conv.messages[at - 1], m) > 0) at--;
-    conv.messages.splice(at, 0, m);
+    conv.messages.push(m);
+    this.#arrange(conv);
     return m;
+  }
+
+  /** Orders the conversation and finds its open gaps (order.js). */
+  #arrange(conv) {
+    arrange(conv.messages);
+    conv.gaps = gapsOf(conv.messages, this.user);
   }
 
   #received(m, { fromSync = false } = {}) {
@@ -313,11 +316,7 @@ export class NatterClient extends EventTarget {
       attempts: 0,
       ...(target.group ? { group: target.group } : { to: target.with }),
     };
-    if (!target.group) {
-      const seq = this.nextSeq.get(target.with) ?? 1;
-      this.nextSeq.set(target.with, seq + 1);
-      m.clientSeq = seq;
-    }
+    if (!target.group) Object.assign(m, { seq: takeSeq(this.user, this.device, target.with), device: this.device });
     this.#place(conv, m);
     this.outbox.set(m.clientMsgId, m);
     this.dispatchEvent(new CustomEvent("message", { detail: { conversation: conv, message: m } }));
@@ -333,11 +332,11 @@ export class NatterClient extends EventTarget {
       m.attempts++;
       const frame = { action: "send", clientMsgId: m.clientMsgId, body: m.body };
       if (m.group) frame.group = m.group;
-      else Object.assign(frame, { to: m.to, seq: m.clientSeq });
+      else Object.assign(frame, { to: m.to, seq: m.seq, device: m.device });
       const reply = await this.request(frame, this.ackTimeoutMs);
       if (reply?.type === "ack") {
         this.outbox.delete(m.clientMsgId);
-        Object.assign(m, { messageId: reply.messageId, timestamp: reply.timestamp, seq: reply.seq, status: better(m.status, "sent") });
+        Object.assign(m, { messageId: reply.messageId, timestamp: reply.timestamp, seq: reply.seq ?? m.seq, status: better(m.status, "sent") });
         // A friend with no live connection: the message waits for their next sync.
         if (reply.recipient) m.recipient = reply.recipient;
         if (this.deliveredIds.delete(m.messageId)) m.status = better(m.status, "delivered");

@@ -30,6 +30,7 @@ async fn setup() -> (TestStack, ConnectionsStub, AwsApp, String) {
         target: Target::To(user("bob")),
         body: Body::parse("hi").unwrap(),
         seq: None,
+        device: None,
     };
     let caller = Caller {
         user: user("alice"),

@@ -25,6 +25,7 @@ async fn a_message_past_its_retention_is_no_longer_seen_and_its_item_expires() {
         target: Target::To(user("bob")),
         body: Body::parse("gone in two seconds").unwrap(),
         seq: None,
+        device: None,
     };
     let ack = app
         .send(&caller("alice", "a1"), &frame, now_ms(), now_ms() + 5000)

@@ -1,7 +1,7 @@
 //! `send`: one message to a user or a group.
 
 use super::{Problem, fields::Fields};
-use crate::ids::{Body, ClientMsgId, GroupId, UserId};
+use crate::ids::{Body, ClientMsgId, DeviceId, GroupId, UserId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -14,6 +14,9 @@ pub struct SendFrame {
     /// The sender's own sequence number in a one-on-one conversation: stored and passed through.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// The device that numbered it (one-on-one): `seq` counts per sender, device and conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
 }
 
 /// Who a message is for.
@@ -36,14 +39,18 @@ pub(super) fn parse(f: &Fields<'_>) -> Result<SendFrame, Problem> {
     };
     let body = f.parsed("body", Body::parse)?;
     // In a group the server assigns the sequence; a client's own number there would only confuse readers.
-    let seq = match target {
-        Target::To(_) => f.opt_uint("seq", 0, MAX_CLIENT_SEQ)?,
-        Target::Group(_) => None,
+    let (seq, device) = match target {
+        Target::To(_) => (
+            f.opt_uint("seq", 0, MAX_CLIENT_SEQ)?,
+            f.opt_parsed("device", DeviceId::parse)?,
+        ),
+        Target::Group(_) => (None, None),
     };
     Ok(SendFrame {
         client_msg_id,
         target,
         body,
         seq,
+        device,
     })
 }

@@ -1,7 +1,7 @@
 //! What the server sends: direct replies (carrying the frame's `requestId`) and pushes.
 
 use super::{Conversation, Emoji, RequestId, Target};
-use crate::ids::{Body, ClientMsgId, GroupId, GroupName, MessageId, UserId};
+use crate::ids::{Body, ClientMsgId, DeviceId, GroupId, GroupName, MessageId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -301,6 +301,9 @@ pub struct MessagePush {
     /// The group's server sequence, or the sender's own number in a one-on-one conversation if it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// One-on-one: the sending device that numbered `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
     /// History only, on the reader's own messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<MessageStatus>,

@@ -1,5 +1,5 @@
 use super::*;
-use crate::ids::{Body, ClientMsgId, GroupId, GroupName, MessageId, UserId};
+use crate::ids::{Body, ClientMsgId, DeviceId, GroupId, GroupName, MessageId, UserId};
 
 fn refused(text: &str) -> Refusal {
     parse(text).expect_err(text)
@@ -201,6 +201,22 @@ fn group_sends_ignore_a_client_seq() {
 }
 
 #[test]
+fn a_device_scopes_a_one_on_one_seq_and_is_checked() {
+    let bad = parse(r#"{"action":"send","clientMsgId":"c1","to":"bob","body":"x","seq":1,"device":"a b"}"#);
+    assert_eq!(bad.unwrap_err().code, ErrorCode::BadRequest);
+    let long = format!(
+        r#"{{"action":"send","clientMsgId":"c1","to":"bob","body":"x","device":"{}"}}"#,
+        "d".repeat(33)
+    );
+    assert_eq!(parse(&long).unwrap_err().code, ErrorCode::BadRequest);
+    let r = parse(r#"{"action":"send","clientMsgId":"c1","group":"g1","body":"x","device":"d1"}"#).unwrap();
+    let ClientFrame::Send(s) = r.frame else {
+        panic!("not a send")
+    };
+    assert_eq!(s.device, None, "a group's sequence is the server's");
+}
+
+#[test]
 fn what_clients_serialize_the_server_parses_back() {
     let u = |s: &str| UserId::parse(s).unwrap();
     let g = GroupId::parse("01HGROUP").unwrap();
@@ -210,12 +226,14 @@ fn what_clients_serialize_the_server_parses_back() {
             target: Target::To(u("bob")),
             body: Body::parse("hello \"world\"").unwrap(),
             seq: Some(3),
+            device: Some(DeviceId::parse("tab-7f3a").unwrap()),
         }),
         ClientFrame::Send(SendFrame {
             client_msg_id: ClientMsgId::parse("c-2").unwrap(),
             target: Target::Group(g.clone()),
             body: Body::parse("hi all").unwrap(),
             seq: None,
+            device: None,
         }),
         ClientFrame::Ack(AckFrame::Messages {
             message_ids: vec![MessageId::generate(5)],
@@ -331,6 +349,7 @@ fn server_frames_have_the_documented_shape() {
         timestamp: 1,
         client_msg_id: ClientMsgId::parse("c").unwrap(),
         seq: Some(4),
+        device: None,
         status: None,
         edited_at: None,
         deleted: false,

@@ -16,6 +16,7 @@ async fn sent(app: &TestApp, at: i64) -> MessageId {
         target: Target::To(user("bob")),
         body: Body::parse("first").unwrap(),
         seq: None,
+        device: None,
     };
     app.send(&caller("alice", "a1"), &frame, at, at + 10_000)
         .await

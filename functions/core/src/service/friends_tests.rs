@@ -139,6 +139,7 @@ async fn a_block_is_never_revealed_and_lets_nothing_through() {
         target: Target::To(u("alice")),
         body: Body::parse("hello?").unwrap(),
         seq: None,
+        device: None,
     };
     let first = app.send(&caller, &frame, now_ms(), now_ms() + 5000).await.unwrap();
     let again = app.send(&caller, &frame, now_ms(), now_ms() + 5000).await.unwrap();

@@ -46,6 +46,7 @@ fn group_send(cmid: &str, g: &GroupId) -> SendFrame {
         target: Target::Group(g.clone()),
         body: Body::parse("hello group").unwrap(),
         seq: None,
+        device: None,
     }
 }
 

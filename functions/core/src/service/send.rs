@@ -184,6 +184,7 @@ where
         }
         let message = StoredMessage {
             seq: frame.seq,
+            device: frame.device.clone(),
             expires_at: self.settings.message_expiry(claim.message_id.timestamp()),
             ..StoredMessage::new(
                 claim.message_id,

@@ -30,6 +30,7 @@ async fn send(app: &TestApp, from: &str, target: Target, cmid: &str, body: &str)
         target,
         body: Body::parse(body).unwrap(),
         seq: None,
+        device: None,
     };
     app.send(&caller(from), &frame, now_ms(), now_ms() + 5000)
         .await

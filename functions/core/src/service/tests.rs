@@ -20,6 +20,7 @@ fn send_frame(cmid: &str, to: &str, body: &str) -> SendFrame {
         target: Target::To(user(to)),
         body: Body::parse(body).unwrap(),
         seq: None,
+        device: None,
     }
 }
 

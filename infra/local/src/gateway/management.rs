@@ -42,10 +42,16 @@ pub(super) async fn post_to_connection(
         )
             .into_response();
     }
-    match conn
-        .tx
-        .send(Outbound::Text(String::from_utf8_lossy(&body).into_owned()))
-    {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if let Some(hold) = gw.reorder.hold() {
+        // The reordering fault: delivered later, so a later push can overtake it.
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            let _ = conn.tx.send(Outbound::Text(text));
+        });
+        return StatusCode::OK.into_response();
+    }
+    match conn.tx.send(Outbound::Text(text)) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(_) => gone(),
     }

@@ -5,12 +5,14 @@
 //!   `$default`), route responses sent back, the idle timeout and maximum duration, `$disconnect` on close;
 //! - [`management`]: the @connections API (POST, GET, DELETE; 410 for unknown ids) on the same port;
 //! - [`events`]: the event shapes and request contexts API Gateway gives integrations;
-//! - [`throttle`]: the stage's route throttling.
+//! - [`throttle`]: the stage's route throttling;
+//! - [`reorder`]: a fault that holds frames for a random time, so they overtake each other.
 //!
 //! API Gateway's limits hold: frames over 32 KB and messages over 128 KB close the connection with 1009.
 
 mod events;
 mod management;
+mod reorder;
 mod session;
 mod throttle;
 mod upgrade;
@@ -90,6 +92,8 @@ pub struct Gateway {
     management: Option<Mutex<TokenBucket>>,
     /// Messages over 128 KB that were not delivered (route responses and @connections posts).
     undelivered: std::sync::atomic::AtomicU64,
+    /// The frame reordering fault (off unless set).
+    reorder: reorder::Reorder,
     opts: GatewayOptions,
 }
 
@@ -135,6 +139,7 @@ impl Gateway {
             connects: opts.limits.connects_per_sec.map(TokenBucket::per_second),
             management: opts.limits.management_per_sec.map(TokenBucket::per_second),
             undelivered: Default::default(),
+            reorder: Default::default(),
             api,
             connections: Mutex::new(HashMap::new()),
             opts,
@@ -174,7 +179,14 @@ impl Gateway {
     pub fn stats_router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/_natter/stats", get(stats))
+            .route("/_natter/reorder", post(reorder::set_reorder))
             .with_state(self.clone())
+    }
+
+    /// Holds every client frame and every push for a random time up to `max_ms` (0: off), so frames sent close
+    /// together arrive in another order.
+    pub fn reorder_frames(&self, max_ms: u64) {
+        self.reorder.set(max_ms);
     }
 
     pub fn connection_count(&self) -> usize {

@@ -16,6 +16,9 @@ use tracing::{info, warn};
 impl Gateway {
     /// A frame from the client: route it, invoke, answer through the route response or an error frame.
     async fn handle_frame(self: Arc<Self>, conn: Arc<Conn>, body: String, binary: bool) {
+        if let Some(hold) = self.reorder.hold() {
+            tokio::time::sleep(hold).await;
+        }
         if let Some(bucket) = &self.throttle
             && !lock(bucket).take(tokio::time::Instant::now())
         {

@@ -4,7 +4,7 @@
 use crate::{
     error::BackendError,
     frames::{Emoji, LastMessage, Status, Target},
-    ids::{Body, ClientMsgId, ConnectionId, GroupId, GroupName, MessageId, UserId},
+    ids::{Body, ClientMsgId, ConnectionId, DeviceId, GroupId, GroupName, MessageId, UserId},
     model::{Claim, ClaimKey, Group, GroupEntry, Member, Presence, Session, StoredMessage},
 };
 use serde::{Deserialize, Serialize};
@@ -211,6 +211,8 @@ pub struct MessageItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -239,6 +241,7 @@ impl MessageItem {
             body: m.body.clone(),
             client_msg_id: m.client_msg_id.clone(),
             seq: m.seq,
+            device: m.device.clone(),
             delivered_at: m.delivered_at,
             expires_at: m.expires_at,
             edited_at: m.edited_at,
@@ -274,6 +277,7 @@ impl TryFrom<MessageItem> for StoredMessage {
             body: i.body,
             client_msg_id: i.client_msg_id,
             seq: i.seq,
+            device: i.device,
             delivered_at: i.delivered_at,
             expires_at: i.expires_at,
             edited_at: i.edited_at,
