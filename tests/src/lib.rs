@@ -82,7 +82,6 @@ pub async fn start() -> Local {
     Local::start(options().0).await.expect("natter-local")
 }
 
-/// Every item of one of the stack's tables (by logical id).
 /// The live connection ids natter-local's Connections table holds, oldest first (the per-user rate-limit
 /// counters that share the table, `user:{user}#w{window}`, are skipped).
 pub async fn connection_ids(local: &Local) -> Vec<String> {
@@ -103,6 +102,7 @@ pub async fn connection_ids(local: &Local) -> Vec<String> {
     conns.into_iter().map(|(_, id)| id).collect()
 }
 
+/// Every item of one of the stack's tables (by logical id).
 pub async fn scan(
     local: &Local,
     logical_id: &str,
