@@ -6,6 +6,12 @@ use natter_tests::{Client, befriend, scan, start};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// What `c` is answered to `frame`: the error code, or the reply's type (`ok`).
+async fn answer(c: &mut Client, frame: Value) -> String {
+    let r = c.request(frame).await;
+    r["code"].as_str().or(r["type"].as_str()).unwrap_or_default().to_owned()
+}
+
 fn of_type<'a>(kind: &'a str, id: &'a Value) -> impl Fn(&Value) -> bool + 'a {
     move |v| v["type"] == kind && v["messageId"] == *id
 }
@@ -57,10 +63,10 @@ async fn one_on_one_edit_delete_and_reactions_reach_both_sides_and_history() {
     bob.wait_for("the message", of_type("message", &id)).await;
 
     // Only the sender edits; someone who never got it learns nothing, not even that it exists.
-    let r = bob
-        .request(json!({"action": "edit", "messageId": id, "body": "mine now"}))
-        .await;
-    assert_eq!(r["code"], "forbidden", "{r}");
+    assert_eq!(
+        answer(&mut bob, json!({"action": "edit", "messageId": id, "body": "mine now"})).await,
+        "forbidden"
+    );
     for frame in [
         json!({"action": "edit", "messageId": id, "body": "x"}),
         json!({"action": "delete", "messageId": id}),
@@ -69,15 +75,23 @@ async fn one_on_one_edit_delete_and_reactions_reach_both_sides_and_history() {
         let r = carol.request(frame).await;
         assert_eq!(r["code"], "not_found", "{r}");
     }
-    let r = alice
-        .request(json!({"action": "react", "messageId": id, "emoji": "thumbs"}))
-        .await;
-    assert_eq!(r["code"], "bad_request", "{r}");
+    assert_eq!(
+        answer(
+            &mut alice,
+            json!({"action": "react", "messageId": id, "emoji": "thumbs"})
+        )
+        .await,
+        "bad_request"
+    );
 
-    let r = alice
-        .request(json!({"action": "edit", "messageId": id, "body": "hello bob"}))
-        .await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(
+            &mut alice,
+            json!({"action": "edit", "messageId": id, "body": "hello bob"})
+        )
+        .await,
+        "ok"
+    );
     let edit = bob.wait_for("the edit", of_type("edit", &id)).await;
     assert_eq!(edit["body"], "hello bob");
     let edited_at = edit["editedAt"].as_i64().expect("editedAt");
@@ -86,10 +100,14 @@ async fn one_on_one_edit_delete_and_reactions_reach_both_sides_and_history() {
         .await;
     assert_eq!(mine["editedAt"], edited_at);
     // A retry: the same answer, the same state (the same editedAt pushed again).
-    let r = alice
-        .request(json!({"action": "edit", "messageId": id, "body": "hello bob"}))
-        .await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(
+            &mut alice,
+            json!({"action": "edit", "messageId": id, "body": "hello bob"})
+        )
+        .await,
+        "ok"
+    );
     assert_eq!(
         bob.wait_for("the repeat", of_type("edit", &id)).await["editedAt"],
         edited_at
@@ -104,31 +122,31 @@ async fn one_on_one_edit_delete_and_reactions_reach_both_sides_and_history() {
     assert_eq!(c["last"]["messageId"], id);
 
     // Reactions: one per reader, changed and removed; everyone's connections see each, history counts them.
-    let r = bob
-        .request(json!({"action": "react", "messageId": id, "emoji": "👍"}))
-        .await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(&mut bob, json!({"action": "react", "messageId": id, "emoji": "👍"})).await,
+        "ok"
+    );
     for c in [&mut alice, &mut alice2, &mut bob] {
         let p = c.wait_for("bob's reaction", of_type("reaction", &id)).await;
         assert_eq!((&p["by"], &p["emoji"]), (&json!("bob"), &json!("👍")), "{p}");
     }
-    let r = alice
-        .request(json!({"action": "react", "messageId": id, "emoji": "❤️"}))
-        .await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(&mut alice, json!({"action": "react", "messageId": id, "emoji": "❤️"})).await,
+        "ok"
+    );
     let h = in_history(&mut bob, "alice", &id, |m| m["reactions"]["❤️"] == 1).await;
     assert_eq!(h["reactions"], json!({"👍": 1, "❤️": 1}));
     assert_eq!(h["myReaction"], "👍");
-    let r = bob
-        .request(json!({"action": "react", "messageId": id, "emoji": "❤️"}))
-        .await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(&mut bob, json!({"action": "react", "messageId": id, "emoji": "❤️"})).await,
+        "ok"
+    );
     let h = in_history(&mut alice, "bob", &id, |m| m["reactions"] == json!({"❤️": 2})).await;
     assert_eq!(h["myReaction"], "❤️");
-    let r = bob
-        .request(json!({"action": "react", "messageId": id, "emoji": ""}))
-        .await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(&mut bob, json!({"action": "react", "messageId": id, "emoji": ""})).await,
+        "ok"
+    );
     let removed = alice
         .wait_for("the removal", |v| v["type"] == "reaction" && v["emoji"] == "")
         .await;
@@ -139,8 +157,10 @@ async fn one_on_one_edit_delete_and_reactions_reach_both_sides_and_history() {
     // Delete for everyone at once after sending, before the conversation is indexed: the preview must not keep
     // the body the indexing job carries.
     let gone = alice.send_message("e2", "bob", "the secret").await["messageId"].clone();
-    let r = alice.request(json!({"action": "delete", "messageId": gone})).await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(&mut alice, json!({"action": "delete", "messageId": gone})).await,
+        "ok"
+    );
     bob.wait_for("the delete", of_type("delete", &gone)).await;
     alice2
         .wait_for("the delete on the other device", of_type("delete", &gone))
@@ -218,19 +238,23 @@ async fn group_changes_reach_the_members_who_got_the_message_and_no_one_else() {
         .request(json!({"action": "group", "op": "add", "group": g, "user": "dave"}))
         .await;
     assert_eq!(added["type"], "group", "{added}");
-    let r = dave
-        .request(json!({"action": "react", "messageId": id, "emoji": "👍"}))
-        .await;
-    assert_eq!(r["code"], "not_found", "{r}");
+    assert_eq!(
+        answer(&mut dave, json!({"action": "react", "messageId": id, "emoji": "👍"})).await,
+        "not_found"
+    );
 
-    let r = bob
-        .request(json!({"action": "edit", "messageId": id, "body": "mine"}))
-        .await;
-    assert_eq!(r["code"], "forbidden", "{r}");
-    let r = alice
-        .request(json!({"action": "edit", "messageId": id, "body": "meeting at 4"}))
-        .await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(&mut bob, json!({"action": "edit", "messageId": id, "body": "mine"})).await,
+        "forbidden"
+    );
+    assert_eq!(
+        answer(
+            &mut alice,
+            json!({"action": "edit", "messageId": id, "body": "meeting at 4"})
+        )
+        .await,
+        "ok"
+    );
     assert_eq!(
         bob.wait_for("the edit", of_type("edit", &id)).await["body"],
         "meeting at 4"
@@ -238,10 +262,10 @@ async fn group_changes_reach_the_members_who_got_the_message_and_no_one_else() {
     let c = conversation_until(&mut bob, "group", &g, |c| c["last"]["preview"] == "meeting at 4").await;
     assert_eq!(c["last"]["messageId"], id);
 
-    let r = bob
-        .request(json!({"action": "react", "messageId": id, "emoji": "👍"}))
-        .await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(&mut bob, json!({"action": "react", "messageId": id, "emoji": "👍"})).await,
+        "ok"
+    );
     let p = alice.wait_for("bob's reaction", of_type("reaction", &id)).await;
     assert_eq!(p["by"], "bob");
     let h = alice.request(json!({"action": "history", "group": g})).await;
@@ -258,8 +282,10 @@ async fn group_changes_reach_the_members_who_got_the_message_and_no_one_else() {
         "{m}"
     );
 
-    let r = alice.request(json!({"action": "delete", "messageId": id})).await;
-    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(
+        answer(&mut alice, json!({"action": "delete", "messageId": id})).await,
+        "ok"
+    );
     bob.wait_for("the delete", of_type("delete", &id)).await;
     let c = conversation_until(&mut bob, "group", &g, |c| c["last"]["deleted"] == true).await;
     assert!(c["last"].get("preview").is_none(), "{c}");
