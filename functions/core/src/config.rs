@@ -46,6 +46,7 @@ tables! {
     presence: "PRESENCE_TABLE" => "Presence",
     send_claims: "SEND_CLAIMS_TABLE" => "SendClaims",
     invites: "INVITES_TABLE" => "Invites",
+    devices: "DEVICES_TABLE" => "Devices",
 }
 
 impl Tables {
@@ -67,12 +68,15 @@ pub struct Queues {
     pub index: Option<String>,
     pub fanout: Option<String>,
     pub presence: Option<String>,
+    /// Push notifications to users with no live connection (delayed by the queue).
+    pub notify: Option<String>,
 }
 
 impl Queues {
     pub const INDEX: &'static str = "INDEX_QUEUE_URL";
     pub const FANOUT: &'static str = "FANOUT_QUEUE_URL";
     pub const PRESENCE: &'static str = "PRESENCE_QUEUE_URL";
+    pub const NOTIFY: &'static str = "NOTIFY_QUEUE_URL";
 }
 
 /// Tunables, with the defaults the template also sets.
@@ -106,6 +110,12 @@ pub struct Settings {
     /// The most readers that may react to one message (the reactions live in the message's item, whose size
     /// every history read pays for).
     pub max_reactions: usize,
+    /// Registered push devices per user; registering one more forgets the oldest.
+    pub max_devices: usize,
+    /// At most one notification per conversation in this many milliseconds; what comes in between is coalesced.
+    pub notify_every_ms: i64,
+    /// Whether sends queue notifications for offline recipients (the deployment has a notify queue).
+    pub notify_offline: bool,
     /// Frames one user may send per window over all its connections (0: no limit). 100 per 2 s: 50 a second,
     /// bursts of 100.
     pub frame_limit: u64,
@@ -144,6 +154,9 @@ impl Default for Settings {
             edit_window_secs: 15 * 60,
             delete_window_secs: 48 * 3600,
             max_reactions: 1000,
+            max_devices: 10,
+            notify_every_ms: 60_000,
+            notify_offline: false,
             frame_limit: 100,
             frame_window_ms: 2000,
             max_connections: 10,
@@ -160,8 +173,17 @@ pub struct Config {
     pub queues: Queues,
     /// The @connections endpoint: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` on AWS.
     pub management_endpoint: Option<String>,
+    /// The SNS platform application of each push platform this deployment offers.
+    pub platform_applications: std::collections::HashMap<crate::notify::Platform, String>,
     pub settings: Settings,
 }
+
+/// The variables naming each push platform's SNS platform application (empty or absent: not offered).
+pub const PLATFORM_APPLICATION_VARS: [(crate::notify::Platform, &str); 3] = [
+    (crate::notify::Platform::Fcm, "FCM_PLATFORM_APPLICATION_ARN"),
+    (crate::notify::Platform::Apns, "APNS_PLATFORM_APPLICATION_ARN"),
+    (crate::notify::Platform::Webpush, "WEBPUSH_PLATFORM_APPLICATION_ARN"),
+];
 
 /// Reads the variables of one lookup, each named once at its call.
 struct Vars<G>(G);
@@ -229,9 +251,17 @@ impl Config {
                 index: vars.opt(Queues::INDEX),
                 fanout: vars.opt(Queues::FANOUT),
                 presence: vars.opt(Queues::PRESENCE),
+                notify: vars.opt(Queues::NOTIFY),
             },
             management_endpoint: vars.opt("MANAGEMENT_ENDPOINT"),
-            settings: s,
+            platform_applications: PLATFORM_APPLICATION_VARS
+                .iter()
+                .filter_map(|(p, v)| vars.opt(v).map(|arn| (*p, arn)))
+                .collect(),
+            settings: Settings {
+                notify_offline: vars.opt(Queues::NOTIFY).is_some(),
+                ..s
+            },
         })
     }
 }

@@ -81,6 +81,25 @@ pub enum PushJob {
     CatchUp(CatchUpJob),
 }
 
+/// Notify a user with no live connection of a message from `from` (one job per message; a follow-up job closes
+/// the coalescing minute). The queue delays it a few seconds, so a user who reconnects meanwhile is not notified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyJob {
+    pub notify: UserId,
+    pub from: UserId,
+    /// A follow-up: sends what the minute coalesced, counts no message of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow_up: bool,
+    /// Seconds SQS hides a follow-up (until the minute ends); 0 for the queue's own delay.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub delay: i32,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
+}
+
 /// Every job, with the queue it travels on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -89,6 +108,7 @@ pub enum Job {
     Fanout(FanoutJob),
     CatchUp(CatchUpJob),
     Presence(PresenceJob),
+    Notify(NotifyJob),
 }
 
 /// The queues jobs travel on.
@@ -97,6 +117,7 @@ pub enum QueueKind {
     Index,
     Fanout,
     Presence,
+    Notify,
 }
 
 impl Job {
@@ -105,6 +126,7 @@ impl Job {
             Self::Index(_) => QueueKind::Index,
             Self::Fanout(_) | Self::CatchUp(_) => QueueKind::Fanout,
             Self::Presence(_) => QueueKind::Presence,
+            Self::Notify(_) => QueueKind::Notify,
         }
     }
 
@@ -113,6 +135,7 @@ impl Job {
     pub fn delay_secs(&self) -> Option<i32> {
         match self {
             Self::CatchUp(j) => Some(j.delay),
+            Self::Notify(j) if j.delay > 0 => Some(j.delay),
             _ => None,
         }
     }

@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod lambda;
 pub mod meter;
 pub mod model;
+pub mod notify;
 pub mod ports;
 pub mod seal;
 pub mod service;

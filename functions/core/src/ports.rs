@@ -12,6 +12,7 @@ use crate::{
         Added, Claim, ClaimKey, ConversationPage, FriendRow, FriendState, Group, GroupEntry, Invite, Mark, Marked,
         Member, NewConnection, Opened, Presence, RowChange, Session, StoredMessage, Transition,
     },
+    notify::{Device, DeviceToken},
 };
 use std::{collections::HashMap, future::Future};
 
@@ -29,6 +30,7 @@ pub trait Store:
     + InviteStore
     + IndexStore
     + ChangeStore
+    + DeviceStore
     + FrameCounter
 {
 }
@@ -43,6 +45,7 @@ impl<T> Store for T where
         + InviteStore
         + IndexStore
         + ChangeStore
+        + DeviceStore
         + FrameCounter
 {
 }
@@ -387,6 +390,44 @@ pub trait JobQueue: Send + Sync {
 
     /// Queues several jobs of one queue (SQS takes 10 per call).
     fn enqueue_all(&self, jobs: &[Job]) -> impl Future<Output = Res<()>> + Send;
+}
+
+/// Where a user's notifications about one conversation stand: when the last went out and how many messages
+/// came since.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotifyState {
+    pub last_at: Option<i64>,
+    pub pending: u64,
+    /// A follow-up is queued for the end of the current minute.
+    pub scheduled: bool,
+}
+
+/// Registered devices and the coalescing of notifications, per user (the Devices table).
+pub trait DeviceStore: Send + Sync {
+    /// The user's devices, read strongly (a device registered a moment ago is notified).
+    fn devices(&self, user: &UserId) -> impl Future<Output = Res<Vec<Device>>> + Send;
+    /// Registers (or re-registers) a device.
+    fn put_device(&self, user: &UserId, device: &Device) -> impl Future<Output = Res<()>> + Send;
+    /// Forgets a device; the one forgotten, if it was there.
+    fn remove_device(&self, user: &UserId, token: &DeviceToken) -> impl Future<Output = Res<Option<Device>>> + Send;
+    /// Counts `messages` more from `from` waiting to be notified (0: only reads); the state after.
+    fn note_message(
+        &self,
+        user: &UserId,
+        from: &UserId,
+        messages: u64,
+    ) -> impl Future<Output = Res<NotifyState>> + Send;
+    /// Takes the pending count for a notification at `now`, if the last one is still the one `seen` (so two
+    /// consumers never both notify); the count taken.
+    fn take_pending(
+        &self,
+        user: &UserId,
+        from: &UserId,
+        seen: Option<i64>,
+        now: i64,
+    ) -> impl Future<Output = Res<Option<u64>>> + Send;
+    /// Marks a follow-up queued, unless one is; whether this call marked it.
+    fn schedule_follow_up(&self, user: &UserId, from: &UserId) -> impl Future<Output = Res<bool>> + Send;
 }
 
 /// Frames per user and window, over all the user's connections: the rate limit.

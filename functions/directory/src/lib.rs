@@ -23,6 +23,10 @@ pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
             ClientFrame::Heartbeat => Ok(Answer::Frame(ServerFrame::Pong(
                 app.heartbeat(&caller.user, now_ms()).await?,
             ))),
+            ClientFrame::Device(op) => {
+                app.device_op(&caller.user, op, now_ms()).await?;
+                Ok(Answer::Done)
+            }
             other => Err(lambda::misrouted(other.action())),
         }
     })

@@ -8,11 +8,13 @@ pub mod capacity;
 mod dynamo;
 mod pusher;
 pub mod secrets;
+mod sns;
 mod sqs;
 pub mod wiring;
 
 pub use dynamo::DynamoStore;
 pub use pusher::ApiGatewayPusher;
+pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;
 pub use wiring::{AwsApp, InitError, sdk_config, sdk_loader};
 

@@ -25,6 +25,7 @@ impl SqsQueue {
             QueueKind::Index => (&self.queues.index, Queues::INDEX),
             QueueKind::Fanout => (&self.queues.fanout, Queues::FANOUT),
             QueueKind::Presence => (&self.queues.presence, Queues::PRESENCE),
+            QueueKind::Notify => (&self.queues.notify, Queues::NOTIFY),
         };
         url.as_deref()
             .ok_or_else(|| BackendError::corrupt("configuration", format!("{var} is not set")))

@@ -72,7 +72,11 @@ impl AwsApp {
         let sqs = aws_sdk_sqs::config::Builder::from(sdk)
             .interceptor(Accounting::calls_only(meter.clone()))
             .build();
-        Ok(App::new(
+        let sns = aws_sdk_sns::config::Builder::from(sdk)
+            .interceptor(Accounting::calls_only(meter.clone()))
+            .build();
+        let notifier = super::SnsNotifier::new(aws_sdk_sns::Client::from_conf(sns), &config.platform_applications);
+        let app = App::new(
             DynamoStore::new(
                 aws_sdk_dynamodb::Client::from_conf(dynamo),
                 config.tables.clone(),
@@ -82,6 +86,10 @@ impl AwsApp {
             SqsQueue::new(aws_sdk_sqs::Client::from_conf(sqs), config.queues.clone()),
             config.settings.clone(),
         )
-        .with_meter(meter))
+        .with_meter(meter);
+        Ok(match notifier {
+            Some(n) => app.with_notifier(std::sync::Arc::new(n)),
+            None => app,
+        })
     }
 }

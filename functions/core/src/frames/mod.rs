@@ -7,6 +7,7 @@
 
 mod ack;
 mod change;
+mod device;
 mod fields;
 mod friends;
 mod group;
@@ -19,6 +20,7 @@ mod typing;
 
 pub use ack::{AckFrame, MAX_ACK_IDS, MAX_SEQ};
 pub use change::{DeleteFrame, EditFrame, Emoji, ReactFrame};
+pub use device::DeviceOp;
 pub use fields::MAX_CURSOR_BYTES;
 pub use friends::FriendsOp;
 pub use group::{GroupOp, MAX_CREATE_MEMBERS};
@@ -70,6 +72,7 @@ pub enum ClientFrame {
     Edit(EditFrame),
     Delete(DeleteFrame),
     React(ReactFrame),
+    Device(DeviceOp),
 }
 
 impl ClientFrame {
@@ -88,6 +91,7 @@ impl ClientFrame {
             Self::Edit(_) => "edit",
             Self::Delete(_) => "delete",
             Self::React(_) => "react",
+            Self::Device(_) => "device",
         }
     }
 
@@ -109,7 +113,7 @@ impl ClientFrame {
 
 /// Every action the protocol defines: the route keys of the WebSocket API besides `$connect`, `$disconnect`
 /// and `$default`.
-pub const ACTIONS: [&str; 12] = [
+pub const ACTIONS: [&str; 13] = [
     "send",
     "ack",
     "read",
@@ -122,6 +126,7 @@ pub const ACTIONS: [&str; 12] = [
     "edit",
     "delete",
     "react",
+    "device",
 ];
 
 /// A frame with its optional correlation id, as a client sends it.
@@ -251,6 +256,7 @@ pub fn parse(text: &str) -> Result<Request, Refusal> {
         "edit" => change::parse_edit(&f).map(ClientFrame::Edit),
         "delete" => change::parse_delete(&f).map(ClientFrame::Delete),
         "react" => change::parse_react(&f).map(ClientFrame::React),
+        "device" => device::parse(&f).map(ClientFrame::Device),
         other => Err(Problem {
             code: ErrorCode::UnknownAction,
             message: format!("unknown action `{}`", other.chars().take(64).collect::<String>()),

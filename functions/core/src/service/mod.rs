@@ -7,6 +7,7 @@ mod catch_up;
 mod changes;
 mod connection;
 mod delivery;
+mod devices;
 mod fanout;
 mod friends;
 mod group;
@@ -14,6 +15,7 @@ mod history;
 mod index;
 mod invites;
 mod limits;
+mod notify;
 mod presence;
 mod read;
 mod send;
@@ -38,6 +40,8 @@ pub struct App<S, P, Q> {
     pub meter: Meter,
     /// Which typing `start`s this instance forwarded a moment ago (see `typing.rs`).
     pub typing_gate: typing::TypingGate,
+    /// Push notifications (SNS on AWS); only `device` and the notify consumer use it.
+    pub notifier: std::sync::Arc<dyn crate::notify::Notifier>,
 }
 
 impl<S, P, Q> App<S, P, Q> {
@@ -49,7 +53,13 @@ impl<S, P, Q> App<S, P, Q> {
             settings,
             meter: Meter::default(),
             typing_gate: Default::default(),
+            notifier: std::sync::Arc::new(crate::notify::NoNotifier),
         }
+    }
+
+    pub fn with_notifier(mut self, notifier: std::sync::Arc<dyn crate::notify::Notifier>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     pub fn with_meter(mut self, meter: Meter) -> Self {
@@ -75,3 +85,6 @@ mod invites_tests;
 
 #[cfg(test)]
 mod changes_tests;
+
+#[cfg(test)]
+mod notify_tests;

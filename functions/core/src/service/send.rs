@@ -19,7 +19,7 @@ use crate::{
     error::{BackendError, Failure, bad_request, forbidden, not_found},
     frames::{AckReply, LastMessage, RecipientState, SendFrame, ServerFrame, Status, Target},
     ids::{ConnectionId, GroupId, MessageId, UserId},
-    jobs::{FanoutJob, IndexJob, Job},
+    jobs::{FanoutJob, IndexJob, Job, NotifyJob},
     model::{Claim, ClaimKey, FriendState, Mark, Presence, StoredMessage},
     ports::{Directory, FriendStore, GroupStore, JobQueue, MessageStore, PresenceStore, Pusher},
 };
@@ -246,9 +246,26 @@ where
             // A resumed send whose message was deleted meanwhile: the indexing re-reads it and shows no preview.
             preview: message.preview().unwrap_or_default(),
         });
+        // A recipient with no live connection may be notified on its devices (the consumer decides, after the
+        // queue's delay, on a strong read). Best effort: a notification is not worth failing the send for.
+        let offline = presence.get(to).is_none_or(|p| p.live(now).next().is_none());
+        let notify = async {
+            if offline && self.settings.notify_offline {
+                let job = Job::Notify(NotifyJob {
+                    notify: to.clone(),
+                    from: message.from.clone(),
+                    follow_up: false,
+                    delay: 0,
+                });
+                if let Err(e) = self.queue.enqueue(&job).await {
+                    warn!(error = %e, "the notification of an offline recipient was not queued");
+                }
+            }
+        };
         // Done only once the history job is queued: a retry of a done send queues nothing again.
         let queue_then_finish = async {
-            self.queue.enqueue(&job).await?;
+            let (queued, ()) = futures::join!(self.queue.enqueue(&job), notify);
+            queued?;
             self.store.finish(key, None).await
         };
         let ((report, reached), finished) =

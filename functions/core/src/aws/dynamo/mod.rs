@@ -8,12 +8,14 @@
 //!   counters), [`messages`] (SendClaims, Messages: send and ack), [`index`] (MessageIndex and Sessions: the
 //!   history consumer), [`read`] (read marks in Sessions), [`groups`] (Groups, GroupMembers, GroupHistory),
 //!   [`invites`] (Invites), [`friends`], [`pull`] (the reads behind `sync` and `history`), [`changes`] (edits,
-//!   deletes and reactions of a stored message, and the previews that follow them).
+//!   deletes and reactions of a stored message, and the previews that follow them), [`devices`] (push devices
+//!   and the coalescing of notifications).
 //!
 //! Key, update and condition expressions are written by hand, next to the code that needs them; this module holds
 //! what several ports share: batched reads and writes that retry unprocessed keys, and paging through a query.
 
 mod changes;
+mod devices;
 mod directory;
 mod expr;
 mod friends;

@@ -7,6 +7,7 @@
 //! queue.
 
 mod changes;
+mod devices;
 mod friends;
 mod groups;
 mod index;
@@ -94,6 +95,10 @@ pub struct State {
     pub invites: BTreeMap<(UserId, GroupId), Invite>,
     /// The edit each message's previews show (DynamoDB keeps it on each preview; all of them follow one message).
     pub preview_edits: HashMap<MessageId, i64>,
+    /// Registered devices per (user, token).
+    pub devices: BTreeMap<(UserId, crate::notify::DeviceToken), crate::notify::Device>,
+    /// Notification coalescing per (user, conversation).
+    pub notify: HashMap<(UserId, UserId), crate::ports::NotifyState>,
 }
 
 #[derive(Default)]

@@ -1,0 +1,156 @@
+//! Notifications over in-memory ports and a recording notifier: one per conversation and minute, coalesced;
+//! none while online, after unregister, or for a blocked sender; a dead token is forgotten; at most 10 devices.
+
+use crate::{
+    frames::DeviceOp,
+    jobs::{Job, NotifyJob},
+    model::{FriendRow, FriendState, NewConnection},
+    notify::{Device, DeviceToken, Notification, Notifier, Platform, Published, Res},
+    ports::PresenceStore,
+    testing::{TestApp, conn, user},
+};
+use futures::future::BoxFuture;
+use std::sync::{Arc, Mutex};
+
+/// Records what would be published; tokens starting with "dead" are reported disabled.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, Notification)>>);
+
+impl Notifier for Recorder {
+    fn supports(&self, p: Platform) -> bool {
+        p != Platform::Webpush
+    }
+    fn create_endpoint<'a>(&'a self, _: Platform, t: &'a DeviceToken) -> BoxFuture<'a, Res<String>> {
+        Box::pin(async move { Ok(format!("endpoint/{}", t.as_str())) })
+    }
+    fn delete_endpoint<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Res<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn publish<'a>(&'a self, d: &'a Device, n: &'a Notification) -> BoxFuture<'a, Res<Published>> {
+        Box::pin(async move {
+            if d.token.as_str().starts_with("dead") {
+                return Ok(Published::Disabled);
+            }
+            self.0.lock().unwrap().push((d.token.as_str().to_owned(), n.clone()));
+            Ok(Published::Sent)
+        })
+    }
+}
+
+const T: i64 = 1_800_000_000_000;
+
+fn setup() -> (TestApp, Arc<Recorder>) {
+    let rec = Arc::new(Recorder::default());
+    let app = TestApp::with_users(&["alice", "bob"]).with_notifier(rec.clone());
+    (app, rec)
+}
+
+fn register(token: &str) -> DeviceOp {
+    DeviceOp::Register {
+        platform: Platform::Fcm,
+        token: DeviceToken::parse(token).unwrap(),
+    }
+}
+
+fn job(follow_up: bool) -> NotifyJob {
+    NotifyJob {
+        notify: user("bob"),
+        from: user("alice"),
+        follow_up,
+        delay: 0,
+    }
+}
+
+fn texts(rec: &Recorder) -> Vec<String> {
+    rec.0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, n)| format!("{}: {}", n.title, n.text))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_burst_is_one_notification_then_one_coalesced_a_minute_later() {
+    let (app, rec) = setup();
+    app.device_op(&user("bob"), &register("tok-1"), T).await.unwrap();
+    app.notify(&job(false), T).await.unwrap();
+    assert_eq!(texts(&rec), ["alice: 1 new message"]);
+    for i in 1..=3 {
+        app.notify(&job(false), T + i * 1000).await.unwrap();
+    }
+    assert_eq!(rec.0.lock().unwrap().len(), 1, "nothing more within the minute");
+    let follow_ups: Vec<NotifyJob> = app
+        .queue
+        .jobs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|j| match j {
+            Job::Notify(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(follow_ups.len(), 1, "one follow-up for the minute: {follow_ups:?}");
+    assert!(follow_ups[0].follow_up && follow_ups[0].delay >= 57, "{follow_ups:?}");
+    app.notify(&follow_ups[0], T + 60_000).await.unwrap();
+    assert_eq!(texts(&rec), ["alice: 1 new message", "alice: 3 new messages"]);
+    app.notify(&job(true), T + 125_000).await.unwrap();
+    assert_eq!(
+        rec.0.lock().unwrap().len(),
+        2,
+        "a follow-up with nothing gathered sends nothing"
+    );
+}
+
+#[tokio::test]
+async fn none_while_online_after_unregister_or_from_a_blocked_sender() {
+    let (app, rec) = setup();
+    app.device_op(&user("bob"), &register("tok-1"), T).await.unwrap();
+    let c = NewConnection {
+        id: conn("b1"),
+        user: user("bob"),
+        connected_at: T,
+        expires_at: T / 1000 + 3600,
+    };
+    app.store.open(&c, 10).await.unwrap();
+    app.notify(&job(false), T).await.unwrap();
+    app.store.close(&user("bob"), &conn("b1"), T).await.unwrap();
+    app.store.state.lock().unwrap().friends.insert(
+        (user("bob"), user("alice")),
+        FriendRow::new(user("alice"), FriendState::Blocked),
+    );
+    app.notify(&job(false), T + 120_000).await.unwrap();
+    app.store.state.lock().unwrap().friends.clear();
+    let unregister = DeviceOp::Unregister {
+        token: DeviceToken::parse("tok-1").unwrap(),
+    };
+    app.device_op(&user("bob"), &unregister, T).await.unwrap();
+    app.notify(&job(false), T + 240_000).await.unwrap();
+    assert!(texts(&rec).is_empty(), "{:?}", texts(&rec));
+}
+
+#[tokio::test]
+async fn a_dead_token_is_forgotten_and_a_user_keeps_its_newest_ten_devices() {
+    let (app, rec) = setup();
+    for i in 0..12 {
+        app.device_op(&user("bob"), &register(&format!("tok-{i}")), T + i)
+            .await
+            .unwrap();
+    }
+    app.device_op(&user("bob"), &register("dead-1"), T + 20).await.unwrap();
+    let web = DeviceOp::Register {
+        platform: Platform::Webpush,
+        token: DeviceToken::parse("w").unwrap(),
+    };
+    assert!(
+        app.device_op(&user("bob"), &web, T).await.is_err(),
+        "a platform this deployment lacks"
+    );
+    app.notify(&job(false), T + 30).await.unwrap();
+    let got: Vec<String> = rec.0.lock().unwrap().iter().map(|(t, _)| t.clone()).collect();
+    assert_eq!(got.len(), 9, "the newest ten, one of them dead: {got:?}");
+    assert!(!got.contains(&"tok-0".to_owned()) && !got.contains(&"tok-2".to_owned()));
+    let left = app.store.state.lock().unwrap().devices.len();
+    assert_eq!(left, 9, "the dead one is forgotten");
+}
