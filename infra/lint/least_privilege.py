@@ -1,13 +1,15 @@
 """E9002: no wildcard in what a function may do or touch.
 
 Every function's inline policies name their actions (`dynamodb:PutItem`, never `dynamodb:*`) and their resources
-(a table, an index, a queue), never `*`. The one wildcard allowed is the connection id of the @connections API
-(`.../POST/@connections/*`): connection ids are not known in advance.
+(a table, an index, a queue), never `*`. Two wildcards are allowed, for ids not known in advance: the connection
+id of the @connections API (`.../POST/@connections/*`), and the endpoint id within one SNS platform application
+(`...:endpoint/${App}/*`, the application named by a parameter).
 """
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
 CONNECTIONS_SUFFIX = "/@connections/*"
+ENDPOINTS_SUFFIX = ":endpoint/${App}/*"
 
 
 def _as_list(value):
@@ -59,6 +61,8 @@ class NoWildcardInFunctionPolicies(CloudFormationLintRule):
                         if text is None or "*" not in text:
                             continue
                         if text.endswith(CONNECTIONS_SUFFIX) and "*" not in text[: -len(CONNECTIONS_SUFFIX)]:
+                            continue
+                        if text.endswith(ENDPOINTS_SUFFIX) and "*" not in text[: -len(ENDPOINTS_SUFFIX)]:
                             continue
                         matches.append(RuleMatch(path + ["Resource"], f"{name}: wildcard resource {text!r}"))
                     if "NotAction" in statement or "NotResource" in statement:
