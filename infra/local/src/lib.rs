@@ -16,6 +16,7 @@
 //!   eventually consistent reads `--read-lag` behind).
 //! - [`proxy`]: between the functions and the emulator: kept-alive connections, and faults injected on purpose.
 //! - [`web`]: the reference web client, served at `/` to browsers, and its development tokens.
+//! - [`notifications`]: the push notifications the functions publish through SNS, as a device would show them.
 
 pub mod coldstart;
 pub mod emulator;
@@ -24,6 +25,7 @@ pub mod guard;
 pub mod iam;
 pub mod lag;
 pub mod local;
+pub mod notifications;
 pub mod poller;
 pub mod process;
 pub mod provision;

@@ -21,7 +21,11 @@ pub fn dev_secret() -> String {
 
 /// Parameters natter-local gives the template unless told otherwise.
 pub fn local_parameter_defaults() -> HashMap<String, String> {
-    HashMap::from([("PresenceDelaySeconds".to_owned(), "2".to_owned())])
+    HashMap::from([
+        ("PresenceDelaySeconds".to_owned(), "2".to_owned()),
+        // A reconnecting user is spared a notification locally after 2 s, as after 5 s on AWS.
+        ("NotifyDelaySeconds".to_owned(), "2".to_owned()),
+    ])
 }
 
 #[derive(Clone)]
@@ -148,13 +152,20 @@ impl Local {
         naming.gateway = Some(http.clone());
         let mut parameters = opts.parameters.clone();
         let declared = template.parameter_names();
-        parameters.retain(|k, _| declared.contains(k));
-        let mut stack = Stack::new(template, naming.clone(), &parameters)?;
-
         let sdk = match &opts.endpoint {
             Some(e) => crate::emulator::sdk_for(e).await,
             None => natter_core::aws::sdk_config().await,
         };
+        // On an emulator, push notifications go to platform applications natter-local makes (the platforms'
+        // credentials are never needed: nothing leaves this machine).
+        if opts.endpoint.is_some() {
+            let sns = aws_sdk_sns::Client::new(&sdk);
+            for (param, arn) in crate::provision::platform_applications(&sns, &naming.prefix).await? {
+                parameters.entry(param).or_insert(arn);
+            }
+        }
+        parameters.retain(|k, _| declared.contains(k));
+        let mut stack = Stack::new(template, naming.clone(), &parameters)?;
         let dynamo_sdk = match &opts.dynamodb_endpoint {
             Some(e) => crate::emulator::sdk_for(e).await,
             None => sdk.clone(),
@@ -208,6 +219,7 @@ impl Local {
         };
         // The functions and pollers reach the emulator through the proxy (kept-alive connections, DynamoDB to its
         // own endpoint if it has one, faults on demand).
+        let notifications = Arc::new(crate::notifications::Notifications::default());
         let proxy = match &opts.endpoint {
             Some(e) => Some(
                 EmulatorProxy::start(&Upstreams {
@@ -215,6 +227,7 @@ impl Local {
                     dynamodb: opts.dynamodb_endpoint.clone(),
                     replica: replica.as_ref().map(|r| r.endpoint.clone()),
                     iam: Some(Arc::new(crate::iam::policies(&stack)?)),
+                    notifications: notifications.clone(),
                 })
                 .await
                 .map_err(|e| LocalError::Listen("the emulator proxy".into(), e))?,
@@ -300,7 +313,9 @@ impl Local {
             .merge(redriver.clone().control())
             .merge(crate::web::token_router(opts.jwt_secret.clone(), mints));
         if let Some(p) = &proxy {
-            control = control.merge(crate::proxy::control(p.faults.clone()));
+            control = control
+                .merge(crate::proxy::control(p.faults.clone()))
+                .merge(notifications.clone().router());
         }
         let router = gateway
             .router()

@@ -25,6 +25,8 @@ pub enum ProvisionError {
     Template(#[from] crate::template::TemplateError),
     #[error("secret {secret}: {message}")]
     Secret { secret: String, message: String },
+    #[error("SNS platform application {platform}: {message}")]
+    Platform { platform: String, message: String },
 }
 
 fn table_err(t: &TableSpec, e: impl std::fmt::Display) -> ProvisionError {
@@ -321,4 +323,36 @@ async fn put_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: 
         }
         Err(e) => Err(text(e)),
     }
+}
+
+/// The push platforms natter-local offers on an emulator: (template parameter, SNS platform, name).
+const PLATFORMS: [(&str, &str, &str); 2] = [
+    ("FcmPlatformApplicationArn", "GCM", "natter-fcm"),
+    ("ApnsPlatformApplicationArn", "APNS", "natter-apns"),
+];
+
+/// Creates (or finds) the stack's SNS platform applications in the emulator; each template parameter with the
+/// application's ARN. The credentials are placeholders: the emulator delivers nothing, natter-local records what
+/// would have been sent (`notifications.rs`).
+pub async fn platform_applications(
+    sns: &aws_sdk_sns::Client,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, ProvisionError> {
+    let mut out = Vec::new();
+    for (param, platform, name) in PLATFORMS {
+        let r = sns
+            .create_platform_application()
+            .name(format!("{prefix}{name}"))
+            .platform(platform)
+            .attributes("PlatformCredential", "natter-local")
+            .attributes("PlatformPrincipal", "natter-local")
+            .send()
+            .await
+            .map_err(|e| ProvisionError::Platform {
+                platform: platform.to_owned(),
+                message: aws_sdk_sns::error::DisplayErrorContext(e).to_string(),
+            })?;
+        out.push((param.to_owned(), r.platform_application_arn.unwrap_or_default()));
+    }
+    Ok(out)
 }

@@ -153,6 +153,8 @@ pub struct Upstreams {
     pub replica: Option<String>,
     /// The functions' IAM policies, enforced on their DynamoDB calls (`iam.rs`); `None` checks nothing.
     pub iam: Option<Arc<crate::iam::Policies>>,
+    /// Where SNS publishes to devices are recorded (`notifications.rs`).
+    pub notifications: Arc<crate::notifications::Notifications>,
 }
 
 impl Upstreams {
@@ -162,6 +164,7 @@ impl Upstreams {
             dynamodb: None,
             replica: None,
             iam: None,
+            notifications: Default::default(),
         }
     }
 }
@@ -174,6 +177,7 @@ struct Proxy {
     client: Client<HttpConnector, Full<Bytes>>,
     faults: Arc<Faults>,
     iam: Option<Arc<crate::iam::Policies>>,
+    notifications: Arc<crate::notifications::Notifications>,
 }
 
 fn uri(endpoint: &str) -> std::io::Result<Uri> {
@@ -208,6 +212,7 @@ impl EmulatorProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             faults: faults.clone(),
             iam: upstreams.iam.clone(),
+            notifications: upstreams.notifications.clone(),
         };
         let app = Router::new().fallback(forward).with_state(proxy);
         let (stop, mut stop_rx) = watch::channel(false);
@@ -269,6 +274,16 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
             return access_denied(&why);
         }
     }
+    // SNS (form-encoded, awsQuery): publishes to devices are recorded, or refused for a disabled token.
+    let sns = operation.is_none() && body.starts_with(b"Action=");
+    if sns && let crate::notifications::Verdict::Refuse(code, text) = p.notifications.before(&body) {
+        let mut r = Response::new(Body::from(text));
+        *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("text/xml"));
+        return r;
+    }
+    let request_body = sns.then(|| body.clone());
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let lagging =
         |op: &str| serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| crate::lag::eventual(op, &v));
@@ -296,7 +311,13 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
             let (mut parts, body) = response.into_parts();
             parts.headers.remove("connection");
             match body.collect().await {
-                Ok(b) => Response::from_parts(parts, Body::from(b.to_bytes())),
+                Ok(b) => {
+                    let b = b.to_bytes();
+                    if let Some(request) = &request_body {
+                        p.notifications.after(request, &b);
+                    }
+                    Response::from_parts(parts, Body::from(b))
+                }
                 Err(e) => status(StatusCode::BAD_GATEWAY, &format!("emulator response: {e}")),
             }
         }

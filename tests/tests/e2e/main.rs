@@ -13,6 +13,7 @@ mod iam;
 mod invites;
 mod limits;
 mod local_endpoints;
+mod notifications;
 mod order;
 mod pages;
 mod presence;
