@@ -20,14 +20,18 @@ where
 {
     pub async fn notify(&self, job: &NotifyJob, now: i64) -> Result<(), BackendError> {
         let (user, from) = (&job.notify, &job.from);
+        // Most users have no device registered (web clients): one read, and nothing written for them.
+        let devices = self.store.devices(user).await?;
+        if devices.is_empty() {
+            return Ok(());
+        }
         let state = self.store.note_message(user, from, u64::from(!job.follow_up)).await?;
-        let (presence, standing, devices) = futures::try_join!(
+        let (presence, standing) = futures::try_join!(
             self.store.presence_latest(std::slice::from_ref(user)),
             self.store.standing(user, from),
-            self.store.devices(user),
         )?;
         let online = presence.get(user).is_some_and(|p| p.live(now).next().is_some());
-        if online || standing == Some(FriendState::Blocked) || devices.is_empty() {
+        if online || standing == Some(FriendState::Blocked) {
             // Nothing to tell: what was counted is seen (online), or never to be told. Start the count afresh.
             self.store
                 .take_pending(user, from, state.last_at, state.last_at.unwrap_or(0))
