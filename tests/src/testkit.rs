@@ -90,9 +90,17 @@ impl TestStack {
         let sdk = sdk_for(&endpoint).await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
+        // Provisioning waits longer than a test's calls: 13 tables per stack, many stacks at once on one emulator.
+        let patient = natter_local::provision::patient();
         let clients = Clients {
-            dynamodb: dynamo.clone(),
-            sqs: sqs.clone(),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .timeout_config(patient.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&sdk).timeout_config(patient).build(),
+            ),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
         };
         let opts = ProvisionOptions {

@@ -171,12 +171,7 @@ impl Local {
             None => sdk.clone(),
         };
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        // Provisioning waits longer than a function's request: an emulator busy with other stacks (tests run
-        // several at once) can take more than 5 s to create a table or a secret.
-        let patient = aws_config::timeout::TimeoutConfig::builder()
-            .operation_attempt_timeout(Duration::from_secs(20))
-            .operation_timeout(Duration::from_secs(60))
-            .build();
+        let patient = crate::provision::patient();
         let clients = Clients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&dynamo_sdk)

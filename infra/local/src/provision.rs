@@ -325,6 +325,15 @@ async fn put_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: 
     }
 }
 
+/// Timeouts for provisioning calls: an emulator busy with other stacks (tests run several at once) can take more
+/// than a function's 5 s to create a table or a secret.
+pub fn patient() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_secs(20))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build()
+}
+
 /// The push platforms natter-local offers on an emulator: (template parameter, SNS platform, name).
 const PLATFORMS: [(&str, &str, &str); 2] = [
     ("FcmPlatformApplicationArn", "GCM", "natter-fcm"),
