@@ -244,7 +244,7 @@ pub trait ChangeStore: Send + Sync {
     ) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
     /// Removes the body, its edit mark and the reactions, for good.
-    fn delete_message(&self, id: &MessageId, at: i64) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
+    fn delete_message(&self, id: &MessageId) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
     /// Sets (`Some`) or removes `user`'s one reaction, unless the message was deleted, or `max` others reacted
     /// already and `user` had not. `seen_none`: the caller's read of the message showed no reaction (a hint for

@@ -81,20 +81,19 @@ pub fn pick(
     sends: &[crate::record::SendRecord],
     pairs: usize,
 ) -> Vec<(Arc<Client>, Arc<Client>, String)> {
-    let mut out = Vec::new();
-    for s in sends.iter().filter(|s| s.acked_at.is_some() && s.group.is_none()) {
-        if out.len() == pairs
-            || out
-                .iter()
-                .any(|(c, _, _): &(Arc<Client>, Arc<Client>, String)| c.user == s.sender)
-        {
-            continue;
-        }
-        let sender = online.iter().find(|c| c.user == s.sender);
-        let partner = s.expected.first().and_then(|p| online.iter().find(|c| &c.user == p));
-        if let (Some(sender), Some(partner), Some(id)) = (sender, partner, s.message_ids.iter().next()) {
-            out.push((sender.clone(), partner.clone(), id.clone()));
-        }
-    }
-    out
+    let find = |user: &str| online.iter().find(|c| c.user == user).cloned();
+    let mut seen = std::collections::HashSet::new();
+    sends
+        .iter()
+        .filter(|s| s.acked_at.is_some() && s.group.is_none())
+        .filter_map(|s| {
+            Some((
+                find(&s.sender)?,
+                find(s.expected.first()?)?,
+                s.message_ids.iter().next()?.clone(),
+            ))
+        })
+        .filter(|(sender, _, _)| seen.insert(sender.user.clone()))
+        .take(pairs)
+        .collect()
 }

@@ -254,9 +254,7 @@ export class NatterClient extends EventTarget {
     }
     const placed = this.#place(conv, { ...m, mine, status: mine ? m.status ?? "sent" : undefined });
     if (!conv.last || (m.timestamp ?? 0) >= (conv.last.timestamp ?? 0)) {
-      conv.last = m.deleted
-        ? { messageId: m.messageId, from: m.from, timestamp: m.timestamp, deleted: true }
-        : { messageId: m.messageId, from: m.from, preview: String(m.body).slice(0, 64), timestamp: m.timestamp };
+      conv.last = lastOf(m);
     }
     if (!mine) {
       if (!(this.activeKey === conv.key && this.visible)) conv.unread += fromSync ? 0 : 1;
@@ -344,7 +342,7 @@ export class NatterClient extends EventTarget {
         this.seen.add(reply.messageId);
         conv.messages.splice(conv.messages.indexOf(m), 1);
         this.#place(conv, m);
-        conv.last = { messageId: m.messageId, from: m.from, preview: m.body.slice(0, 64), timestamp: m.timestamp };
+        conv.last = lastOf(m);
         this.dispatchEvent(new CustomEvent("update", { detail: { conversation: conv, message: m } }));
         this.#emitConversations();
         break;
@@ -504,9 +502,7 @@ export class NatterClient extends EventTarget {
     }
     if (v.type === "reaction") applyReaction(m, v.by, v.emoji, this.user);
     if (conv.last?.messageId === m.messageId) {
-      conv.last = m.deleted
-        ? { messageId: m.messageId, from: m.from, timestamp: m.timestamp, deleted: true }
-        : { ...conv.last, preview: String(m.body).slice(0, 64) };
+      conv.last = lastOf(m);
       this.#emitConversations();
     }
     this.dispatchEvent(new CustomEvent("update", { detail: { conversation: conv, message: m } }));
@@ -544,6 +540,12 @@ export function applyReaction(m, by, emoji, me) {
   if (emoji) m.reactors[by] = emoji;
   else delete m.reactors[by];
   if (by === me) m.myReaction = emoji || undefined;
+}
+
+/** A conversation's `last` as sync gives it: the preview, or `deleted` and none. */
+function lastOf(m) {
+  const { messageId, from, timestamp } = m;
+  return m.deleted ? { messageId, from, timestamp, deleted: true } : { messageId, from, timestamp, preview: String(m.body).slice(0, 64) };
 }
 
 const RANK = { failed: -1, pending: 0, sent: 1, delivered: 2, read: 3 };

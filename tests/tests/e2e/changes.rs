@@ -192,15 +192,19 @@ async fn one_on_one_edit_delete_and_reactions_reach_both_sides_and_history() {
     }
     let a = conversation_until(&mut alice, "with", &json!("bob"), |c| c["last"]["deleted"] == true).await;
     assert!(a["last"].get("preview").is_none(), "{a}");
-    // The unacknowledged message reaches a sync as its tombstone.
-    let s = bob.request(json!({"action": "sync"})).await;
-    let t = s["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["messageId"] == gone)
-        .cloned();
-    assert!(t.is_none_or(|t| t["deleted"] == true && t.get("body").is_none()), "{s}");
+    // The unacknowledged message (this client never acks) reaches a sync as its tombstone.
+    let listed = |r: &Value| {
+        r["messages"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["messageId"] == gone).cloned())
+    };
+    let s = bob
+        .request_until(json!({"action": "sync"}), "the tombstone in sync", |r| {
+            listed(r).is_some()
+        })
+        .await;
+    let t = listed(&s).expect("the tombstone");
+    assert!(t["deleted"] == true && t.get("body").is_none(), "{t}");
     // Gone from storage, not hidden.
     let stored = scan(&local, "MessagesTable").await;
     let item = stored

@@ -18,12 +18,9 @@ pub struct SnsNotifier {
 }
 
 impl SnsNotifier {
-    /// A notifier for the platforms that have an application; `None` when none has.
-    pub fn new(client: aws_sdk_sns::Client, applications: &HashMap<Platform, String>) -> Option<Self> {
-        (!applications.is_empty()).then(|| Self {
-            client,
-            applications: applications.clone(),
-        })
+    /// A notifier for the platforms that have an application.
+    pub fn new(client: aws_sdk_sns::Client, applications: HashMap<Platform, String>) -> Self {
+        Self { client, applications }
     }
 }
 

@@ -72,10 +72,17 @@ impl AwsApp {
         let sqs = aws_sdk_sqs::config::Builder::from(sdk)
             .interceptor(Accounting::calls_only(meter.clone()))
             .build();
-        let sns = aws_sdk_sns::config::Builder::from(sdk)
-            .interceptor(Accounting::calls_only(meter.clone()))
-            .build();
-        let notifier = super::SnsNotifier::new(aws_sdk_sns::Client::from_conf(sns), &config.platform_applications);
+        // Only the functions that register devices or publish to them name a platform application: the others
+        // build no SNS client at init.
+        let notifier = (!config.platform_applications.is_empty()).then(|| {
+            let sns = aws_sdk_sns::config::Builder::from(sdk)
+                .interceptor(Accounting::calls_only(meter.clone()))
+                .build();
+            super::SnsNotifier::new(
+                aws_sdk_sns::Client::from_conf(sns),
+                config.platform_applications.clone(),
+            )
+        });
         let app = App::new(
             DynamoStore::new(
                 aws_sdk_dynamodb::Client::from_conf(dynamo),

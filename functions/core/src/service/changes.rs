@@ -62,7 +62,7 @@ where
             m
         } else {
             self.senders_own(&caller.user, &m, self.settings.delete_window_secs, now, "deleted")?;
-            self.store.delete_message(&m.id, now).await?.ok_or_else(gone)?
+            self.store.delete_message(&m.id).await?.ok_or_else(gone)?
         };
         self.store.follow_previews(&m).await?;
         info!(message_id = %m.id, "deleted for everyone");

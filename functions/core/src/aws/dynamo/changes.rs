@@ -36,19 +36,13 @@ impl ChangeStore for DynamoStore {
         .await
     }
 
-    async fn delete_message(&self, id: &MessageId, at: i64) -> Res<Option<StoredMessage>> {
+    async fn delete_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
         self.change(
             id,
-            "SET #deleted_at = if_not_exists(#deleted_at, :at) REMOVE #body, #edited_at, #reactions",
+            "REMOVE #body, #edited_at, #reactions",
             "attribute_exists(#message_id)",
-            names(&[
-                attr::DELETED_AT,
-                attr::BODY,
-                attr::EDITED_AT,
-                attr::REACTIONS,
-                attr::MESSAGE_ID,
-            ]),
-            HashMap::from([(":at".to_owned(), n(at))]),
+            names(&[attr::BODY, attr::EDITED_AT, attr::REACTIONS, attr::MESSAGE_ID]),
+            HashMap::new(),
         )
         .await
     }

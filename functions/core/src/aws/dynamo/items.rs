@@ -37,7 +37,6 @@ pub mod attr {
     pub const LAST_DELETED: &str = "last_deleted";
     pub const BODY: &str = "body";
     pub const EDITED_AT: &str = "edited_at";
-    pub const DELETED_AT: &str = "deleted_at";
     pub const REACTIONS: &str = "reactions";
     pub const LAST_RECV_TS: &str = "last_recv_ts";
     pub const LAST_READ_TS: &str = "last_read_ts";
@@ -218,8 +217,6 @@ pub struct MessageItem {
     pub expires_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deleted_at: Option<i64>,
     /// Reader -> emoji; absent until the first reaction (a map, so one reader's change is one nested SET).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reactions: BTreeMap<UserId, Emoji>,
@@ -245,7 +242,6 @@ impl MessageItem {
             delivered_at: m.delivered_at,
             expires_at: m.expires_at,
             edited_at: m.edited_at,
-            deleted_at: None,
             reactions: m.reactions.clone(),
         }
     }

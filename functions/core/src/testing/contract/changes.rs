@@ -47,7 +47,7 @@ pub async fn edits_deletes_and_reactions_change_a_message_once<S: Store>(s: &S) 
     let m = s.react(&id, &user("alice"), None, 2, false).await.unwrap().unwrap();
     assert_eq!(m.reactions.len(), 1, "removing what is not there changes nothing");
 
-    let m = s.delete_message(&id, T0 + 30).await.unwrap().unwrap();
+    let m = s.delete_message(&id).await.unwrap().unwrap();
     assert!(m.deleted() && m.edited_at.is_none() && m.reactions.is_empty(), "{m:?}");
     assert_eq!(s.get_message(&id).await.unwrap(), Some(m.clone()), "as stored");
     let after = s.edit_message(&id, &body("back"), T0 + 40).await.unwrap().unwrap();
@@ -59,14 +59,14 @@ pub async fn edits_deletes_and_reactions_change_a_message_once<S: Store>(s: &S) 
         .unwrap();
     assert!(after.reactions.is_empty(), "no reaction to a deleted message");
     assert_eq!(
-        s.delete_message(&id, T0 + 50).await.unwrap(),
+        s.delete_message(&id).await.unwrap(),
         Some(m),
         "a repeat changes nothing"
     );
 
     let none = MessageId::generate(T0 + 1);
     assert_eq!(s.edit_message(&none, &body("x"), T0).await.unwrap(), None);
-    assert_eq!(s.delete_message(&none, T0).await.unwrap(), None);
+    assert_eq!(s.delete_message(&none).await.unwrap(), None);
     assert_eq!(
         s.react(&none, &user("bob"), Some(&emoji("👍")), 2, false)
             .await
@@ -107,14 +107,14 @@ pub async fn previews_follow_changes_of_the_message_they_show<S: Store>(s: &S) {
     let second = message(MessageId::generate(T0 + 100), "bob", "alice", "second");
     s.put_message(&second).await.unwrap();
     s.index_direct(&index_job(&second), None).await.unwrap();
-    let deleted = s.delete_message(&first.id, T0 + 200).await.unwrap().unwrap();
+    let deleted = s.delete_message(&first.id).await.unwrap().unwrap();
     s.follow_previews(&deleted).await.unwrap();
     assert_eq!(
         preview(s, "alice").await,
         (Some("second".into()), false),
         "a preview of another message stays"
     );
-    let deleted = s.delete_message(&second.id, T0 + 300).await.unwrap().unwrap();
+    let deleted = s.delete_message(&second.id).await.unwrap().unwrap();
     s.follow_previews(&deleted).await.unwrap();
     for who in ["alice", "bob"] {
         assert_eq!(preview(s, who).await, (None, true), "{who}");
@@ -161,7 +161,7 @@ pub async fn previews_follow_changes_of_the_message_they_show<S: Store>(s: &S) {
         .unwrap();
     s.follow_previews(&edited).await.unwrap();
     assert_eq!(group_last().await.preview.as_deref(), Some("hello, group"));
-    let deleted = s.delete_message(&id, T0 + 700).await.unwrap().unwrap();
+    let deleted = s.delete_message(&id).await.unwrap().unwrap();
     s.follow_previews(&deleted).await.unwrap();
     let l = group_last().await;
     assert_eq!((l.preview, l.deleted), (None, true));

@@ -22,7 +22,7 @@ impl ChangeStore for MemoryStore {
         Ok(Some(m.clone()))
     }
 
-    async fn delete_message(&self, id: &MessageId, _at: i64) -> Res<Option<StoredMessage>> {
+    async fn delete_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
         self.faults.check("delete_message")?;
         let mut s = self.state.lock().unwrap();
         let Some(m) = s.messages.get_mut(id) else {
