@@ -117,6 +117,8 @@ try {
   at("delete for everyone: alice deletes a message sent to the wrong chat, bob sees only that it was deleted");
   await sendText(alice, "wrong chat, sorry");
   await bob.waitForSelector('#messages li.theirs:has-text("wrong chat, sorry")', { timeout: T });
+  // Its id (and the delete button) come with alice's ack, which under read lag can follow bob's push.
+  await alice.waitForSelector('#messages li.mine:has-text("wrong chat, sorry") button.delete', { timeout: T });
   const gone = await alice.getAttribute('#messages li.mine:has-text("wrong chat, sorry")', "data-message-id");
   await alice.click('#messages li.mine:has-text("wrong chat, sorry") button.delete');
   await bob.waitForSelector(`#messages li[data-message-id="${gone}"] .body.deleted`, { timeout: T });
