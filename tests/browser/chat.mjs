@@ -126,6 +126,8 @@ try {
   await alice.waitForSelector(`#messages li[data-message-id="${gone}"] .body.deleted`, { timeout: T });
 
   at("typing: alice types, bob sees it in the open conversation until her message arrives");
+  // One typing start a second per sender and conversation (docs/protocol.md): the steps above typed a moment ago.
+  await alice.waitForTimeout(1100);
   await alice.fill("#body", "one more thing");
   await bob.waitForSelector('#typing:not([hidden]):has-text("alice is typing")', { timeout: T });
   await alice.press("#body", "Enter");
