@@ -2,14 +2,16 @@
 
 Every function's inline policies name their actions (`dynamodb:PutItem`, never `dynamodb:*`) and their resources
 (a table, an index, a queue), never `*`. Two wildcards are allowed, for ids not known in advance: the connection
-id of the @connections API (`.../POST/@connections/*`), and the endpoint id within one SNS platform application
-(`...:endpoint/${App}/*`, the application named by a parameter).
+id of the @connections API (`.../POST/@connections/*`), the endpoint id within one SNS platform application
+(`...:endpoint/${App}/*`, the application named by a parameter), and the attachment objects under the `a/` prefix
+of one bucket of the stack (`${Bucket.Arn}/a/*`).
 """
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
 CONNECTIONS_SUFFIX = "/@connections/*"
 ENDPOINTS_SUFFIX = ":endpoint/${App}/*"
+OBJECTS_SUFFIX = ".Arn}/a/*"
 
 
 def _as_list(value):
@@ -63,6 +65,8 @@ class NoWildcardInFunctionPolicies(CloudFormationLintRule):
                         if text.endswith(CONNECTIONS_SUFFIX) and "*" not in text[: -len(CONNECTIONS_SUFFIX)]:
                             continue
                         if text.endswith(ENDPOINTS_SUFFIX) and "*" not in text[: -len(ENDPOINTS_SUFFIX)]:
+                            continue
+                        if text.startswith("${") and text.endswith(OBJECTS_SUFFIX) and "*" not in text[:-1]:
                             continue
                         matches.append(RuleMatch(path + ["Resource"], f"{name}: wildcard resource {text!r}"))
                     if "NotAction" in statement or "NotResource" in statement:

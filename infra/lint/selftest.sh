@@ -4,8 +4,8 @@ set -uo pipefail
 cd "$(dirname "$0")"
 out=$(cfn-lint --append-rules . --include-checks E9002 -- fixtures/wildcards.yaml 2>&1)
 count=$(grep -c "E9002" <<<"$out")
-if [ "$count" -ne 4 ]; then
-  echo "infra/lint selftest: expected 4 E9002 findings in fixtures/wildcards.yaml, got $count:"; echo "$out"; exit 1
+if [ "$count" -ne 5 ]; then
+  echo "infra/lint selftest: expected 5 E9002 findings in fixtures/wildcards.yaml, got $count:"; echo "$out"; exit 1
 fi
 if out=$(cfn-lint --append-rules . -- fixtures/scoped.yaml 2>&1) && ! grep -q "E900" <<<"$out"; then
   echo "infra/lint selftest: ok"

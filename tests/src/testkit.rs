@@ -99,9 +99,12 @@ impl TestStack {
                     .build(),
             ),
             sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(&sdk).timeout_config(patient).build(),
+                aws_sdk_sqs::config::Builder::from(&sdk)
+                    .timeout_config(patient.clone())
+                    .build(),
             ),
             secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            s3: natter_local::buckets::client(&sdk, patient),
         };
         let opts = ProvisionOptions {
             secret_value: TEST_SECRET.to_owned(),

@@ -116,6 +116,16 @@ pub struct Settings {
     pub notify_every_ms: i64,
     /// Whether sends queue notifications for offline recipients (the deployment has a notify queue).
     pub notify_offline: bool,
+    /// The largest attachment `attach` accepts (`MAX_ATTACHMENT_BYTES`, at most the protocol's 100 MB).
+    pub max_attachment_bytes: u64,
+    /// Attachment bytes one user may announce per day (`UPLOAD_BYTES_PER_DAY`; 0: no limit): storage is paid for
+    /// by the deployment, so no one client may fill it.
+    pub upload_bytes_per_day: u64,
+    /// How long an upload URL works: the protocol's 15 minutes.
+    pub upload_url_secs: u64,
+    /// How long a download URL in a push, `sync` or `history` works (`DOWNLOAD_URL_SECONDS`): a client that
+    /// shows an attachment later asks `history` again for a fresh one.
+    pub download_url_secs: u64,
     /// Frames one user may send per window over all its connections (0: no limit). 100 per 2 s: 50 a second,
     /// bursts of 100.
     pub frame_limit: u64,
@@ -157,6 +167,10 @@ impl Default for Settings {
             max_devices: 10,
             notify_every_ms: 60_000,
             notify_offline: false,
+            max_attachment_bytes: crate::frames::MAX_ATTACHMENT_BYTES,
+            upload_bytes_per_day: 1 << 30,
+            upload_url_secs: 15 * 60,
+            download_url_secs: 3600,
             frame_limit: 100,
             frame_window_ms: 2000,
             max_connections: 10,
@@ -173,6 +187,8 @@ pub struct Config {
     pub queues: Queues,
     /// The @connections endpoint: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` on AWS.
     pub management_endpoint: Option<String>,
+    /// The S3 bucket of attachments (`ATTACHMENT_BUCKET`); only the functions that sign or check them have it.
+    pub attachment_bucket: Option<String>,
     /// The SNS platform application of each push platform this deployment offers.
     pub platform_applications: std::collections::HashMap<crate::notify::Platform, String>,
     pub settings: Settings,
@@ -245,6 +261,10 @@ impl Config {
         vars.at_least("FRAME_RATE_WINDOW_MS", 1, &mut s.frame_window_ms)?;
         vars.num("MAX_CONNECTIONS_PER_USER", &mut s.max_connections)?;
         vars.num("CATCH_UP_DELAY_SECONDS", &mut s.catch_up_delay_secs)?;
+        vars.at_least("MAX_ATTACHMENT_BYTES", 1, &mut s.max_attachment_bytes)?;
+        s.max_attachment_bytes = s.max_attachment_bytes.min(crate::frames::MAX_ATTACHMENT_BYTES);
+        vars.at_least("DOWNLOAD_URL_SECONDS", 60, &mut s.download_url_secs)?;
+        vars.num("UPLOAD_BYTES_PER_DAY", &mut s.upload_bytes_per_day)?;
         Ok(Self {
             tables: Tables::from_lookup(&get)?,
             queues: Queues {
@@ -254,6 +274,7 @@ impl Config {
                 notify: vars.opt(Queues::NOTIFY),
             },
             management_endpoint: vars.opt("MANAGEMENT_ENDPOINT"),
+            attachment_bucket: vars.opt("ATTACHMENT_BUCKET"),
             platform_applications: PLATFORM_APPLICATION_VARS
                 .iter()
                 .filter_map(|(p, v)| vars.opt(v).map(|arn| (*p, arn)))

@@ -65,6 +65,8 @@ pub enum Rejection {
     Forbidden(String),
     #[error("{0}")]
     UnknownAction(String),
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// What a rule can end with besides success.
@@ -83,6 +85,7 @@ impl Failure {
             Self::Rejected(Rejection::NotFound(_)) => ErrorCode::NotFound,
             Self::Rejected(Rejection::Forbidden(_)) => ErrorCode::Forbidden,
             Self::Rejected(Rejection::UnknownAction(_)) => ErrorCode::UnknownAction,
+            Self::Rejected(Rejection::TooLarge(_)) => ErrorCode::TooLarge,
             Self::Backend(e) if e.is_retryable() => ErrorCode::Unavailable,
             Self::Backend(_) => ErrorCode::Internal,
         }
@@ -104,6 +107,10 @@ pub fn not_found(what: impl Into<String>) -> Failure {
 
 pub fn forbidden(what: impl Into<String>) -> Failure {
     Failure::Rejected(Rejection::Forbidden(what.into()))
+}
+
+pub fn too_large(what: impl Into<String>) -> Failure {
+    Failure::Rejected(Rejection::TooLarge(what.into()))
 }
 
 pub fn bad_request(what: impl Into<String>) -> Failure {

@@ -145,8 +145,8 @@ impl fmt::Display for MessageId {
     }
 }
 
-/// A message body: 1 to 16384 bytes of UTF-8, opaque to the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A message body: up to 16384 bytes of UTF-8, opaque to the server; empty only on a message with attachments.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Body(String);
 
@@ -155,12 +155,25 @@ impl Body {
     /// How many characters of a body a conversation preview shows.
     pub const PREVIEW_CHARS: usize = 64;
 
+    /// A body a client sends: 1 to 16384 bytes.
     pub fn parse(s: &str) -> Result<Self, FieldError> {
+        if s.is_empty() {
+            return Err(FieldError::Invalid("a non-empty string"));
+        }
+        Self::try_from(s.to_owned())
+    }
+
+    /// The body of a message that carries attachments: may be empty.
+    pub fn parse_or_empty(s: &str) -> Result<Self, FieldError> {
         Self::try_from(s.to_owned())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The first 64 characters (not bytes: a preview never splits a character).
@@ -172,9 +185,8 @@ impl Body {
 impl TryFrom<String> for Body {
     type Error = FieldError;
     fn try_from(s: String) -> Result<Self, FieldError> {
-        if s.is_empty() {
-            Err(FieldError::Invalid("a non-empty string"))
-        } else if s.len() > Self::MAX_BYTES {
+        // Empty only with attachments: `parse` refuses it for a client's text; stored messages may have it.
+        if s.len() > Self::MAX_BYTES {
             Err(FieldError::TooLarge { limit: Self::MAX_BYTES })
         } else {
             Ok(Self(s))

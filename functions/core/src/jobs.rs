@@ -28,7 +28,7 @@ impl IndexJob {
 #[serde(rename_all = "camelCase")]
 pub struct FanoutJob {
     /// The `message` frame as pushed (its `group` names the group).
-    pub message: MessagePush,
+    pub message: Box<MessagePush>,
     /// The connection the message was sent from: it got the ack, not a push.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude: Option<ConnectionId>,

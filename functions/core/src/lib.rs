@@ -7,11 +7,13 @@
 //! - [`ports`]: the small async traits the rules need (stores, pusher, queue); [`aws`] implements them.
 //! - [`service`]: the rules, one file per action or consumer, on `App` (the ports and settings).
 //! - [`lambda`]: glue between API Gateway / SQS events and the rules; each function's handler is thin.
+//! - [`attachments`]: attachment ids, content types and the object-storage port (presigned uploads and downloads).
 //! - [`auth`]: verifying connection tokens (HS256 JWT), and minting development tokens.
 //! - [`meter`]: AWS-call accounting per invocation, written as CloudWatch Embedded Metric Format.
 //! - [`config`]: settings read from the environment once at init.
 //! - [`testing`] (feature `testing`): in-memory fakes of the ports, a test-app builder, the ports' contract suite.
 
+pub mod attachments;
 #[cfg(feature = "auth")]
 pub mod auth;
 #[cfg(feature = "aws")]

@@ -1,6 +1,7 @@
 //! The records the rules work on, independent of how they are stored.
 
 use crate::{
+    attachments::{Attachment, AttachmentLink},
     frames::{Emoji, MessagePush, Status, Target},
     ids::{Body, ClientMsgId, ConnectionId, DeviceId, MessageId, UserId},
 };
@@ -27,6 +28,8 @@ pub struct StoredMessage {
     pub edited_at: Option<i64>,
     /// Each reader's one reaction.
     pub reactions: BTreeMap<UserId, Emoji>,
+    /// Checked at `send`: uploaded by the sender, with the size it announced.
+    pub attachments: Vec<Attachment>,
 }
 
 impl StoredMessage {
@@ -44,6 +47,7 @@ impl StoredMessage {
             expires_at: None,
             edited_at: None,
             reactions: BTreeMap::new(),
+            attachments: Vec::new(),
         }
     }
 
@@ -51,9 +55,14 @@ impl StoredMessage {
         self.body.is_none()
     }
 
-    /// The conversation preview of this message as it is now (none once deleted).
+    /// The conversation preview of this message as it is now (none once deleted): its text, or for a message
+    /// of attachments alone what they are ("📷 Photo").
     pub fn preview(&self) -> Option<String> {
-        self.body.as_ref().map(Body::preview)
+        let body = self.body.as_ref()?;
+        Some(match self.attachments.first() {
+            Some(a) if body.is_empty() => a.content_type.preview().to_owned(),
+            _ => body.preview(),
+        })
     }
 
     /// Whether `user` may read it: a one-on-one message's two parties, or a member of its group who joined
@@ -103,6 +112,21 @@ impl StoredMessage {
                 counts
             }),
             my_reaction: None,
+            // A deleted message's attachments go with its body. URLs are signed per reader (`App::link`).
+            attachments: if self.deleted() {
+                Vec::new()
+            } else {
+                self.attachments
+                    .iter()
+                    .map(|a| AttachmentLink {
+                        id: a.id.clone(),
+                        content_type: a.content_type.clone(),
+                        size: a.size,
+                        url: String::new(),
+                        expires_at: 0,
+                    })
+                    .collect()
+            },
         }
     }
 }

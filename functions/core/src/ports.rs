@@ -437,4 +437,12 @@ pub trait FrameCounter: Send + Sync {
     fn count_frame(&self, user: &UserId, window: i64, expires_at: i64) -> impl Future<Output = Res<u64>> + Send;
     /// Counts one group created by `user` in clock hour `hour`; the count so far, this one included.
     fn count_group_create(&self, user: &UserId, hour: i64, expires_at: i64) -> impl Future<Output = Res<u64>> + Send;
+    /// Adds `bytes` of attachments announced by `user` on day `day` (days since the epoch); the total so far.
+    fn count_upload_bytes(
+        &self,
+        user: &UserId,
+        day: i64,
+        bytes: u64,
+        expires_at: i64,
+    ) -> impl Future<Output = Res<u64>> + Send;
 }

@@ -18,6 +18,7 @@
 //! - [`web`]: the reference web client, served at `/` to browsers, and its development tokens.
 //! - [`notifications`]: the push notifications the functions publish through SNS, as a device would show them.
 
+pub mod buckets;
 pub mod coldstart;
 pub mod emulator;
 pub mod gateway;
@@ -25,6 +26,7 @@ pub mod guard;
 pub mod iam;
 pub mod lag;
 pub mod local;
+pub mod naming;
 pub mod notifications;
 pub mod poller;
 pub mod process;

@@ -185,9 +185,10 @@ impl Local {
             ),
             secrets: aws_sdk_secretsmanager::Client::from_conf(
                 aws_sdk_secretsmanager::config::Builder::from(&sdk)
-                    .timeout_config(patient)
+                    .timeout_config(patient.clone())
                     .build(),
             ),
+            s3: crate::buckets::client(&sdk, patient),
         };
         provision(
             &mut stack,

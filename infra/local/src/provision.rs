@@ -1,4 +1,4 @@
-//! Creates every table, queue and secret of the template in the emulator, idempotently: keys, indexes, TTL, billing
+//! Creates every table, queue, bucket and secret of the template in the emulator, idempotently: keys, indexes, TTL, billing
 //! mode, queue attributes and the redrive policy to each dead-letter queue.
 
 use crate::{
@@ -25,6 +25,8 @@ pub enum ProvisionError {
     Template(#[from] crate::template::TemplateError),
     #[error("secret {secret}: {message}")]
     Secret { secret: String, message: String },
+    #[error("bucket {bucket}: {message}")]
+    Bucket { bucket: String, message: String },
     #[error("SNS platform application {platform}: {message}")]
     Platform { platform: String, message: String },
 }
@@ -260,6 +262,7 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 /// How to provision.
@@ -288,6 +291,7 @@ pub async fn provision(stack: &mut Stack, clients: &Clients, opts: &ProvisionOpt
         stack.set_secret_arn(&s.logical_id, &arn);
     }
     create_tables(dynamo, &stack.tables()?, opts.streams).await?;
+    crate::buckets::create_buckets(&clients.s3, &crate::buckets::buckets(stack)?).await?;
     // Dead-letter queues first: a redrive policy must name an existing queue, by the ARN the emulator gave it
     // (so the policies are resolved again once those ARNs are known).
     let has_redrive = |q: &QueueSpec| q.properties.get("RedrivePolicy").is_some();

@@ -31,6 +31,7 @@ async fn setup() -> (TestStack, ConnectionsStub, AwsApp, String) {
         body: Body::parse("hi").unwrap(),
         seq: None,
         device: None,
+        attachments: Vec::new(),
     };
     let caller = Caller {
         user: user("alice"),

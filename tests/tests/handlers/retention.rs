@@ -26,6 +26,7 @@ async fn a_message_past_its_retention_is_no_longer_seen_and_its_item_expires() {
         body: Body::parse("gone in two seconds").unwrap(),
         seq: None,
         device: None,
+        attachments: Vec::new(),
     };
     let ack = app
         .send(&caller("alice", "a1"), &frame, now_ms(), now_ms() + 5000)

@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod capacity;
 mod dynamo;
 mod pusher;
+mod s3;
 pub mod secrets;
 mod sns;
 mod sqs;
@@ -14,6 +15,7 @@ pub mod wiring;
 
 pub use dynamo::DynamoStore;
 pub use pusher::ApiGatewayPusher;
+pub use s3::S3Objects;
 pub use sns::SnsNotifier;
 pub use sqs::SqsQueue;
 pub use wiring::{AwsApp, InitError, sdk_config, sdk_loader};

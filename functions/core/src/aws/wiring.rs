@@ -83,6 +83,17 @@ impl AwsApp {
                 config.platform_applications.clone(),
             )
         });
+        // Likewise only the functions that sign or check attachments name the bucket.
+        let objects = config.attachment_bucket.clone().map(|bucket| {
+            let s3 = aws_sdk_s3::config::Builder::from(sdk)
+                .interceptor(Accounting::calls_only(meter.clone()))
+                // An emulator serves buckets by path (`http://host:port/bucket/key`), AWS by host name.
+                .force_path_style(sdk.endpoint_url().is_some())
+                // No checksum of an empty body signed into presigned uploads (the client sends the bytes).
+                .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+                .build();
+            super::S3Objects::new(aws_sdk_s3::Client::from_conf(s3), bucket)
+        });
         let app = App::new(
             DynamoStore::new(
                 aws_sdk_dynamodb::Client::from_conf(dynamo),
@@ -94,8 +105,12 @@ impl AwsApp {
             config.settings.clone(),
         )
         .with_meter(meter);
-        Ok(match notifier {
+        let app = match notifier {
             Some(n) => app.with_notifier(std::sync::Arc::new(n)),
+            None => app,
+        };
+        Ok(match objects {
+            Some(o) => app.with_objects(std::sync::Arc::new(o)),
             None => app,
         })
     }

@@ -6,6 +6,7 @@
 //! `Serialize`, which is what clients (tests, natter-loadgen) send; a round-trip test keeps both sides equal.
 
 mod ack;
+mod attach;
 mod change;
 mod device;
 mod fields;
@@ -19,6 +20,7 @@ mod sync;
 mod typing;
 
 pub use ack::{AckFrame, MAX_ACK_IDS, MAX_SEQ};
+pub use attach::{AttachFrame, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS};
 pub use change::{DeleteFrame, EditFrame, Emoji, ReactFrame};
 pub use device::DeviceOp;
 pub use fields::MAX_CURSOR_BYTES;
@@ -73,6 +75,7 @@ pub enum ClientFrame {
     Delete(DeleteFrame),
     React(ReactFrame),
     Device(DeviceOp),
+    Attach(AttachFrame),
 }
 
 impl ClientFrame {
@@ -92,6 +95,7 @@ impl ClientFrame {
             Self::Delete(_) => "delete",
             Self::React(_) => "react",
             Self::Device(_) => "device",
+            Self::Attach(_) => "attach",
         }
     }
 
@@ -113,7 +117,7 @@ impl ClientFrame {
 
 /// Every action the protocol defines: the route keys of the WebSocket API besides `$connect`, `$disconnect`
 /// and `$default`.
-pub const ACTIONS: [&str; 13] = [
+pub const ACTIONS: [&str; 14] = [
     "send",
     "ack",
     "read",
@@ -127,6 +131,7 @@ pub const ACTIONS: [&str; 13] = [
     "delete",
     "react",
     "device",
+    "attach",
 ];
 
 /// A frame with its optional correlation id, as a client sends it.
@@ -257,6 +262,7 @@ pub fn parse(text: &str) -> Result<Request, Refusal> {
         "delete" => change::parse_delete(&f).map(ClientFrame::Delete),
         "react" => change::parse_react(&f).map(ClientFrame::React),
         "device" => device::parse(&f).map(ClientFrame::Device),
+        "attach" => attach::parse(&f).map(ClientFrame::Attach),
         other => Err(Problem {
             code: ErrorCode::UnknownAction,
             message: format!("unknown action `{}`", other.chars().take(64).collect::<String>()),

@@ -1,7 +1,10 @@
 //! `send`: one message to a user or a group.
 
 use super::{Problem, fields::Fields};
-use crate::ids::{Body, ClientMsgId, DeviceId, GroupId, UserId};
+use crate::{
+    attachments::AttachmentId,
+    ids::{Body, ClientMsgId, DeviceId, GroupId, UserId},
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -17,6 +20,9 @@ pub struct SendFrame {
     /// The device that numbered it (one-on-one): `seq` counts per sender, device and conversation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceId>,
+    /// Uploaded attachments (`attach`), at most 10, each once; with them the body may be empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentId>,
 }
 
 /// Who a message is for.
@@ -37,7 +43,20 @@ pub(super) fn parse(f: &Fields<'_>) -> Result<SendFrame, Problem> {
     } else {
         Target::Group(f.parsed("group", GroupId::parse)?)
     };
-    let body = f.parsed("body", Body::parse)?;
+    let attachments = if f.has("attachments") {
+        let ids = f.list("attachments", 1, super::MAX_ATTACHMENTS, AttachmentId::parse)?;
+        if (1..ids.len()).any(|i| ids[..i].contains(&ids[i])) {
+            return Err(Problem::bad("`attachments` must not name an attachment twice"));
+        }
+        ids
+    } else {
+        Vec::new()
+    };
+    let body = if attachments.is_empty() {
+        f.parsed("body", Body::parse)?
+    } else {
+        f.opt_parsed("body", Body::parse_or_empty)?.unwrap_or_default()
+    };
     // In a group the server assigns the sequence; a client's own number there would only confuse readers.
     let (seq, device) = match target {
         Target::To(_) => (
@@ -52,5 +71,6 @@ pub(super) fn parse(f: &Fields<'_>) -> Result<SendFrame, Problem> {
         body,
         seq,
         device,
+        attachments,
     })
 }

@@ -1,7 +1,10 @@
 //! What the server sends: direct replies (carrying the frame's `requestId`) and pushes.
 
 use super::{Conversation, Emoji, RequestId, Target};
-use crate::ids::{Body, ClientMsgId, DeviceId, GroupId, GroupName, MessageId, UserId};
+use crate::{
+    attachments::{AttachmentId, AttachmentLink},
+    ids::{Body, ClientMsgId, DeviceId, GroupId, GroupName, MessageId, UserId},
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -58,6 +61,7 @@ pub enum ServerFrame {
     Edit(EditPush),
     Delete(DeletePush),
     Reaction(ReactionPush),
+    Upload(UploadReply),
 }
 
 impl ServerFrame {
@@ -109,6 +113,20 @@ pub struct AckReply {
     /// One-on-one, to a friend with no live connection: it gets the message at its next `sync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<RecipientState>,
+}
+
+/// The answer to `attach`: upload the bytes with this request before `expiresAt`, then name `attachmentId` in a
+/// `send`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadReply {
+    pub attachment_id: AttachmentId,
+    pub url: String,
+    /// Always `PUT`.
+    pub method: String,
+    /// Send exactly these headers: they are signed (the content type and the length among them).
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: i64,
 }
 
 /// How the recipient of a one-on-one message stands: always offline (an online recipient is not named).
@@ -318,6 +336,9 @@ pub struct MessagePush {
     /// The reader's own reaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub my_reaction: Option<Emoji>,
+    /// With short-lived download URLs, signed for each reader (`App::link`) just before the frame leaves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentLink>,
 }
 
 /// A message's body was edited by its sender.

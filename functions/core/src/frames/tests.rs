@@ -227,6 +227,7 @@ fn what_clients_serialize_the_server_parses_back() {
             body: Body::parse("hello \"world\"").unwrap(),
             seq: Some(3),
             device: Some(DeviceId::parse("tab-7f3a").unwrap()),
+            attachments: Vec::new(),
         }),
         ClientFrame::Send(SendFrame {
             client_msg_id: ClientMsgId::parse("c-2").unwrap(),
@@ -234,6 +235,19 @@ fn what_clients_serialize_the_server_parses_back() {
             body: Body::parse("hi all").unwrap(),
             seq: None,
             device: None,
+            attachments: Vec::new(),
+        }),
+        ClientFrame::Send(SendFrame {
+            client_msg_id: ClientMsgId::parse("c-3").unwrap(),
+            target: Target::To(u("bob")),
+            body: Body::default(),
+            seq: None,
+            device: None,
+            attachments: vec![crate::attachments::AttachmentId::generate()],
+        }),
+        ClientFrame::Attach(super::AttachFrame {
+            content_type: crate::attachments::ContentType::parse("image/jpeg").unwrap(),
+            size: 123_456,
         }),
         ClientFrame::Ack(AckFrame::Messages {
             message_ids: vec![MessageId::generate(5)],
@@ -355,6 +369,7 @@ fn server_frames_have_the_documented_shape() {
         deleted: false,
         reactions: None,
         my_reaction: None,
+        attachments: Vec::new(),
     });
     let text = push.to_json();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -363,4 +378,28 @@ fn server_frames_have_the_documented_shape() {
         assert!(v.get(absent).is_none(), "{absent} is left out of a plain message");
     }
     assert_eq!(serde_json::from_str::<ServerFrame>(&text).unwrap(), push);
+}
+
+#[test]
+fn attachments_refuse_empty_lists_repeats_and_an_empty_body_without_them() {
+    let id = crate::attachments::AttachmentId::generate();
+    let send = |extra: &str| parse(&format!(r#"{{"action":"send","clientMsgId":"c","to":"bob"{extra}}}"#));
+    assert!(
+        send(&format!(r#","attachments":["{}"]"#, id.as_str())).is_ok(),
+        "no body with an attachment"
+    );
+    assert!(send(&format!(r#","body":"","attachments":["{}"]"#, id.as_str())).is_ok());
+    assert!(send(r#","body":"""#).is_err(), "an empty body alone");
+    assert!(send(r#","body":"x","attachments":[]"#).is_err());
+    assert!(send(&format!(r#","body":"x","attachments":["{0}","{0}"]"#, id.as_str())).is_err());
+    assert!(send(r#","body":"x","attachments":["../eve/1"]"#).is_err());
+    let eleven: Vec<String> = (0..11)
+        .map(|_| format!("\"{}\"", crate::attachments::AttachmentId::generate().as_str()))
+        .collect();
+    assert!(send(&format!(r#","body":"x","attachments":[{}]"#, eleven.join(","))).is_err());
+    let attach = |extra: &str| parse(&format!(r#"{{"action":"attach"{extra}}}"#));
+    assert!(attach(r#","contentType":"image/png","size":10"#).is_ok());
+    assert!(attach(r#","contentType":"image/png","size":0"#).is_err());
+    assert!(attach(r#","contentType":"png","size":10"#).is_err());
+    assert!(attach(r#","size":10"#).is_err());
 }

@@ -117,9 +117,9 @@ where
         let targets = connections_of(&presence, &[user], None, now);
         let mut pushed = 0;
         for m in &messages {
-            let report = self
-                .deliver(&targets, &ServerFrame::Message(m.to_push()).to_json(), now)
-                .await;
+            let mut push = m.to_push();
+            self.link(std::slice::from_mut(&mut push), now).await?;
+            let report = self.deliver(&targets, &ServerFrame::Message(push).to_json(), now).await;
             pushed += report.delivered;
             if report.gone > 0 {
                 break;

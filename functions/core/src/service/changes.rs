@@ -62,6 +62,14 @@ where
             m
         } else {
             self.senders_own(&caller.user, &m, self.settings.delete_window_secs, now, "deleted")?;
+            // The bytes go first: once the item forgets its attachments, nothing would name them (a failure
+            // here is `unavailable`, and the retry deletes them again, harmlessly).
+            futures::future::try_join_all(
+                m.attachments
+                    .iter()
+                    .map(|a| self.objects.delete(crate::attachments::object_key(&m.from, &a.id))),
+            )
+            .await?;
             self.store.delete_message(&m.id).await?.ok_or_else(gone)?
         };
         self.store.follow_previews(&m).await?;
@@ -171,7 +179,7 @@ where
             }
             Target::Group(_) => {
                 let job = Job::Fanout(FanoutJob {
-                    message: m.to_push(),
+                    message: Box::new(m.to_push()),
                     exclude: except.cloned(),
                     members: None,
                     change: Some(Box::new(change)),

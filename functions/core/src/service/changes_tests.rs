@@ -17,6 +17,7 @@ async fn sent(app: &TestApp, at: i64) -> MessageId {
         body: Body::parse("first").unwrap(),
         seq: None,
         device: None,
+        attachments: Vec::new(),
     };
     app.send(&caller("alice", "a1"), &frame, at, at + 10_000)
         .await

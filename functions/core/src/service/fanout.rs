@@ -67,7 +67,12 @@ where
         let targets = connections_of(&presence, &refs, job.exclude.as_ref(), now);
         let frame = match &job.change {
             Some(change) => change.to_json(),
-            None => ServerFrame::Message(job.message.clone()).to_json(),
+            None => {
+                // Signed here, not at send: a job delayed or redelivered still carries URLs that work.
+                let mut push = job.message.clone();
+                self.link(std::slice::from_mut(&mut push), now).await?;
+                ServerFrame::Message(*push).to_json()
+            }
         };
         let report = self.deliver(&targets, &frame, now).await;
         info!(message_id = %job.message.message_id, members = members.len(), delivered = report.delivered, gone = report.gone, failed = report.failed, "fan-out");

@@ -140,6 +140,7 @@ async fn a_block_is_never_revealed_and_lets_nothing_through() {
         body: Body::parse("hello?").unwrap(),
         seq: None,
         device: None,
+        attachments: Vec::new(),
     };
     let first = app.send(&caller, &frame, now_ms(), now_ms() + 5000).await.unwrap();
     let again = app.send(&caller, &frame, now_ms(), now_ms() + 5000).await.unwrap();

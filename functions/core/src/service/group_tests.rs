@@ -47,6 +47,7 @@ fn group_send(cmid: &str, g: &GroupId) -> SendFrame {
         body: Body::parse("hello group").unwrap(),
         seq: None,
         device: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -8,7 +8,7 @@ use super::{
     sync::{REPLY_BUDGET, message_size},
 };
 use crate::{
-    error::{Failure, forbidden, not_found},
+    error::{BackendError, Failure, forbidden, not_found},
     frames::{Conversation, HistoryReply, MessagePush, MessageStatus, ServerFrame},
     ids::{MessageId, UserId},
     model::GroupEntry,
@@ -68,8 +68,9 @@ where
                             });
                         }
                         (push, m.id.to_string())
-                    });
-                paginate(list, page.more)
+                    })
+                    .collect();
+                paginate(self.linked(list, now).await?, page.more)
             }
             Conversation::Group(group) => {
                 let member = match self.store.membership(group, user).await? {
@@ -99,11 +100,25 @@ where
                     }
                     Some((push, e.seq.to_string()))
                 });
-                paginate(list, more)
+                paginate(self.linked(list.collect(), now).await?, more)
             }
         };
         let next = next.map(|position| key.seal(user.as_str(), &scope, position.as_bytes()));
         Ok(ServerFrame::History(HistoryReply { messages, next }))
+    }
+}
+
+impl<S, P, Q> App<S, P, Q> {
+    /// The list with its download URLs signed: before the page is cut, so that the URLs count toward its size.
+    async fn linked(
+        &self,
+        mut list: Vec<(MessagePush, String)>,
+        now: i64,
+    ) -> Result<std::vec::IntoIter<(MessagePush, String)>, BackendError> {
+        for (push, _) in list.iter_mut() {
+            self.link(std::slice::from_mut(push), now).await?;
+        }
+        Ok(list.into_iter())
     }
 }
 

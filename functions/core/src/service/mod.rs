@@ -3,6 +3,7 @@
 //! (`index`, `fanout`, `presence`), on the ports it needs.
 
 mod ack;
+mod attach;
 mod catch_up;
 mod changes;
 mod connection;
@@ -42,6 +43,8 @@ pub struct App<S, P, Q> {
     pub typing_gate: typing::TypingGate,
     /// Push notifications (SNS on AWS); only `device` and the notify consumer use it.
     pub notifier: std::sync::Arc<dyn crate::notify::Notifier>,
+    /// Attachment storage (S3 on AWS); only `attach`, `send` and the functions that show messages use it.
+    pub objects: std::sync::Arc<dyn crate::attachments::ObjectStore>,
 }
 
 impl<S, P, Q> App<S, P, Q> {
@@ -54,7 +57,13 @@ impl<S, P, Q> App<S, P, Q> {
             meter: Meter::default(),
             typing_gate: Default::default(),
             notifier: std::sync::Arc::new(crate::notify::NoNotifier),
+            objects: std::sync::Arc::new(crate::attachments::NoObjects),
         }
+    }
+
+    pub fn with_objects(mut self, objects: std::sync::Arc<dyn crate::attachments::ObjectStore>) -> Self {
+        self.objects = objects;
+        self
     }
 
     pub fn with_notifier(mut self, notifier: std::sync::Arc<dyn crate::notify::Notifier>) -> Self {
@@ -88,3 +97,6 @@ mod changes_tests;
 
 #[cfg(test)]
 mod notify_tests;
+
+#[cfg(test)]
+mod attach_tests;

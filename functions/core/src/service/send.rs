@@ -159,22 +159,28 @@ where
         let key = ClaimKey::new(&caller.user, &frame.client_msg_id);
         let check = async {
             // The recipient's standing toward the sender: a block drops the message, a friendship lets the ack
-            // say the friend is offline. One strong read, alongside the lookup.
-            let (found, standing) = futures::try_join!(
-                self.store
-                    .lookup(std::slice::from_ref(to), std::slice::from_ref(&caller.user)),
-                self.store.standing(to, &caller.user)
-            )?;
+            // say the friend is offline. One strong read, alongside the lookup and the attachments' checks.
+            let reads = async {
+                futures::try_join!(
+                    self.store
+                        .lookup(std::slice::from_ref(to), std::slice::from_ref(&caller.user)),
+                    self.store.standing(to, &caller.user)
+                )
+                .map_err(Failure::from)
+            };
+            let ((found, standing), attachments) =
+                futures::try_join!(reads, self.check_attachments(&caller.user, &frame.attachments))?;
             if found.contains_key(to) {
-                Ok((found, standing))
+                Ok((found, standing, attachments))
             } else {
                 Err(not_found(format!("no user `{to}`")))
             }
         };
-        let (claim, (presence, standing)) = match self.start(&key, &frame.target, now, deadline, check).await? {
-            Start::Done(c) => return Ok(ack(frame, &c, None)),
-            Start::Go { claim, checked, .. } => (claim, checked),
-        };
+        let (claim, (presence, standing, attachments)) =
+            match self.start(&key, &frame.target, now, deadline, check).await? {
+                Start::Done(c) => return Ok(ack(frame, &c, None)),
+                Start::Go { claim, checked, .. } => (claim, checked),
+            };
         if standing == Some(FriendState::Blocked) {
             // Acked as usual and never delivered: nothing reveals the block. The claim makes a retry get the same
             // ack; nothing is stored, so nothing reaches the blocker later either.
@@ -186,6 +192,7 @@ where
             seq: frame.seq,
             device: frame.device.clone(),
             expires_at: self.settings.message_expiry(claim.message_id.timestamp()),
+            attachments,
             ..StoredMessage::new(
                 claim.message_id,
                 caller.user.clone(),
@@ -238,7 +245,9 @@ where
                 .await?;
         }
         let targets = connections_of(&presence, &[to, &caller.user], Some(&caller.connection), now);
-        let push = ServerFrame::Message(message.to_push()).to_json();
+        let mut push = message.to_push();
+        self.link(std::slice::from_mut(&mut push), now).await?;
+        let push = ServerFrame::Message(push).to_json();
         let job = Job::Index(IndexJob {
             message_id: message.id,
             from: message.from.clone(),
@@ -331,15 +340,20 @@ where
     ) -> Result<AckReply, Failure> {
         let key = ClaimKey::new(&caller.user, &frame.client_msg_id);
         let check = async {
-            match self.store.membership(group, &caller.user).await? {
-                (None, _) => Err(not_found(format!("no group `{group}`"))),
-                (Some(_), None) => Err(forbidden("not a member of this group")),
-                (Some(_), Some(_)) => Ok(()),
+            let member = async { self.store.membership(group, &caller.user).await.map_err(Failure::from) };
+            match futures::try_join!(member, self.check_attachments(&caller.user, &frame.attachments))? {
+                ((None, _), _) => Err(not_found(format!("no group `{group}`"))),
+                ((Some(_), None), _) => Err(forbidden("not a member of this group")),
+                ((Some(_), Some(_)), attachments) => Ok(attachments),
             }
         };
-        let (claim, resumed) = match self.start(&key, &frame.target, now, deadline, check).await? {
+        let (claim, resumed, attachments) = match self.start(&key, &frame.target, now, deadline, check).await? {
             Start::Done(c) => return Ok(ack(frame, &c, c.seq)),
-            Start::Go { claim, resumed, .. } => (claim, resumed),
+            Start::Go {
+                claim,
+                resumed,
+                checked,
+            } => (claim, resumed, checked),
         };
         let work = async {
             // A resumed send reuses the sequence its stored message holds: a retry never burns a number.
@@ -351,10 +365,21 @@ where
             let message = match stored {
                 Some(m) => m,
                 None => {
+                    let message = StoredMessage {
+                        expires_at: self.settings.message_expiry(claim.message_id.timestamp()),
+                        attachments,
+                        ..StoredMessage::new(
+                            claim.message_id,
+                            caller.user.clone(),
+                            Target::Group(group.clone()),
+                            frame.body.clone(),
+                            frame.client_msg_id.clone(),
+                        )
+                    };
                     let last = LastMessage {
                         message_id: claim.message_id,
                         from: caller.user.clone(),
-                        preview: Some(frame.body.preview()),
+                        preview: message.preview(),
                         timestamp: claim.message_id.timestamp(),
                         deleted: false,
                     };
@@ -363,14 +388,7 @@ where
                     };
                     StoredMessage {
                         seq: Some(n),
-                        expires_at: self.settings.message_expiry(claim.message_id.timestamp()),
-                        ..StoredMessage::new(
-                            claim.message_id,
-                            caller.user.clone(),
-                            Target::Group(group.clone()),
-                            frame.body.clone(),
-                            frame.client_msg_id.clone(),
-                        )
+                        ..message
                     }
                 }
             };
@@ -402,7 +420,7 @@ where
         recorded?;
         marked?;
         let job = Job::Fanout(FanoutJob {
-            message: message.to_push(),
+            message: Box::new(message.to_push()),
             exclude: Some(caller.connection.clone()),
             members: None,
             change: None,

@@ -293,7 +293,9 @@ where
         let mut messages = Vec::new();
         for c in candidates {
             if let Some(m) = &c.message {
-                let push = m.to_push_for(user);
+                let mut push = m.to_push_for(user);
+                // Signed before it is measured: the URLs count toward the page's size.
+                self.link(std::slice::from_mut(&mut push), now).await?;
                 // A page always moves on: by a message, or by its conversations (a message that does not fit
                 // beside them comes first on the next page, alone if it must).
                 let moved_on = !messages.is_empty() || conversations_bytes > 0;

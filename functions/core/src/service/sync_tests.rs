@@ -31,6 +31,7 @@ async fn send(app: &TestApp, from: &str, target: Target, cmid: &str, body: &str)
         body: Body::parse(body).unwrap(),
         seq: None,
         device: None,
+        attachments: Vec::new(),
     };
     app.send(&caller(from), &frame, now_ms(), now_ms() + 5000)
         .await

@@ -21,6 +21,7 @@ fn send_frame(cmid: &str, to: &str, body: &str) -> SendFrame {
         body: Body::parse(body).unwrap(),
         seq: None,
         device: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -39,9 +39,15 @@ impl ChangeStore for DynamoStore {
     async fn delete_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
         self.change(
             id,
-            "REMOVE #body, #edited_at, #reactions",
+            "REMOVE #body, #edited_at, #reactions, #attachments",
             "attribute_exists(#message_id)",
-            names(&[attr::BODY, attr::EDITED_AT, attr::REACTIONS, attr::MESSAGE_ID]),
+            names(&[
+                attr::BODY,
+                attr::EDITED_AT,
+                attr::REACTIONS,
+                attr::ATTACHMENTS,
+                attr::MESSAGE_ID,
+            ]),
             HashMap::new(),
         )
         .await

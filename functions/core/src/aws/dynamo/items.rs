@@ -2,6 +2,7 @@
 //! Optional attributes are left out when empty: an index key attribute must be absent, never NULL.
 
 use crate::{
+    attachments::Attachment,
     error::BackendError,
     frames::{Emoji, LastMessage, Status, Target},
     ids::{Body, ClientMsgId, ConnectionId, DeviceId, GroupId, GroupName, MessageId, UserId},
@@ -38,6 +39,7 @@ pub mod attr {
     pub const BODY: &str = "body";
     pub const EDITED_AT: &str = "edited_at";
     pub const REACTIONS: &str = "reactions";
+    pub const ATTACHMENTS: &str = "attachments";
     pub const LAST_RECV_TS: &str = "last_recv_ts";
     pub const LAST_READ_TS: &str = "last_read_ts";
     pub const EXPIRES_AT: &str = "expires_at";
@@ -220,6 +222,9 @@ pub struct MessageItem {
     /// Reader -> emoji; absent until the first reaction (a map, so one reader's change is one nested SET).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reactions: BTreeMap<UserId, Emoji>,
+    /// Removed with the body when the sender deletes the message for everyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 impl MessageItem {
@@ -243,6 +248,7 @@ impl MessageItem {
             expires_at: m.expires_at,
             edited_at: m.edited_at,
             reactions: m.reactions.clone(),
+            attachments: m.attachments.clone(),
         }
     }
 }
@@ -278,6 +284,7 @@ impl TryFrom<MessageItem> for StoredMessage {
             expires_at: i.expires_at,
             edited_at: i.edited_at,
             reactions: i.reactions,
+            attachments: i.attachments,
         })
     }
 }

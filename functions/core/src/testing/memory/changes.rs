@@ -31,6 +31,7 @@ impl ChangeStore for MemoryStore {
         m.body = None;
         m.edited_at = None;
         m.reactions.clear();
+        m.attachments.clear();
         Ok(Some(m.clone()))
     }
 

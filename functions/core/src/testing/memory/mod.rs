@@ -13,8 +13,11 @@ mod groups;
 mod index;
 mod invites;
 mod messages;
+mod objects;
 mod presence;
 mod pull;
+
+pub use objects::MemoryObjects;
 
 use crate::{
     error::BackendError,
@@ -91,6 +94,8 @@ pub struct State {
     pub frames: HashMap<(UserId, i64), u64>,
     /// Groups created per (user, hour).
     pub creates: HashMap<(UserId, i64), u64>,
+    /// Attachment bytes announced per (user, day).
+    pub uploads: HashMap<(UserId, i64), u64>,
     /// Invitations per (invited user, group).
     pub invites: BTreeMap<(UserId, GroupId), Invite>,
     /// The edit each message's previews show (DynamoDB keeps it on each preview; all of them follow one message).
@@ -131,6 +136,14 @@ impl FrameCounter for MemoryStore {
         let mut s = self.state.lock().unwrap();
         let n = s.creates.entry((user.clone(), hour)).or_default();
         *n += 1;
+        Ok(*n)
+    }
+
+    async fn count_upload_bytes(&self, user: &UserId, day: i64, bytes: u64, _expires_at: i64) -> Res<u64> {
+        self.faults.check("count_upload_bytes")?;
+        let mut s = self.state.lock().unwrap();
+        let n = s.uploads.entry((user.clone(), day)).or_default();
+        *n += bytes;
         Ok(*n)
     }
 }
