@@ -141,8 +141,12 @@ fn matches(pattern: &str, value: &str) -> bool {
     go(pattern.as_bytes(), value.as_bytes())
 }
 
-/// Every function's inline IAM statements in `stack`, by the access key it runs with (its name).
-pub fn policies(stack: &crate::stack::Stack) -> Result<Policies, crate::template::TemplateError> {
+/// Every function's inline IAM statements in `stack`, by the access key it runs with (`keys`: function name ->
+/// access key id; a function without one signs with its name).
+pub fn policies(
+    stack: &crate::stack::Stack,
+    keys: &HashMap<String, String>,
+) -> Result<Policies, crate::template::TemplateError> {
     let mut out = Policies::new(&stack.naming.region, &stack.naming.account);
     for (id, _, _) in stack
         .template
@@ -151,7 +155,7 @@ pub fn policies(stack: &crate::stack::Stack) -> Result<Policies, crate::template
     {
         let name = crate::template::plain(&stack.names.refs[id]);
         if let Some(p) = stack.template.function_property(id, "Policies") {
-            out.add(&name, &stack.resolver().resolve(&p)?);
+            out.add(keys.get(&name).unwrap_or(&name), &stack.resolver().resolve(&p)?);
         }
     }
     Ok(out)

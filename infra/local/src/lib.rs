@@ -24,6 +24,7 @@ pub mod emulator;
 pub mod gateway;
 pub mod guard;
 pub mod iam;
+pub mod keys;
 pub mod lag;
 pub mod local;
 pub mod naming;

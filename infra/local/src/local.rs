@@ -213,6 +213,14 @@ impl Local {
             }
             _ => None,
         };
+        // Every function's own credentials in the emulator (it verifies the presigned URLs they sign).
+        let keys = match &opts.endpoint {
+            Some(e) => {
+                let names: Vec<String> = stack.functions()?.into_iter().map(|f| f.name).collect();
+                crate::keys::function_keys(e, &names).await?
+            }
+            None => HashMap::new(),
+        };
         // The functions and pollers reach the emulator through the proxy (kept-alive connections, DynamoDB to its
         // own endpoint if it has one, faults on demand).
         let notifications = Arc::new(crate::notifications::Notifications::default());
@@ -222,7 +230,10 @@ impl Local {
                     default: e.clone(),
                     dynamodb: opts.dynamodb_endpoint.clone(),
                     replica: replica.as_ref().map(|r| r.endpoint.clone()),
-                    iam: Some(Arc::new(crate::iam::policies(&stack)?)),
+                    iam: Some(Arc::new(crate::iam::policies(
+                        &stack,
+                        &keys.iter().map(|(f, k)| (f.clone(), k.id.clone())).collect(),
+                    )?)),
                     notifications: notifications.clone(),
                 })
                 .await
@@ -247,7 +258,11 @@ impl Local {
             log: crate::stats::collecting(collector.clone(), opts.log.clone(), opts.show_metrics),
         };
         let mut functions = HashMap::new();
-        for spec in stack.functions()? {
+        for mut spec in stack.functions()? {
+            if let Some(key) = keys.get(&spec.name) {
+                spec.env.insert("AWS_ACCESS_KEY_ID".into(), key.id.clone());
+                spec.env.insert("AWS_SECRET_ACCESS_KEY".into(), key.secret.clone());
+            }
             let f = Function::new(spec, runtime.clone());
             if !f.exe().is_file() {
                 return Err(LocalError::MissingBinary(f.exe().display().to_string()));

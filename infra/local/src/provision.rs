@@ -25,6 +25,8 @@ pub enum ProvisionError {
     Template(#[from] crate::template::TemplateError),
     #[error("secret {secret}: {message}")]
     Secret { secret: String, message: String },
+    #[error("the credentials of {user}: {message}")]
+    Credentials { user: String, message: String },
     #[error("bucket {bucket}: {message}")]
     Bucket { bucket: String, message: String },
     #[error("SNS platform application {platform}: {message}")]

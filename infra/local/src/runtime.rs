@@ -312,8 +312,9 @@ impl Function {
             .env("_HANDLER", "bootstrap");
         match &self.opts.emulator {
             Some(endpoint) => {
-                // Each function signs with its own key id, its name: the emulator proxy checks its calls against
-                // its IAM policy (`iam.rs`).
+                // Each function signs with its own key id: its name, unless natter-local gave it a key of an IAM
+                // user of its own in the emulator (`keys.rs`, set in its environment). The emulator proxy checks
+                // its calls against its IAM policy by that key (`iam.rs`).
                 cmd.env("AWS_ENDPOINT_URL", endpoint)
                     .env("AWS_ACCESS_KEY_ID", &self.spec.name)
                     .env("AWS_SECRET_ACCESS_KEY", "natter-local");

@@ -1,6 +1,7 @@
 //! End to end: real websocket clients (and the web client in Chromium) against natter-local running the real
 //! function binaries on the emulator. One module per area; one binary, so the AWS SDK links once.
 
+mod attachments;
 mod aws_limits;
 mod browser;
 mod changes;

@@ -6,7 +6,7 @@ use super::{EmulatorError, find_program};
 use std::process::Command;
 
 /// The services natter uses; MiniStack loads only these.
-const SERVICES: &str = "dynamodb,dynamodbstreams,sqs,s3,sns,sts,secretsmanager";
+const SERVICES: &str = "dynamodb,dynamodbstreams,sqs,s3,sns,sts,iam,secretsmanager";
 
 pub(super) fn command(port: u16, account: &str) -> Result<Command, EmulatorError> {
     let mut cmd = Command::new(find_program("ministack", "NATTER_MINISTACK", ".venv-ministack")?);
