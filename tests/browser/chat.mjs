@@ -205,6 +205,20 @@ try {
   at("presence: bob is back online for alice");
   await alice.waitForSelector('#friends li[data-user="bob"][data-status="online"]', { timeout: T });
 
+  at("picture: alice sends one with a caption; it goes up by its presigned URL and shows inline at bob's");
+  await alice.click('#conversations li[data-key="u:bob"]');
+  await bob.click('#conversations li[data-key="u:alice"]');
+  // A 1x1 PNG: what bob's browser downloads and decodes is the very file alice picked.
+  const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+  await alice.fill("#body", "the view from here");
+  await alice.setInputFiles("#picture", { name: "view.png", mimeType: "image/png", buffer: Buffer.from(PNG, "base64") });
+  await alice.waitForSelector('#messages li.mine:not([data-status="pending"]):not([data-status="failed"]):has-text("the view from here") img.attachment', { timeout: T });
+  const picture = '#messages li.theirs:has-text("the view from here") img.attachment';
+  const img = await bob.waitForSelector(picture, { timeout: T });
+  await bob.waitForFunction((e) => e.complete && e.naturalWidth === 1, img, { timeout: T });
+  const src = await bob.getAttribute(picture, "src");
+  check(src.includes("X-Amz-Signature=") && src.includes("/a/alice/"), `a presigned download of alice's upload: ${src}`);
+
   at("order: with frames reordered on the way, bob sees alice's burst in the order she wrote it");
   const reorder = (maxDelayMs) =>
     fetch(`${base}/_natter/reorder`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ maxDelayMs }) });
@@ -295,11 +309,11 @@ try {
 
   at("scroll-back: more than a page of history, the oldest reached by scrolling up");
   // alice and bob exchanged 7 messages above ("hello bob", "hi alice!", "see you at 6", the deleted one, "one
-  // more thing", "while you were away", "welcome back"), then the 8 of the burst, the 2 of the retry, 5 from
+  // more thing", "while you were away", "welcome back"), then the picture, the 8 of the burst, the 2 of the retry, 5 from
   // each of alice's two devices and "after the reload"; 60 more make the conversation longer than one history
   // page (50), so its oldest come from scrolling back.
   const OLD = 60;
-  const TOTAL = 7 + BURST + 2 + 2 * EACH + 1 + OLD;
+  const TOTAL = 7 + 1 + BURST + 2 + 2 * EACH + 1 + OLD;
   await alice.evaluate((n) => {
     for (let i = 1; i <= n; i++) window.natter.send({ with: "bob" }, `old ${i}`);
   }, OLD);

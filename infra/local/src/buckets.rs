@@ -81,11 +81,13 @@ fn cors(b: &BucketSpec) -> Result<Option<CorsConfiguration>, ProvisionError> {
     let rules = rules
         .iter()
         .map(|r| {
+            // Lists the rule leaves out stay out: an empty element is malformed to S3 (and moto).
+            let listed = |k: &str| Some(strings(&r[k])).filter(|l| !l.is_empty());
             let mut rule = CorsRule::builder()
-                .set_allowed_methods(Some(strings(&r["AllowedMethods"])))
-                .set_allowed_origins(Some(strings(&r["AllowedOrigins"])))
-                .set_allowed_headers(Some(strings(&r["AllowedHeaders"])))
-                .set_expose_headers(Some(strings(&r["ExposedHeaders"])));
+                .set_allowed_methods(listed("AllowedMethods"))
+                .set_allowed_origins(listed("AllowedOrigins"))
+                .set_allowed_headers(listed("AllowedHeaders"))
+                .set_expose_headers(listed("ExposedHeaders"));
             if let Ok(age) = plain(&r["MaxAge"]).parse() {
                 rule = rule.max_age_seconds(age);
             }

@@ -1,12 +1,14 @@
-//! The functions' IAM policies, enforced on their DynamoDB calls as AWS would: a call its role does not allow is
+//! The functions' IAM policies, enforced on their DynamoDB calls and S3 object requests as AWS would: a call its role does not allow is
 //! refused with `AccessDeniedException`. An emulator allows everything, so a permission missing from template.yaml
 //! passed every local test and failed on the first call on AWS; now it fails here first.
 //!
-//! Each function runs with its own access key id (its function name, see `runtime.rs`); the emulator proxy reads
-//! it from the request's SigV4 `Credential` and checks the call against that function's inline policy statements
+//! Each function runs with its own access key id (see `runtime.rs` and `keys.rs`); the emulator proxy reads it
+//! from the request's SigV4 `Credential` (the `Authorization` header, or `X-Amz-Credential` of a presigned URL:
+//! a presigned request acts with the rights of the function that signed it) and checks the call against that function's inline policy statements
 //! (`Policies` with `Statement`, resolved against the stack: table ARNs, `${Table.Arn}/index/Name`). Managed
 //! policies (the KMS one) are not modelled; callers with another key (tests, natter-local itself) are not checked.
-//! Only DynamoDB is checked: its ARNs are all natter-local makes up, and every function calls it.
+//! DynamoDB calls and S3 object requests (`s3:GetObject`, `s3:PutObject`, `s3:DeleteObject` on
+//! `arn:aws:s3:::{bucket}/{key}`) are checked; SQS, SNS and Secrets Manager are not.
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -69,6 +71,35 @@ impl Policies {
             }
         }
         Ok(())
+    }
+
+    /// Whether the caller signing with `key` may make this S3 request (`method` on the path-style `path`,
+    /// `/{bucket}/{key}`). Requests on a bucket itself are not checked.
+    pub fn check_s3(&self, key: &str, method: &str, path: &str) -> Result<(), String> {
+        let Some(statements) = self.by_key.get(key) else {
+            return Ok(());
+        };
+        let path = path.split('?').next().unwrap_or_default().trim_start_matches('/');
+        let Some((bucket, object)) = path.split_once('/').filter(|(_, o)| !o.is_empty()) else {
+            return Ok(());
+        };
+        let action = match method {
+            "PUT" | "POST" => "s3:PutObject",
+            "DELETE" => "s3:DeleteObject",
+            _ => "s3:GetObject",
+        };
+        let resource = format!("arn:aws:s3:::{bucket}/{object}");
+        let allowed = statements
+            .iter()
+            .any(|s| s.actions.iter().any(|a| matches(a, action)) && s.resources.iter().any(|r| matches(r, &resource)));
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!(
+                "{key} is not authorized to perform: {action} on resource: {resource} because no identity-based \
+                 policy allows the {action} action"
+            ))
+        }
     }
 
     /// The (action, resource) pairs a DynamoDB call needs.
@@ -167,6 +198,21 @@ pub fn access_key(authorization: &str) -> Option<&str> {
     rest.split('/').next().filter(|k| !k.is_empty())
 }
 
+/// The access key id and service of an S3 request: from its `Authorization` header, or from the
+/// `X-Amz-Credential` of a presigned URL's query (`KEY%2Fdate%2Fregion%2Fs3%2Faws4_request`). `None` for
+/// anything that is not signed for S3.
+pub fn s3_signer(authorization: Option<&str>, query: &str) -> Option<String> {
+    let scope = match authorization {
+        Some(a) => a.split("Credential=").nth(1)?.split([',', ' ']).next()?.to_owned(),
+        None => {
+            let raw = query.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential="))?;
+            raw.replace("%2F", "/").replace("%2f", "/")
+        }
+    };
+    let parts: Vec<&str> = scope.split('/').collect();
+    (parts.len() == 5 && parts[3] == "s3" && !parts[0].is_empty()).then(|| parts[0].to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +283,38 @@ mod tests {
             p.check_dynamodb("SomeoneElse", "DeleteTable", &json!({})).is_ok(),
             "not a function of the stack"
         );
+    }
+
+    #[test]
+    fn s3_requests_are_checked_by_object_and_method() {
+        let mut p = Policies::new("us-east-1", "1");
+        p.add(
+            "Sender",
+            &json!([{"Statement": [{"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"], "Resource": ["arn:aws:s3:::bkt/a/*"]}]}]),
+        );
+        assert!(p.check_s3("Sender", "PUT", "/bkt/a/alice/1?X-Amz-Signature=x").is_ok());
+        assert!(p.check_s3("Sender", "HEAD", "/bkt/a/alice/1").is_ok());
+        assert!(
+            p.check_s3("Sender", "DELETE", "/bkt/a/alice/1").is_err(),
+            "no DeleteObject"
+        );
+        assert!(
+            p.check_s3("Sender", "GET", "/bkt/b/other").is_err(),
+            "outside the prefix"
+        );
+        assert!(
+            p.check_s3("Sender", "PUT", "/bkt").is_ok(),
+            "bucket requests are not checked"
+        );
+        assert!(
+            p.check_s3("someone", "DELETE", "/bkt/a/x").is_ok(),
+            "unknown keys are not checked"
+        );
+        let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA9%2F20261203%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=1";
+        assert_eq!(s3_signer(None, q).as_deref(), Some("AKIA9"));
+        let h = "AWS4-HMAC-SHA256 Credential=AKIA8/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+        assert_eq!(s3_signer(Some(h), "").as_deref(), Some("AKIA8"));
+        assert_eq!(s3_signer(Some(&h.replace("/s3/", "/sqs/")), ""), None);
     }
 
     #[test]

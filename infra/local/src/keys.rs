@@ -40,7 +40,12 @@ async fn call(endpoint: &str, params: &[(&str, &str)]) -> Result<(u16, String), 
     let client = Client::builder(TokioExecutor::new()).build_http();
     let response = client.request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
-    let text = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let text = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
 
@@ -55,15 +60,22 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 pub async fn function_keys(endpoint: &str, names: &[String]) -> Result<HashMap<String, AccessKey>, ProvisionError> {
     let mut out = HashMap::new();
     for name in names {
-        let (status, text) = call(endpoint, &[("Action", "CreateUser"), ("UserName", name), ("Version", "2010-05-08")])
-            .await
-            .map_err(|e| err(name, e))?;
+        let (status, text) = call(
+            endpoint,
+            &[("Action", "CreateUser"), ("UserName", name), ("Version", "2010-05-08")],
+        )
+        .await
+        .map_err(|e| err(name, e))?;
         if status != 200 && !text.contains("EntityAlreadyExists") {
             return Err(err(name, format!("CreateUser: {status} {text}")));
         }
         let (status, text) = call(
             endpoint,
-            &[("Action", "CreateAccessKey"), ("UserName", name), ("Version", "2010-05-08")],
+            &[
+                ("Action", "CreateAccessKey"),
+                ("UserName", name),
+                ("Version", "2010-05-08"),
+            ],
         )
         .await
         .map_err(|e| err(name, e))?;

@@ -20,6 +20,7 @@
 
 pub mod buckets;
 pub mod coldstart;
+pub mod cors;
 pub mod emulator;
 pub mod gateway;
 pub mod guard;

@@ -235,6 +235,7 @@ impl Local {
                         &keys.iter().map(|(f, k)| (f.clone(), k.id.clone())).collect(),
                     )?)),
                     notifications: notifications.clone(),
+                    cors: Arc::new(crate::cors::Cors::new(&crate::buckets::buckets(&stack)?)),
                 })
                 .await
                 .map_err(|e| LocalError::Listen("the emulator proxy".into(), e))?,

@@ -155,6 +155,8 @@ pub struct Upstreams {
     pub iam: Option<Arc<crate::iam::Policies>>,
     /// Where SNS publishes to devices are recorded (`notifications.rs`).
     pub notifications: Arc<crate::notifications::Notifications>,
+    /// The CORS rules of the stack's buckets, which the proxy enforces (`cors.rs`).
+    pub cors: Arc<crate::cors::Cors>,
 }
 
 impl Upstreams {
@@ -165,6 +167,7 @@ impl Upstreams {
             replica: None,
             iam: None,
             notifications: Default::default(),
+            cors: Default::default(),
         }
     }
 }
@@ -178,6 +181,7 @@ struct Proxy {
     faults: Arc<Faults>,
     iam: Option<Arc<crate::iam::Policies>>,
     notifications: Arc<crate::notifications::Notifications>,
+    cors: Arc<crate::cors::Cors>,
 }
 
 fn uri(endpoint: &str) -> std::io::Result<Uri> {
@@ -213,6 +217,7 @@ impl EmulatorProxy {
             faults: faults.clone(),
             iam: upstreams.iam.clone(),
             notifications: upstreams.notifications.clone(),
+            cors: upstreams.cors.clone(),
         };
         let app = Router::new().fallback(forward).with_state(proxy);
         let (stop, mut stop_rx) = watch::channel(false);
@@ -256,6 +261,16 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
         .map(str::to_owned);
     let dynamodb = operation.is_some();
     let (parts, body) = request.into_parts();
+    // A browser's request to one of the stack's buckets: CORS as S3 has it (the emulators allow every origin).
+    let bucket = p.cors.bucket_of(parts.uri.path()).map(str::to_owned);
+    let origin = parts
+        .headers
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let (Some(bucket), Some(origin), true) = (&bucket, &origin, parts.method == "OPTIONS") {
+        return crate::cors::preflight(&p.cors, bucket, origin, &parts.headers);
+    }
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return status(StatusCode::BAD_REQUEST, "could not read the request body");
     };
@@ -275,6 +290,22 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
         }
     }
     // SNS (form-encoded, awsQuery): publishes to devices are recorded, or refused for a disabled token.
+    if let (None, Some(iam)) = (&operation, &p.iam) {
+        let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok());
+        let query = parts.uri.query().unwrap_or_default();
+        if let Some(key) = crate::iam::s3_signer(authorization, query)
+            && let Err(why) = iam.check_s3(&key, parts.method.as_str(), parts.uri.path())
+        {
+            tracing::warn!("IAM: {why}");
+            let mut r = Response::new(Body::from(format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>User: {why}</Message></Error>"
+            )));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/xml"));
+            return r;
+        }
+    }
     let sns = operation.is_none() && body.starts_with(b"Action=");
     if sns && let crate::notifications::Verdict::Refuse(code, text) = p.notifications.before(&body) {
         let mut r = Response::new(Body::from(text));
@@ -295,6 +326,7 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
     let Ok(uri) = format!("{}{}", upstream.to_string().trim_end_matches('/'), path).parse::<Uri>() else {
         return status(StatusCode::BAD_REQUEST, "bad request path");
     };
+    let method = parts.method.to_string();
     let mut out = Request::builder().method(parts.method).uri(uri);
     for (name, value) in &parts.headers {
         // The emulator closes every connection anyway; the caller's connection stays open regardless.
@@ -310,6 +342,9 @@ async fn forward(State(p): State<Proxy>, request: Request<Body>) -> Response<Bod
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             parts.headers.remove("connection");
+            if let Some(bucket) = &bucket {
+                crate::cors::set_headers(&p.cors, bucket, origin.as_deref(), &method, &mut parts.headers);
+            }
             match body.collect().await {
                 Ok(b) => {
                     let b = b.to_bytes();

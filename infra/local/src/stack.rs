@@ -119,6 +119,12 @@ impl Stack {
         for (k, v) in parameters {
             names.parameters.insert(k.clone(), Value::String(v.clone()));
         }
+        // As CloudFormation: `!Ref` of a CommaDelimitedList is a list.
+        for (k, v) in names.parameters.iter_mut() {
+            if let (Some("CommaDelimitedList"), Value::String(s)) = (template.parameter_type(k), &*v) {
+                *v = Value::Array(s.split(',').map(|x| Value::String(x.trim().to_owned())).collect());
+            }
+        }
         let missing: Vec<String> = template
             .parameter_names()
             .into_iter()

@@ -118,6 +118,11 @@ impl Template {
             .collect()
     }
 
+    /// A parameter's `Type` (`String`, `Number`, `CommaDelimitedList`, ...).
+    pub fn parameter_type(&self, name: &str) -> Option<&str> {
+        self.doc["Parameters"][name]["Type"].as_str()
+    }
+
     pub fn parameter_names(&self) -> Vec<String> {
         self.doc["Parameters"]
             .as_object()

@@ -208,6 +208,7 @@ function renderMessages() {
         { class: m.mine ? "mine" : "theirs", "data-status": m.mine ? m.status : null, "data-message-id": m.messageId },
         conv.group && !m.mine ? el("span", { class: "from" }, m.from) : null,
         m.deleted ? el("span", { class: "body deleted" }, "message deleted") : el("span", { class: "body" }, m.body),
+        m.deleted ? null : attachmentsOf(m),
         el(
           "span",
           { class: "meta" },
@@ -232,6 +233,20 @@ function renderMessages() {
   );
   if (atBottom) box.scrollTop = box.scrollHeight;
   $("#older").hidden = conv.historyDone === true;
+}
+
+// Pictures inline, other files as a link with their size. The URLs are short-lived: history gives fresh ones.
+function attachmentsOf(m) {
+  if (!m.attachments?.length) return null;
+  return el(
+    "span",
+    { class: "attachments" },
+    ...m.attachments.map((a) =>
+      a.contentType?.startsWith("image/")
+        ? el("img", { class: "attachment", src: a.url, alt: "picture", "data-attachment-id": a.id })
+        : el("a", { class: "attachment", href: a.url, target: "_blank", "data-attachment-id": a.id }, `📎 ${a.contentType} (${Math.ceil(a.size / 1024)} KB)`),
+    ),
+  );
 }
 
 // Edit and delete for one's own messages, a 👍 for anyone's (pressed again, it is taken back). A refusal (too
@@ -279,6 +294,18 @@ $("#signin-form").addEventListener("submit", (e) => {
 $("#body").addEventListener("input", () => {
   const target = activeTarget();
   if (target && $("#body").value) client.typing(target, "start");
+});
+
+// A picture goes with what is typed as its caption.
+$("#picture").addEventListener("change", async () => {
+  const file = $("#picture").files[0];
+  const target = activeTarget();
+  $("#picture").value = "";
+  if (!file || !target) return;
+  const caption = $("#body").value;
+  $("#body").value = "";
+  await client.sendFile(target.group ? { group: target.group } : { with: target.to }, file, caption);
+  renderMessages();
 });
 
 $("#composer").addEventListener("submit", (e) => {

@@ -301,13 +301,29 @@ export class NatterClient extends EventTarget {
 
   // ------------------------------------------------------------------ sending
 
+  /** Sends a file (a picture) with an optional caption: `attach` signs an upload, the bytes go straight to
+   *  storage, then the message names the attachment. The picture shows at once from the file itself. Resolves to
+   *  the message, or null if the upload was refused (the error line says why). */
+  async sendFile(target, file, caption = "") {
+    const up = await this.request({ action: "attach", contentType: file.type || "application/octet-stream", size: file.size });
+    if (up?.type !== "upload") return null;
+    const put = await fetch(up.url, { method: up.method, headers: up.headers, body: file }).catch((e) => ({ ok: false, statusText: String(e) }));
+    if (!put.ok) {
+      this.#error("upload", `the upload failed: ${put.status ?? ""} ${put.statusText}`);
+      return null;
+    }
+    const local = { id: up.attachmentId, contentType: file.type, size: file.size, url: URL.createObjectURL(file) };
+    return this.send(target, caption, [local]);
+  }
+
   /** Sends `body` to a conversation ({with} or {group}); the message shows at once as pending. */
-  send(target, body) {
+  send(target, body, attachments = []) {
     const conv = this.conversation(target);
     const m = {
       clientMsgId: newId(),
       from: this.user,
       body,
+      ...(attachments.length ? { attachments } : {}),
       mine: true,
       status: "pending",
       timestamp: Date.now(),
@@ -329,6 +345,7 @@ export class NatterClient extends EventTarget {
     while (this.outbox.has(m.clientMsgId) && m.attempts < this.maxSendAttempts && this.state === "online") {
       m.attempts++;
       const frame = { action: "send", clientMsgId: m.clientMsgId, body: m.body };
+      if (m.attachments) frame.attachments = m.attachments.map((a) => a.id);
       if (m.group) frame.group = m.group;
       else Object.assign(frame, { to: m.to, seq: m.seq, device: m.device });
       const reply = await this.request(frame, this.ackTimeoutMs);
@@ -545,7 +562,11 @@ export function applyReaction(m, by, emoji, me) {
 /** A conversation's `last` as sync gives it: the preview, or `deleted` and none. */
 function lastOf(m) {
   const { messageId, from, timestamp } = m;
-  return m.deleted ? { messageId, from, timestamp, deleted: true } : { messageId, from, timestamp, preview: String(m.body).slice(0, 64) };
+  if (m.deleted) return { messageId, from, timestamp, deleted: true };
+  // A picture sent without words is previewed as the server previews it.
+  const kind = m.attachments?.[0]?.contentType?.split("/")[0];
+  const preview = m.body || !kind ? String(m.body).slice(0, 64) : { image: "📷 Photo", video: "🎥 Video", audio: "🎤 Audio" }[kind] ?? "📎 File";
+  return { messageId, from, timestamp, preview };
 }
 
 const RANK = { failed: -1, pending: 0, sent: 1, delivered: 2, read: 3 };

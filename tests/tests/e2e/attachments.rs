@@ -2,43 +2,8 @@
 //! proxy, as a phone or a browser would make them): the bytes go up with the URL `attach` signed and down with
 //! the URLs pushes, `sync` and `history` carry; nothing else gets in, and a delete for everyone takes the bytes.
 
-use natter_tests::{Client, start};
+use natter_tests::{Client, fetch, start};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// One plain HTTP/1.1 request to an absolute `http://` URL: status, headers (lowercased names), body.
-async fn fetch(
-    method: &str,
-    url: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let rest = url.strip_prefix("http://").expect("an http:// URL");
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-    if method != "GET" && method != "OPTIONS" {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut stream = tokio::net::TcpStream::connect(authority).await.expect("connect");
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(body).await.expect("write body");
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.expect("read");
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-    let text = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, buf[split + 4..].to_vec())
-}
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
@@ -200,4 +165,41 @@ async fn a_picture_goes_up_and_down_by_presigned_urls_and_reaches_only_the_conve
     assert_eq!(r["type"], "ok", "{r}");
     let (status, _, _) = fetch("GET", a["url"].as_str().unwrap(), &[], b"").await;
     assert_eq!(status, 404, "the deleted picture is gone");
+}
+
+/// The bucket's CORS rules hold as on S3: a page of an origin `AttachmentOrigins` does not name can neither upload
+/// nor read (the emulators alone would allow every origin; natter-local's proxy enforces the rules).
+#[tokio::test]
+async fn only_the_origins_the_bucket_names_may_upload_from_a_browser() {
+    let (mut opts, _logs) = natter_tests::options();
+    opts.parameters
+        .insert("AttachmentOrigins".into(), "https://app.example.com".into());
+    let local = natter_local::local::Local::start(opts).await.expect("natter-local");
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let up = attach(&mut alice, 4).await;
+    let url = up["url"].as_str().unwrap();
+    let preflight = |origin: &str| {
+        vec![
+            ("Origin".to_owned(), origin.to_owned()),
+            ("Access-Control-Request-Method".to_owned(), "PUT".to_owned()),
+            (
+                "Access-Control-Request-Headers".to_owned(),
+                "content-type,x-amz-meta-size".to_owned(),
+            ),
+        ]
+    };
+    let (status, _, _) = fetch("OPTIONS", url, &preflight("http://127.0.0.1:3001"), b"").await;
+    assert_eq!(status, 403, "an origin the rules do not name");
+    let (status, headers, _) = fetch("OPTIONS", url, &preflight("https://app.example.com"), b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+
+    let mut put = signed_headers(&up);
+    put.push(("Origin".into(), "http://evil.example".into()));
+    let (status, headers, _) = fetch("PUT", url, &put, b"1234").await;
+    assert_eq!(status, 200, "S3 stores it; the browser hides the answer from the page");
+    assert_eq!(header(&headers, "access-control-allow-origin"), None, "{headers:?}");
 }

@@ -108,11 +108,18 @@ async fn send_refuses_what_is_not_the_senders_upload_as_announced_and_stores_not
         .await;
     assert_eq!(refused(r), Some(ErrorCode::BadRequest));
 
-    // Another size than announced.
+    // Another size than announced (S3 refuses such an upload; an object that got there anyhow is refused too).
     let other = granted(&app, "alice", 10).await;
-    objects
-        .put(&object_key(&user("alice"), &other.attachment_id), 11)
-        .unwrap();
+    let other_key = object_key(&user("alice"), &other.attachment_id);
+    assert!(objects.put(&other_key, 11).is_none());
+    objects.objects.lock().unwrap().insert(
+        other_key,
+        crate::attachments::StoredObject {
+            size: 11,
+            content_type: Some("image/png".into()),
+            announced_size: Some(10),
+        },
+    );
     let r = app
         .send(
             &alice,

@@ -54,8 +54,10 @@ macro_rules! contract_suite {
 }
 
 mod changes;
+mod objects;
 mod social;
 pub use changes::*;
+pub use objects::*;
 pub use social::*;
 
 const T0: i64 = 1_700_000_000_000;

@@ -12,9 +12,13 @@ pub struct MemoryObjects {
 }
 
 impl MemoryObjects {
-    /// A client's PUT of `size` bytes to a granted key, carrying the signed headers (`None`: no grant).
+    /// A client's PUT of `size` bytes to a granted key, carrying the signed headers. `None`, as S3 refuses it:
+    /// no grant, or another length than signed.
     pub fn put(&self, key: &str, size: u64) -> Option<()> {
         let (content_type, announced) = self.grants.lock().unwrap().get(key).cloned()?;
+        if size != announced {
+            return None;
+        }
         self.objects.lock().unwrap().insert(
             key.to_owned(),
             StoredObject {
