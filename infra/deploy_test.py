@@ -141,6 +141,47 @@ def problems(source):
         if "ReservedConcurrentExecutions" not in fn["Properties"]:
             found.append(f"{name} cannot be given reserved concurrency")
 
+    # Every route can invoke its function: a Lambda permission whose SourceArn covers the route key (a route whose
+    # function does not allow it is answered "Internal server error" on AWS, and never locally).
+    def text(v):
+        if isinstance(v, dict) and "Fn::Sub" in v:
+            v = v["Fn::Sub"]
+            v = v[0] if isinstance(v, list) else v
+        return v if isinstance(v, str) else ""
+    integrations = resources(cfn, "AWS::ApiGatewayV2::Integration")
+    permissions = resources(cfn, "AWS::Lambda::Permission")
+    for name, route in resources(cfn, "AWS::ApiGatewayV2::Route").items():
+        key = route["Properties"]["RouteKey"]
+        target = text(route["Properties"].get("Target"))
+        integration = integrations.get(target.removeprefix("integrations/${").rstrip("}"))
+        if integration is None:
+            continue
+        function = next((r for r in refs(integration["Properties"].get("IntegrationUri")) if not r.startswith("AWS::")), "")
+        allowed = any(
+            refs(p["Properties"].get("FunctionName")) == {function}
+            and (text(p["Properties"].get("SourceArn")).endswith(("/*/*", f"/*/{key}")))
+            for p in permissions.values()
+        )
+        if not allowed:
+            found.append(f"route {key} cannot invoke {function} (no permission covers it)")
+
+    # Attachments: private, encrypted, over TLS only, and gone with the messages.
+    for name, bucket in resources(cfn, "AWS::S3::Bucket").items():
+        props = bucket["Properties"]
+        block = props.get("PublicAccessBlockConfiguration", {})
+        if not all(block.get(k) is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
+                                                   "RestrictPublicBuckets")):
+            found.append(f"{name} does not block public access")
+        if "BucketEncryption" not in props:
+            found.append(f"{name} is not encrypted")
+        rules = props.get("LifecycleConfiguration", {}).get("Rules", [])
+        if not any("ExpirationInDays" in r for r in rules):
+            found.append(f"{name} keeps objects forever (no expiration with the retention)")
+        policies = [p for p in resources(cfn, "AWS::S3::BucketPolicy").values()
+                    if refs(p["Properties"].get("Bucket")) == {name}]
+        if not any("aws:SecureTransport" in str(p) for p in policies):
+            found.append(f"{name} takes requests without TLS")
+
     # Someone is paged for what users see and for queues that back up.
     monitoring = resources(cfn, "AWS::CloudFormation::Stack")
     if not monitoring:
@@ -183,7 +224,14 @@ def break_it(template):
     def no_logging_wait(t):
         t["Resources"]["Stage"]["DependsOn"] = [d for d in t["Resources"]["Stage"]["DependsOn"] if d != "LoggingReady"]
 
-    return [deployment, early_stage, plain_secret, no_pitr, no_logging_wait]
+    def send_route_only(t):
+        t["Resources"]["SendPermission"]["Properties"]["SourceArn"] = {
+            "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/*/send"}
+
+    def public_bucket(t):
+        t["Resources"]["AttachmentsBucket"]["Properties"].pop("PublicAccessBlockConfiguration")
+
+    return [deployment, early_stage, plain_secret, no_pitr, no_logging_wait, send_route_only, public_bucket]
 
 
 def main():
