@@ -88,6 +88,9 @@ pub enum PushJob {
 pub struct NotifyJob {
     pub notify: UserId,
     pub from: UserId,
+    /// A group message: the notification is about the group (coalesced per group), not the sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<crate::ids::GroupId>,
     /// A follow-up: sends what the minute coalesced, counts no message of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow_up: bool,

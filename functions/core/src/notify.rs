@@ -4,7 +4,10 @@
 //! The port is object-safe (boxed futures) so that [`crate::service::App`] can hold one without another type
 //! parameter: only `device` and the notify consumer use it.
 
-use crate::{error::BackendError, ids::UserId};
+use crate::{
+    error::BackendError,
+    ids::{GroupId, UserId},
+};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -84,15 +87,35 @@ pub struct Device {
     pub created_at: i64,
 }
 
-/// What a notification says: who wrote and how many messages, never a body (it may be ciphertext).
+/// The conversation a user is notified about: one peer, or one group. Notifications coalesce per topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Topic {
+    Peer(UserId),
+    Group(GroupId),
+}
+
+impl Topic {
+    /// The topic as a storage key: the peer's id, or `g#{group}` (`#` is in no user id, so the two never meet).
+    pub fn key(&self) -> String {
+        match self {
+            Self::Peer(u) => u.to_string(),
+            Self::Group(g) => format!("g#{g}"),
+        }
+    }
+}
+
+/// What a notification says: who wrote (or which group) and how many messages, never a body (it may be ciphertext).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
     /// The user notified.
     pub user: UserId,
     pub title: String,
     pub text: String,
-    /// The conversation to open: the peer.
-    pub conversation: UserId,
+    /// The conversation to open: the peer's id, or the group's.
+    pub conversation: String,
+    /// Set when the conversation is a group.
+    pub group: bool,
 }
 
 impl Notification {
@@ -101,11 +124,27 @@ impl Notification {
         Self {
             user: user.clone(),
             title: from.to_string(),
-            text: match count {
-                0 | 1 => "1 new message".into(),
-                n => format!("{n} new messages"),
-            },
-            conversation: from.clone(),
+            text: Self::count(count),
+            conversation: from.to_string(),
+            group: false,
+        }
+    }
+
+    /// "book club" / "3 new messages" for `count` messages in a group.
+    pub fn of_group(user: &UserId, group: &GroupId, name: &str, count: u64) -> Self {
+        Self {
+            user: user.clone(),
+            title: name.to_owned(),
+            text: Self::count(count),
+            conversation: group.to_string(),
+            group: true,
+        }
+    }
+
+    fn count(n: u64) -> String {
+        match n {
+            0 | 1 => "1 new message".into(),
+            n => format!("{n} new messages"),
         }
     }
 }

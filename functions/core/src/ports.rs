@@ -410,11 +410,11 @@ pub trait DeviceStore: Send + Sync {
     fn put_device(&self, user: &UserId, device: &Device) -> impl Future<Output = Res<()>> + Send;
     /// Forgets a device; the one forgotten, if it was there.
     fn remove_device(&self, user: &UserId, token: &DeviceToken) -> impl Future<Output = Res<Option<Device>>> + Send;
-    /// Counts `messages` more from `from` waiting to be notified (0: only reads); the state after.
+    /// Counts `messages` more about `topic` waiting to be notified (0: only reads); the state after.
     fn note_message(
         &self,
         user: &UserId,
-        from: &UserId,
+        topic: &crate::notify::Topic,
         messages: u64,
     ) -> impl Future<Output = Res<NotifyState>> + Send;
     /// Takes the pending count for a notification at `now`, if the last one is still the one `seen` (so two
@@ -422,12 +422,13 @@ pub trait DeviceStore: Send + Sync {
     fn take_pending(
         &self,
         user: &UserId,
-        from: &UserId,
+        topic: &crate::notify::Topic,
         seen: Option<i64>,
         now: i64,
     ) -> impl Future<Output = Res<Option<u64>>> + Send;
     /// Marks a follow-up queued, unless one is; whether this call marked it.
-    fn schedule_follow_up(&self, user: &UserId, from: &UserId) -> impl Future<Output = Res<bool>> + Send;
+    fn schedule_follow_up(&self, user: &UserId, topic: &crate::notify::Topic)
+    -> impl Future<Output = Res<bool>> + Send;
 }
 
 /// Frames per user and window, over all the user's connections: the rate limit.

@@ -123,3 +123,50 @@ async fn an_away_user_is_notified_once_per_burst_and_never_when_it_should_not_be
     assert!(!tokens.contains(&"dave-phone".to_owned()), "{tokens:?}");
     local.stop().await;
 }
+
+/// A group that fits one fan-out chunk notifies its away members about the group: one notification for a burst,
+/// titled with the group's name, never the body, nothing to members online.
+#[tokio::test]
+async fn an_away_member_of_a_small_group_is_notified_once_about_the_group() {
+    let local = start().await;
+    let url = local.ws_url.clone();
+    let base = url.replacen("ws://", "http://", 1);
+    let mut alice = Client::connect(&url, "alice").await;
+    let mut bob = with_devices(&url, "bob", &["bob-tablet"]).await;
+    let mut carol = with_devices(&url, "carol", &["carol-tablet"]).await;
+    natter_tests::befriend(&mut alice, &mut bob).await;
+    natter_tests::befriend(&mut alice, &mut carol).await;
+    let created = alice
+        .request(json!({"action": "group", "op": "create", "name": "book club", "members": ["bob", "carol"]}))
+        .await;
+    let group = created["group"]["id"].as_str().expect("a group").to_owned();
+    bob.close().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    for i in 0..3 {
+        let r = alice
+            .request(json!({"action": "send", "clientMsgId": format!("g{i}"), "group": group, "body": "a secret body"}))
+            .await;
+        assert_eq!(r["type"], "ack", "{r}");
+    }
+    let mut all = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        all = notifications(&base).await;
+        if !to(&all, "bob").is_empty() {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = notifications(&base).await;
+    let bobs = to(&all, "bob");
+    assert_eq!(bobs.len(), 1, "one notification for the burst: {all:?}");
+    assert_eq!(
+        (&bobs[0]["title"], &bobs[0]["conversation"]),
+        (&json!("book club"), &json!(group))
+    );
+    assert!(to(&all, "carol").is_empty(), "online: {all:?}");
+    assert!(to(&all, "alice").is_empty(), "the sender: {all:?}");
+    assert!(!format!("{all:?}").contains("secret body"), "never the body");
+    local.stop().await;
+}

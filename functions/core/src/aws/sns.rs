@@ -26,7 +26,11 @@ impl SnsNotifier {
 
 /// SNS's message: the default text, and each platform's own payload as a JSON string.
 fn message(n: &Notification) -> String {
-    let data = json!({"conversation": n.conversation, "user": n.user});
+    let data = if n.group {
+        json!({"conversation": n.conversation, "group": true, "user": n.user})
+    } else {
+        json!({"conversation": n.conversation, "user": n.user})
+    };
     json!({
         "default": format!("{}: {}", n.title, n.text),
         "GCM": json!({"notification": {"title": n.title, "body": n.text}, "data": data}).to_string(),

@@ -39,6 +39,14 @@ fn send(cmid: &str, body: &str, attachments: &[AttachmentId]) -> SendFrame {
     }
 }
 
+async fn sent(
+    app: &TestApp,
+    who: &crate::service::Caller,
+    frame: SendFrame,
+) -> Result<crate::frames::AckReply, crate::error::Failure> {
+    app.send(who, &frame, now_ms(), now_ms() + 10_000).await
+}
+
 async fn granted(app: &TestApp, who: &str, size: u64) -> UploadReply {
     app.attach(&user(who), &attach(size), now_ms()).await.unwrap()
 }
@@ -84,28 +92,14 @@ async fn send_refuses_what_is_not_the_senders_upload_as_announced_and_stores_not
     let refused = |r: Result<_, crate::error::Failure>| r.err().map(|f| f.code());
 
     // Not uploaded yet.
-    let r = app
-        .send(
-            &alice,
-            &send("m1", "", std::slice::from_ref(&up.attachment_id)),
-            now_ms(),
-            now_ms() + 10_000,
-        )
-        .await;
+    let r = sent(&app, &alice, send("m1", "", std::slice::from_ref(&up.attachment_id))).await;
     assert_eq!(refused(r), Some(ErrorCode::BadRequest));
     assert!(app.store.state.lock().unwrap().messages.is_empty());
 
     // Another user's upload: eve names alice's id (her key is under her own name, where nothing is).
     objects.put(&key, 10).unwrap();
     let eve = caller("eve", "e1");
-    let r = app
-        .send(
-            &eve,
-            &send("e1", "", std::slice::from_ref(&up.attachment_id)),
-            now_ms(),
-            now_ms() + 10_000,
-        )
-        .await;
+    let r = sent(&app, &eve, send("e1", "", std::slice::from_ref(&up.attachment_id))).await;
     assert_eq!(refused(r), Some(ErrorCode::BadRequest));
 
     // Another size than announced (S3 refuses such an upload; an object that got there anyhow is refused too).
@@ -120,34 +114,15 @@ async fn send_refuses_what_is_not_the_senders_upload_as_announced_and_stores_not
             announced_size: Some(10),
         },
     );
-    let r = app
-        .send(
-            &alice,
-            &send("m2", "", std::slice::from_ref(&other.attachment_id)),
-            now_ms(),
-            now_ms() + 10_000,
-        )
-        .await;
+    let r = sent(&app, &alice, send("m2", "", std::slice::from_ref(&other.attachment_id))).await;
     assert_eq!(refused(r), Some(ErrorCode::BadRequest));
     assert!(app.store.state.lock().unwrap().messages.is_empty());
 
     // The first send, retried with the same clientMsgId now that the bytes are there: stored once.
-    let ack = app
-        .send(
-            &alice,
-            &send("m1", "", std::slice::from_ref(&up.attachment_id)),
-            now_ms(),
-            now_ms() + 10_000,
-        )
+    let ack = sent(&app, &alice, send("m1", "", std::slice::from_ref(&up.attachment_id)))
         .await
         .unwrap();
-    let again = app
-        .send(
-            &alice,
-            &send("m1", "", std::slice::from_ref(&up.attachment_id)),
-            now_ms(),
-            now_ms() + 10_000,
-        )
+    let again = sent(&app, &alice, send("m1", "", std::slice::from_ref(&up.attachment_id)))
         .await
         .unwrap();
     assert_eq!(ack, again);
@@ -168,15 +143,13 @@ async fn readers_get_download_urls_and_a_delete_for_everyone_deletes_the_bytes()
     let key = object_key(&user("alice"), &up.attachment_id);
     objects.put(&key, 10).unwrap();
     let alice = caller("alice", "a1");
-    let ack = app
-        .send(
-            &alice,
-            &send("m1", "look", std::slice::from_ref(&up.attachment_id)),
-            now_ms(),
-            now_ms() + 10_000,
-        )
-        .await
-        .unwrap();
+    let ack = sent(
+        &app,
+        &alice,
+        send("m1", "look", std::slice::from_ref(&up.attachment_id)),
+    )
+    .await
+    .unwrap();
 
     let pushed = app.pusher.posts_to("b1");
     let a = &pushed[0]["attachments"][0];

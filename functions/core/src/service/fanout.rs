@@ -10,7 +10,7 @@ use crate::{
     error::BackendError,
     frames::{ServerFrame, Target},
     ids::UserId,
-    jobs::{FanoutJob, Job},
+    jobs::{FanoutJob, Job, NotifyJob},
     ports::{GroupStore, JobQueue, PresenceStore, Pusher},
 };
 use tracing::info;
@@ -22,6 +22,8 @@ where
     Q: JobQueue,
 {
     pub async fn fanout(&self, job: &FanoutJob, now: i64) -> Result<(), BackendError> {
+        // Only a group that fits one chunk notifies its away members (one job each; see `notify.rs`).
+        let mut small = false;
         let members = match &job.members {
             Some(chunk) => chunk.clone(),
             None => {
@@ -48,13 +50,47 @@ where
                     self.queue.enqueue_all(&jobs).await?;
                     info!(%group, members = all.len(), chunks = jobs.len() + 1, "fan-out split");
                 }
+                small = all.len() <= chunk;
                 all.into_iter().take(chunk).collect()
             }
         };
-        self.deliver_to_members(job, &members, now).await
+        let away = self.deliver_to_members(job, &members, now).await?;
+        if small && job.change.is_none() && self.settings.notify_offline && !away.is_empty() {
+            self.notify_away(job, &away).await;
+        }
+        Ok(())
     }
 
-    async fn deliver_to_members(&self, job: &FanoutJob, members: &[UserId], now: i64) -> Result<(), BackendError> {
+    /// Queues a notification job for each member with no live connection (best effort, like a one-on-one
+    /// send's: a notification is not worth redelivering the fan-out for).
+    async fn notify_away(&self, job: &FanoutJob, away: &[UserId]) {
+        let Target::Group(group) = &job.message.target else {
+            return;
+        };
+        let jobs: Vec<Job> = away
+            .iter()
+            .map(|u| {
+                Job::Notify(NotifyJob {
+                    notify: u.clone(),
+                    from: job.message.from.clone(),
+                    group: Some(group.clone()),
+                    follow_up: false,
+                    delay: 0,
+                })
+            })
+            .collect();
+        if let Err(e) = self.queue.enqueue_all(&jobs).await {
+            tracing::warn!(error = %e, "the notifications of away group members were not queued");
+        }
+    }
+
+    /// Pushes to the members' live connections; the members other than the sender that have none.
+    async fn deliver_to_members(
+        &self,
+        job: &FanoutJob,
+        members: &[UserId],
+        now: i64,
+    ) -> Result<Vec<UserId>, BackendError> {
         let mut presence = self.store.presence(members).await?;
         // The sender's own other devices, read strongly: a device that connected a moment ago would miss what it
         // sent from another (its catch-up skips one's own messages). One read unit per message, in the chunk that
@@ -84,6 +120,10 @@ where
                 of: targets.len(),
             });
         }
-        Ok(())
+        Ok(members
+            .iter()
+            .filter(|m| *m != sender && presence.get(*m).is_none_or(|p| p.live(now).next().is_none()))
+            .cloned()
+            .collect())
     }
 }

@@ -56,6 +56,7 @@ fn job(follow_up: bool) -> NotifyJob {
     NotifyJob {
         notify: user("bob"),
         from: user("alice"),
+        group: None,
         follow_up,
         delay: 0,
     }
@@ -153,4 +154,90 @@ async fn a_dead_token_is_forgotten_and_a_user_keeps_its_newest_ten_devices() {
     assert!(!got.contains(&"tok-0".to_owned()) && !got.contains(&"tok-2".to_owned()));
     let left = app.store.state.lock().unwrap().devices.len();
     assert_eq!(left, 9, "the dead one is forgotten");
+}
+
+/// A group of `members` (all friends of alice, who creates it): its id.
+async fn group_of(app: &TestApp, members: &[&str]) -> crate::ids::GroupId {
+    let op = crate::frames::GroupOp::Create {
+        name: crate::ids::GroupName::parse("book club").unwrap(),
+        members: members.iter().map(|m| user(m)).collect(),
+    };
+    match app.group_op(&user("alice"), &op, T).await.unwrap() {
+        crate::frames::ServerFrame::Group(g) => g.group.id,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// alice sends to the group; the fan-out runs; the notify jobs it queued, in order.
+async fn fan_out_a_message(app: &TestApp, g: &crate::ids::GroupId, cmid: &str) -> Vec<NotifyJob> {
+    let frame = crate::frames::SendFrame {
+        client_msg_id: crate::ids::ClientMsgId::parse(cmid).unwrap(),
+        target: crate::frames::Target::Group(g.clone()),
+        body: crate::ids::Body::parse("chapter one tonight").unwrap(),
+        seq: None,
+        device: None,
+        attachments: Vec::new(),
+    };
+    app.send(&crate::testing::caller("alice", "a1"), &frame, T, T + 10_000)
+        .await
+        .unwrap();
+    let fanouts: Vec<_> = app
+        .queue
+        .jobs
+        .lock()
+        .unwrap()
+        .drain(..)
+        .filter_map(|j| match j {
+            crate::jobs::Job::Fanout(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    for f in &fanouts {
+        app.fanout(f, T).await.unwrap();
+    }
+    app.queue
+        .jobs
+        .lock()
+        .unwrap()
+        .drain(..)
+        .filter_map(|j| match j {
+            crate::jobs::Job::Notify(n) => Some(n),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_away_member_of_a_small_group_is_notified_about_the_group_and_a_big_group_notifies_nobody() {
+    let rec = Arc::new(Recorder::default());
+    let app = TestApp::builder()
+        .users(&["alice", "bob", "carol", "dave"])
+        .all_friends()
+        .settings(|s| {
+            s.notify_offline = true;
+            s.fanout_chunk = 3;
+        })
+        .build()
+        .with_notifier(rec.clone());
+    app.device_op(&user("bob"), &register("bob-phone"), T).await.unwrap();
+    app.connect(&user("carol"), &crate::testing::conn("c1"), T)
+        .await
+        .unwrap();
+
+    // alice, bob, carol: one chunk. bob is away (notified), carol online (not), alice wrote it (not).
+    let small = group_of(&app, &["bob", "carol"]).await;
+    let jobs = fan_out_a_message(&app, &small, "g1").await;
+    let notified: Vec<String> = jobs.iter().map(|j| j.notify.to_string()).collect();
+    assert_eq!(notified, ["bob"], "only the away member");
+    assert_eq!(jobs[0].group.as_ref(), Some(&small));
+    app.notify(&jobs[0], T + 5_000).await.unwrap();
+    let sent = rec.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let n = &sent[0].1;
+    assert_eq!((n.title.as_str(), n.text.as_str()), ("book club", "1 new message"));
+    assert_eq!((n.conversation.as_str(), n.group), (small.to_string().as_str(), true));
+
+    // Four members: more than one chunk of three. Nobody is notified, however many are away.
+    let big = group_of(&app, &["bob", "carol", "dave"]).await;
+    assert!(fan_out_a_message(&app, &big, "g2").await.is_empty());
 }

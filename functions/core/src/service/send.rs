@@ -263,6 +263,7 @@ where
                 let job = Job::Notify(NotifyJob {
                     notify: to.clone(),
                     from: message.from.clone(),
+                    group: None,
                     follow_up: false,
                     delay: 0,
                 });

@@ -1,5 +1,6 @@
 //! [`DeviceStore`] on DynamoDB: the Devices table holds, under each user, one item per registered device
-//! (`sk` = `t#{token}`) and one per conversation whose notifications are being coalesced (`sk` = `n#{peer}`:
+//! (`sk` = `t#{token}`) and one per conversation whose notifications are being coalesced (`sk` = `n#{peer}` or
+//! `n#g#{group}`:
 //! when the last went out, how many messages came since, whether a follow-up is queued).
 
 use super::{
@@ -9,7 +10,7 @@ use super::{
 };
 use crate::{
     ids::UserId,
-    notify::{Device, DeviceToken, Platform},
+    notify::{Device, DeviceToken, Platform, Topic},
     ports::{DeviceStore, NotifyState, Res},
 };
 use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -22,10 +23,10 @@ fn device_sk(token: &DeviceToken) -> String {
     format!("t#{}", token.as_str())
 }
 
-fn notify_key(user: &UserId, from: &UserId) -> HashMap<String, Av> {
+fn notify_key(user: &UserId, topic: &Topic) -> HashMap<String, Av> {
     HashMap::from([
         (USER.to_owned(), s(user.as_str())),
-        (SK.to_owned(), s(format!("n#{from}"))),
+        (SK.to_owned(), s(format!("n#{}", topic.key()))),
     ])
 }
 
@@ -95,12 +96,12 @@ impl DeviceStore for DynamoStore {
         Ok(r.attributes.as_ref().and_then(device_of))
     }
 
-    async fn note_message(&self, user: &UserId, from: &UserId, messages: u64) -> Res<NotifyState> {
+    async fn note_message(&self, user: &UserId, topic: &Topic, messages: u64) -> Res<NotifyState> {
         let r = self
             .client
             .update_item()
             .table_name(&self.tables.devices)
-            .set_key(Some(notify_key(user, from)))
+            .set_key(Some(notify_key(user, topic)))
             .update_expression("ADD #pending :n")
             .set_expression_attribute_names(names(&["pending"]))
             .expression_attribute_values(":n", n(messages))
@@ -111,12 +112,12 @@ impl DeviceStore for DynamoStore {
         Ok(state_of(&r.attributes.unwrap_or_default()))
     }
 
-    async fn take_pending(&self, user: &UserId, from: &UserId, seen: Option<i64>, now: i64) -> Res<Option<u64>> {
+    async fn take_pending(&self, user: &UserId, topic: &Topic, seen: Option<i64>, now: i64) -> Res<Option<u64>> {
         let mut req = self
             .client
             .update_item()
             .table_name(&self.tables.devices)
-            .set_key(Some(notify_key(user, from)))
+            .set_key(Some(notify_key(user, topic)))
             .update_expression("SET #last_at = :now, #pending = :zero, #scheduled = :false")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":zero", n(0))
@@ -140,12 +141,12 @@ impl DeviceStore for DynamoStore {
         })
     }
 
-    async fn schedule_follow_up(&self, user: &UserId, from: &UserId) -> Res<bool> {
+    async fn schedule_follow_up(&self, user: &UserId, topic: &Topic) -> Res<bool> {
         let r = self
             .client
             .update_item()
             .table_name(&self.tables.devices)
-            .set_key(Some(notify_key(user, from)))
+            .set_key(Some(notify_key(user, topic)))
             .update_expression("SET #scheduled = :true")
             .condition_expression("attribute_not_exists(#scheduled) OR #scheduled = :false")
             .set_expression_attribute_names(names(&["scheduled"]))

@@ -3,7 +3,7 @@
 use super::MemoryStore;
 use crate::{
     ids::UserId,
-    notify::{Device, DeviceToken},
+    notify::{Device, DeviceToken, Topic},
     ports::{DeviceStore, NotifyState, Res},
 };
 
@@ -35,18 +35,18 @@ impl DeviceStore for MemoryStore {
             .remove(&(user.clone(), token.clone())))
     }
 
-    async fn note_message(&self, user: &UserId, from: &UserId, messages: u64) -> Res<NotifyState> {
+    async fn note_message(&self, user: &UserId, topic: &Topic, messages: u64) -> Res<NotifyState> {
         self.faults.check("note_message")?;
         let mut s = self.state.lock().unwrap();
-        let n = s.notify.entry((user.clone(), from.clone())).or_default();
+        let n = s.notify.entry((user.clone(), topic.clone())).or_default();
         n.pending += messages;
         Ok(*n)
     }
 
-    async fn take_pending(&self, user: &UserId, from: &UserId, seen: Option<i64>, now: i64) -> Res<Option<u64>> {
+    async fn take_pending(&self, user: &UserId, topic: &Topic, seen: Option<i64>, now: i64) -> Res<Option<u64>> {
         self.faults.check("take_pending")?;
         let mut s = self.state.lock().unwrap();
-        let n = s.notify.entry((user.clone(), from.clone())).or_default();
+        let n = s.notify.entry((user.clone(), topic.clone())).or_default();
         if n.last_at != seen {
             return Ok(None);
         }
@@ -59,10 +59,10 @@ impl DeviceStore for MemoryStore {
         Ok(Some(taken))
     }
 
-    async fn schedule_follow_up(&self, user: &UserId, from: &UserId) -> Res<bool> {
+    async fn schedule_follow_up(&self, user: &UserId, topic: &Topic) -> Res<bool> {
         self.faults.check("schedule_follow_up")?;
         let mut s = self.state.lock().unwrap();
-        let n = s.notify.entry((user.clone(), from.clone())).or_default();
+        let n = s.notify.entry((user.clone(), topic.clone())).or_default();
         Ok(!std::mem::replace(&mut n.scheduled, true))
     }
 }

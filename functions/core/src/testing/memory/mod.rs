@@ -103,7 +103,7 @@ pub struct State {
     /// Registered devices per (user, token).
     pub devices: BTreeMap<(UserId, crate::notify::DeviceToken), crate::notify::Device>,
     /// Notification coalescing per (user, conversation).
-    pub notify: HashMap<(UserId, UserId), crate::ports::NotifyState>,
+    pub notify: HashMap<(UserId, crate::notify::Topic), crate::ports::NotifyState>,
 }
 
 #[derive(Default)]
