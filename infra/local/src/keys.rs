@@ -51,9 +51,22 @@ async fn call(endpoint: &str, params: &[(&str, &str)]) -> Result<(u16, String), 
 
 /// The text of the first `<tag>` element of an XML answer.
 fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let end = xml[start..].find(&format!("</{tag}>"))? + start;
-    Some(&xml[start..end])
+    elements(xml, tag).into_iter().next()
+}
+
+/// The texts of every `<tag>` element of an XML answer.
+fn elements<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open).map(|i| i + open.len()) {
+        let Some(len) = rest[start..].find(&close) else {
+            break;
+        };
+        out.push(&rest[start..start + len]);
+        rest = &rest[start + len + close.len()..];
+    }
+    out
 }
 
 /// Creates (or finds) a user per function name and a fresh access key of it.
@@ -68,6 +81,22 @@ pub async fn function_keys(endpoint: &str, names: &[String]) -> Result<HashMap<S
         .map_err(|e| err(name, e))?;
         if status != 200 && !text.contains("EntityAlreadyExists") {
             return Err(err(name, format!("CreateUser: {status} {text}")));
+        }
+        // A user kept from an earlier start against the same emulator: its old keys go (IAM allows two per user).
+        let listing = [
+            ("Action", "ListAccessKeys"),
+            ("UserName", name.as_str()),
+            ("Version", "2010-05-08"),
+        ];
+        let (_, listed) = call(endpoint, &listing).await.map_err(|e| err(name, e))?;
+        for old in elements(&listed, "AccessKeyId") {
+            let delete = [
+                ("Action", "DeleteAccessKey"),
+                ("UserName", name.as_str()),
+                ("AccessKeyId", old),
+                ("Version", "2010-05-08"),
+            ];
+            call(endpoint, &delete).await.map_err(|e| err(name, e))?;
         }
         let (status, text) = call(
             endpoint,
@@ -102,5 +131,8 @@ mod tests {
         assert_eq!(element(xml, "AccessKeyId"), Some("AKIA1"));
         assert_eq!(element(xml, "SecretAccessKey"), Some("s3cr3t"));
         assert_eq!(element(xml, "Missing"), None);
+        let listed = "<AccessKeyMetadata><member><AccessKeyId>A1</AccessKeyId></member>\
+                      <member><AccessKeyId>A2</AccessKeyId></member></AccessKeyMetadata>";
+        assert_eq!(super::elements(listed, "AccessKeyId"), ["A1", "A2"]);
     }
 }
