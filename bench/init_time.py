@@ -1,0 +1,38 @@
+"""Init time of a function binary: process start to its first Runtime API `next` (Lambda's init phase)."""
+import http.server, os, statistics, subprocess, sys, threading, time
+
+hit = threading.Event()
+
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.endswith("/invocation/next"):
+            hit.set()
+        self.send_response(500); self.end_headers()
+    def log_message(self, *a):
+        pass
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+port = srv.server_address[1]
+tables = "CONNECTIONS DEVICES FRIENDS GROUPS GROUP_HISTORY GROUP_MEMBERS INVITES MESSAGES MESSAGE_INDEX PRESENCE SEND_CLAIMS SESSIONS USERS".split()
+env = {f"{t}_TABLE": t.lower() for t in tables}
+env.update({
+    "PATH": "/usr/bin:/bin", "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}", "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+    "MANAGEMENT_ENDPOINT": "http://127.0.0.1:9/dev", "INDEX_QUEUE_URL": "http://127.0.0.1:9/q/i",
+    "FANOUT_QUEUE_URL": "http://127.0.0.1:9/q/f", "PRESENCE_QUEUE_URL": "http://127.0.0.1:9/q/p",
+    "ATTACHMENT_BUCKET": "bucket",
+})
+runs = int(sys.argv[1])
+for path in sys.argv[2:]:
+    times = []
+    for _ in range(runs):
+        hit.clear()
+        t0 = time.perf_counter()
+        p = subprocess.Popen([path], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        hit.wait(10)
+        times.append((time.perf_counter() - t0) * 1000)
+        p.kill(); p.wait()
+    times.sort()
+    print(f"{path}: p50 {statistics.median(times):.1f} ms, mean {statistics.mean(times):.1f} ms, min {times[0]:.1f}, max {times[-1]:.1f} ({runs} runs)")
