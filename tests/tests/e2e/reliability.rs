@@ -160,6 +160,10 @@ async fn a_history_job_dead_lettered_while_sessions_were_down_is_redriven_and_co
         tokio::time::sleep(Duration::from_secs(1)).await;
         waited += 1;
     }
+    // The attempt that saw the job's last receive may still be retrying (the SDK backs off on throttling, up to
+    // its 5 s operation timeout) while SQS already moved the job on: lifting the fault now would let that attempt
+    // index it. Wait the attempt out first.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     f.throttle_tables(&[]);
     assert_eq!(unread_from(&mut bob, "alice").await, None, "not indexed yet");
 
