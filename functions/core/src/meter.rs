@@ -25,6 +25,9 @@ struct Counters {
     in_flight: usize,
     busy_since: Option<Instant>,
     busy: Duration,
+    /// The longest chain among the calls that have ended, each of which started after the one before it ended:
+    /// the sequential round trips the invocation waited for (calls made together count once).
+    round_trips: u32,
     kind: Option<String>,
     /// Error frames answered, by code (`unavailable`, `internal`, ...).
     error_frames: BTreeMap<String, u64>,
@@ -84,14 +87,21 @@ impl Meter {
         });
     }
 
-    /// Counts one call of `operation` (`DynamoDB.PutItem`), once per execution (not per SDK retry attempt).
-    pub fn count_call(&self, operation: String) {
-        self.with(|c| *c.calls.entry(operation).or_default() += 1);
+    /// Counts one call of `operation` (`DynamoDB.PutItem`), once per execution (not per SDK retry attempt), and
+    /// returns its place in the longest chain of calls so far (pass it to [`Meter::call_ended`]): one more than
+    /// the longest chain that had ended when it started.
+    pub fn count_call(&self, operation: String) -> u32 {
+        self.with(|c| {
+            *c.calls.entry(operation).or_default() += 1;
+            c.round_trips + 1
+        })
     }
 
-    /// A call ended, with the capacity the model expects and the capacity DynamoDB reported (read, write).
-    pub fn call_ended(&self, modelled: (f64, f64), consumed: (f64, f64)) {
+    /// A call ended, with its place in the chain of calls (from [`Meter::count_call`]), the capacity the model
+    /// expects and the capacity DynamoDB reported (read, write).
+    pub fn call_ended(&self, depth: u32, modelled: (f64, f64), consumed: (f64, f64)) {
         self.with(|c| {
+            c.round_trips = c.round_trips.max(depth);
             c.model_read_units += modelled.0;
             c.model_write_units += modelled.1;
             c.read_units += consumed.0;
@@ -128,6 +138,7 @@ impl Meter {
                 records: records as u64,
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
                 aws_busy_ms: c.busy.as_secs_f64() * 1000.0,
+                round_trips: u64::from(c.round_trips),
                 read_units: c.read_units,
                 write_units: c.write_units,
                 model_read_units: c.model_read_units,
@@ -165,10 +176,13 @@ pub struct Sample {
     /// AWS call attempts refused with throttling.
     #[serde(default)]
     pub throttled: u64,
+    /// Sequential AWS round trips (see [`Meter::count_call`]), summed over the invocations.
+    #[serde(default)]
+    pub round_trips: u64,
 }
 
 /// The plain metrics of an EMF line, in the order they are declared.
-const METRICS: [(&str, &str); 8] = [
+const METRICS: [(&str, &str); 9] = [
     ("Invocations", "Count"),
     ("Records", "Count"),
     ("DurationMs", "Milliseconds"),
@@ -177,6 +191,7 @@ const METRICS: [(&str, &str); 8] = [
     ("WriteUnits", "Count"),
     ("ModelReadUnits", "Count"),
     ("ModelWriteUnits", "Count"),
+    ("RoundTrips", "Count"),
 ];
 
 impl Sample {
@@ -198,6 +213,7 @@ impl Sample {
             json!(self.write_units),
             json!(self.model_read_units),
             json!(self.model_write_units),
+            json!(self.round_trips),
         ];
         for ((name, _), v) in METRICS.iter().zip(values) {
             root.insert((*name).into(), v);
@@ -258,6 +274,7 @@ impl Sample {
                 .filter_map(|(k, n)| Some((k.strip_prefix("ErrorFrames.")?.to_owned(), n.as_u64()?)))
                 .collect(),
             throttled: num("Throttled") as u64,
+            round_trips: num("RoundTrips") as u64,
         })
     }
 
@@ -292,6 +309,7 @@ impl Sample {
                 })
                 .collect(),
             throttled: self.throttled.saturating_sub(before.throttled),
+            round_trips: self.round_trips.saturating_sub(before.round_trips),
         }
     }
 
@@ -312,6 +330,7 @@ impl Sample {
             *self.error_frames.entry(k.clone()).or_default() += n;
         }
         self.throttled += other.throttled;
+        self.round_trips += other.round_trips;
     }
 }
 
@@ -325,9 +344,9 @@ mod tests {
         let started = meter.begin();
         meter.set_kind("send.direct");
         meter.call_started();
+        let depth = meter.count_call("DynamoDB.PutItem".into());
         meter.count_call("DynamoDB.PutItem".into());
-        meter.count_call("DynamoDB.PutItem".into());
-        meter.call_ended((0.0, 2.0), (0.0, 2.0));
+        meter.call_ended(depth, (0.0, 2.0), (0.0, 2.0));
         meter.count_error_frame("unavailable");
         meter.count_throttled();
         let line = meter.finish(started, "send", 1);
@@ -349,6 +368,26 @@ mod tests {
         assert_eq!(totals["Dimensions"], json!([[]]), "alarm metrics have no dimensions");
         assert_eq!(v["ErrorFrames.unavailable"], 1);
         assert!(Sample::parse("INFO not a metric").is_none());
+    }
+
+    #[test]
+    fn calls_made_together_are_one_round_trip_and_calls_made_after_are_more() {
+        let meter = Meter::default();
+        let started = meter.begin();
+        // Two calls together, then one after both ended, then two more overlapping with each other.
+        let (a, b) = (meter.count_call("a".into()), meter.count_call("b".into()));
+        meter.call_ended(a, (0.0, 0.0), (0.0, 0.0));
+        meter.call_ended(b, (0.0, 0.0), (0.0, 0.0));
+        let c = meter.count_call("c".into());
+        let d = meter.count_call("d".into());
+        meter.call_ended(c, (0.0, 0.0), (0.0, 0.0));
+        let e = meter.count_call("e".into());
+        meter.call_ended(d, (0.0, 0.0), (0.0, 0.0));
+        meter.call_ended(e, (0.0, 0.0), (0.0, 0.0));
+        // a|b, then c (d alongside it), then e after c: three.
+        assert_eq!((a, b, c, d, e), (1, 1, 2, 2, 3));
+        let s = Sample::parse(&meter.finish(started, "x", 1)).unwrap();
+        assert_eq!(s.round_trips, 3);
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub fn render(dir: &Path, doc: &Path) -> Result<(), String> {
     );
     let _ = writeln!(
         out,
-        "### The capacity model against what MiniStack reports\n\nPer invocation of each function and kind, over the MiniStack runs above. MiniStack reports capacity as AWS computes it for the calls it reports at all; it reports none for `BatchGetItem`, for a write whose condition failed, or for a cancelled transaction, all of which AWS bills. Where the model is higher, that is the reason.\n\n{}",
+        "### The capacity model against what MiniStack reports\n\nPer invocation of each function and kind, over the MiniStack runs above. MiniStack reports capacity as AWS computes it for the calls it reports at all; it reports none for `BatchGetItem`, for a write whose condition failed, or for a cancelled transaction, all of which AWS bills. Where the model is higher, that is the reason. Round trips are the longest chain of AWS calls each made after the one before it ended (calls made together count once): what an invocation waits for in sequence, the ack included for `send`.\n\n{}",
         markdown::capacity_table(&reports)
     );
     let _ = writeln!(

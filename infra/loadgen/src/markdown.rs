@@ -159,20 +159,21 @@ pub fn capacity_table(reports: &[Report]) -> String {
         e.add(s);
     }
     let mut t = String::from(
-        "| function | kind | invocations | RRU modelled / reported | WRU modelled / reported |\n|---|---|---|---|---|\n",
+        "| function | kind | invocations | RRU modelled / reported | WRU modelled / reported | sequential AWS round trips |\n|---|---|---|---|---|---|\n",
     );
     for s in sums.values().filter(|s| s.invocations > 0) {
         let n = s.invocations as f64;
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            "| {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} |",
             s.function,
             s.kind,
             s.invocations,
             s.model_read_units / n,
             s.read_units / n,
             s.model_write_units / n,
-            s.write_units / n
+            s.write_units / n,
+            s.round_trips as f64 / n
         );
     }
     t

@@ -76,9 +76,9 @@ impl Accounting {
     }
 }
 
-/// The modelled units of a request in flight, kept in its operation's config bag until it completes.
+/// The modelled units of a request in flight and its place in the chain of calls, kept in its operation's config bag until it completes.
 #[derive(Debug, Clone, Copy)]
-struct Modelled(f64, f64);
+struct Modelled(f64, f64, u32);
 
 impl aws_smithy_types::config_bag::Storable for Modelled {
     type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
@@ -113,9 +113,9 @@ impl Intercept for Accounting {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let (service, op) = operation(cfg);
-        self.meter.count_call(format!("{service}.{op}"));
+        let depth = self.meter.count_call(format!("{service}.{op}"));
         let (read, write) = super::capacity::request_units(&self.schema, context.input());
-        cfg.interceptor_state().store_put(Modelled(read, write));
+        cfg.interceptor_state().store_put(Modelled(read, write, depth));
         // Every DynamoDB request reports the capacity it consumed: free, and what the cost model rests on.
         let input = context.input_mut();
         let total = Some(ReturnConsumedCapacity::Total);
@@ -166,7 +166,7 @@ impl Intercept for Accounting {
         let (_, op) = operation(cfg);
         let output = context.output_or_error().and_then(|r| r.ok());
         // Failed conditional writes and cancelled transactions are billed too: count the model either way.
-        let Modelled(mut read, write) = cfg.load::<Modelled>().copied().unwrap_or(Modelled(0.0, 0.0));
+        let Modelled(mut read, write, depth) = cfg.load::<Modelled>().copied().unwrap_or(Modelled(0.0, 0.0, 1));
         if let Some(q) = output.and_then(|o| o.downcast_ref::<QueryOutput>()) {
             read += super::capacity::query_units(q, false);
         }
@@ -191,7 +191,7 @@ impl Intercept for Accounting {
             );
             many!(BatchGetItemOutput, BatchWriteItemOutput, TransactWriteItemsOutput);
         }
-        self.meter.call_ended((read, write), consumed);
+        self.meter.call_ended(depth, (read, write), consumed);
         Ok(())
     }
 }
