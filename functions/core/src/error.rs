@@ -67,6 +67,8 @@ pub enum Rejection {
     UnknownAction(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    RateLimited(String),
 }
 
 /// What a rule can end with besides success.
@@ -86,6 +88,7 @@ impl Failure {
             Self::Rejected(Rejection::Forbidden(_)) => ErrorCode::Forbidden,
             Self::Rejected(Rejection::UnknownAction(_)) => ErrorCode::UnknownAction,
             Self::Rejected(Rejection::TooLarge(_)) => ErrorCode::TooLarge,
+            Self::Rejected(Rejection::RateLimited(_)) => ErrorCode::RateLimited,
             Self::Backend(e) if e.is_retryable() => ErrorCode::Unavailable,
             Self::Backend(_) => ErrorCode::Internal,
         }

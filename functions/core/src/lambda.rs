@@ -138,16 +138,16 @@ where
         t if t > 0 => t,
         _ => crate::now_ms(),
     };
-    let counted = !matches!(&parsed, Ok(r) if matches!(r.frame, frames::ClientFrame::Typing(_)));
+    // `send` counts itself, alongside its claim and lookup (one round trip fewer before its ack; see send.rs).
+    let counted =
+        !matches!(&parsed, Ok(r) if matches!(r.frame, frames::ClientFrame::Typing(_) | frames::ClientFrame::Send(_)));
     if counted && !app.admit(&caller.user, arrived).await {
         warn!(connection = %caller.connection, "frame over the user's rate limit");
-        app.meter.count_error_frame(ErrorCode::RateLimited.as_str());
+        let refusal = crate::service::rate_limited(app.settings.frame_limit, app.settings.frame_window_ms);
+        app.meter.count_error_frame(refusal.code().as_str());
         let frame = ServerFrame::Error(frames::ErrorReply {
-            code: ErrorCode::RateLimited,
-            message: format!(
-                "more than {} frames in {} ms from this user; slow down and retry",
-                app.settings.frame_limit, app.settings.frame_window_ms
-            ),
+            code: refusal.code(),
+            message: refusal.client_message(),
             client_msg_id,
         });
         return reply(&frame.reply_to(request_id));

@@ -1,10 +1,43 @@
 //! The rate limit: `frame_limit` frames per `frame_window_ms` window (100 per 2 s: 50 a second with bursts of 100)
 //! per user, over all its connections together (a user cannot multiply it by opening more), counted where every
 //! function sees the same count (DynamoDB), by the frame's arrival time.
+//!
+//! Once an instance has seen a user's count pass the limit, it refuses the rest of that user's frames in the
+//! window without counting them: the shared count only grows within a window, so the answer could not change, and
+//! a client hammering past its limit then costs no write per frame on that instance.
 
 use super::App;
-use crate::{ids::UserId, ports::FrameCounter};
+use crate::{
+    error::{Failure, Rejection},
+    ids::UserId,
+    ports::FrameCounter,
+};
+use std::{collections::HashMap, sync::Mutex};
 use tracing::warn;
+
+/// The users this instance saw over their limit, with the window they were over in.
+#[derive(Debug, Default)]
+pub struct OverLimit(Mutex<HashMap<UserId, i64>>);
+
+impl OverLimit {
+    fn contains(&self, user: &UserId, window: i64) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(user) == Some(&window)
+    }
+
+    fn insert(&self, user: &UserId, window: i64) {
+        let mut over = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the current window matters: forget the others, so the map holds one window's offenders at most.
+        over.retain(|_, w| *w >= window);
+        over.insert(user.clone(), window);
+    }
+}
+
+/// The refusal of a frame over the limit.
+pub fn rate_limited(limit: u64, window_ms: i64) -> Failure {
+    Failure::Rejected(Rejection::RateLimited(format!(
+        "more than {limit} frames in {window_ms} ms from this user; slow down and retry"
+    )))
+}
 
 impl<S: FrameCounter, P, Q> App<S, P, Q> {
     /// Whether a frame of `user` that arrived at `at_ms` may be processed. A counter that cannot be reached
@@ -15,14 +48,36 @@ impl<S: FrameCounter, P, Q> App<S, P, Q> {
             return true;
         }
         let window = at_ms.div_euclid(window_ms);
+        if self.over_limit.contains(user, window) {
+            return false;
+        }
         // Kept a minute past the window's end: TTL deletes lazily anyway, and nothing reads old windows.
         let expires_at = ((window + 1) * window_ms) / 1000 + 60;
         match self.store.count_frame(user, window, expires_at).await {
-            Ok(n) => n <= limit,
+            Ok(n) if n <= limit => true,
+            Ok(_) => {
+                self.over_limit.insert(user, window);
+                false
+            }
             Err(e) => {
                 warn!(error = %e, "could not count a frame; admitting it");
                 true
             }
+        }
+    }
+
+    /// Whether this instance already saw `user` over its limit in the window of `at_ms` (no call).
+    pub(super) fn known_over_limit(&self, user: &UserId, at_ms: i64) -> bool {
+        let window_ms = self.settings.frame_window_ms.max(1);
+        self.settings.frame_limit > 0 && self.over_limit.contains(user, at_ms.div_euclid(window_ms))
+    }
+
+    /// [`App::admit`] as a rule's step: `rate_limited` when refused.
+    pub(super) async fn admitted(&self, user: &UserId, at_ms: i64) -> Result<(), Failure> {
+        if self.admit(user, at_ms).await {
+            Ok(())
+        } else {
+            Err(rate_limited(self.settings.frame_limit, self.settings.frame_window_ms))
         }
     }
 }
@@ -51,6 +106,22 @@ mod tests {
         assert_eq!(admitted, [true, true, true, false, false]);
         assert!(app.admit(&other, 10_000).await, "another user has its own count");
         assert!(app.admit(&c, 12_000).await, "the next window starts afresh");
+    }
+
+    #[tokio::test]
+    async fn a_user_known_over_the_limit_is_refused_without_another_count() {
+        let app = app(2);
+        let c = user("alice");
+        for i in 0..3 {
+            app.admit(&c, 10_000 + i).await;
+        }
+        let counted = |app: &TestApp| app.store.state.lock().unwrap().frames.get(&(c.clone(), 5)).copied();
+        assert_eq!(counted(&app), Some(3));
+        for i in 0..20 {
+            assert!(!app.admit(&c, 10_100 + i).await);
+        }
+        assert_eq!(counted(&app), Some(3), "refused without a write");
+        assert!(app.admit(&c, 12_000).await, "the next window counts again");
     }
 
     #[tokio::test]

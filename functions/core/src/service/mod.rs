@@ -24,6 +24,7 @@ mod sync;
 mod typing;
 
 pub use delivery::DeliveryReport;
+pub use limits::rate_limited;
 pub use send::Caller;
 pub use sync::{REPLY_BUDGET, SYNC_CONVERSATIONS, SYNC_PAGE, cursors};
 
@@ -41,6 +42,8 @@ pub struct App<S, P, Q> {
     pub meter: Meter,
     /// Which typing `start`s this instance forwarded a moment ago (see `typing.rs`).
     pub typing_gate: typing::TypingGate,
+    /// Which users this instance saw over their rate limit, and in which window (see `limits.rs`).
+    pub over_limit: limits::OverLimit,
     /// Push notifications (SNS on AWS); only `device` and the notify consumer use it.
     pub notifier: std::sync::Arc<dyn crate::notify::Notifier>,
     /// Attachment storage (S3 on AWS); only `attach`, `send` and the functions that show messages use it.
@@ -56,6 +59,7 @@ impl<S, P, Q> App<S, P, Q> {
             settings,
             meter: Meter::default(),
             typing_gate: Default::default(),
+            over_limit: Default::default(),
             notifier: std::sync::Arc::new(crate::notify::NoNotifier),
             objects: std::sync::Arc::new(crate::attachments::NoObjects),
         }

@@ -35,6 +35,8 @@ impl TestApp {
             all_friends: false,
             settings: Settings {
                 claim_lease_ms: 300,
+                // Tests of the rules send hundreds of messages at once; the rate limit has its own tests.
+                frame_limit: 0,
                 ..Settings::default()
             },
         }
