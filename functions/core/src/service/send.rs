@@ -11,13 +11,9 @@
 //!
 //! The lease is longer than the function timeout, so a takeover never races a live attempt.
 //!
-//! One-on-one sends write no done mark: their stored message is the mark. A retry that finds the claim and the
-//! message it names (one strong read) answers with the ack and queues the indexing again, which is idempotent
-//! (the index rows are the guard), in case the first attempt died between storing and queueing. The frame's
-//! rate-limit count runs alongside the claim and the lookup rather than before them (a refused frame drops the
-//! claim it made). That is one write fewer per message and three sequential round trips before the ack (count
-//! with claim and lookup; message; queueing with the push) instead of five. Group sends keep the done mark: it
-//! records the sequence number a retry must answer with.
+//! The frame's rate-limit count runs alongside the claim and the lookup rather than before them (a refused frame
+//! drops the claim it made): four sequential round trips before a one-on-one ack (count with claim and lookup;
+//! message; job with the pushes; done mark) instead of five.
 
 use super::{
     App,
@@ -200,10 +196,7 @@ where
             .start(&caller.user, &key, &frame.target, now, deadline, check)
             .await?
         {
-            Start::Done(c) => {
-                self.index_again(&c).await?;
-                return Ok(ack(frame, &c, None));
-            }
+            Start::Done(c) => return Ok(ack(frame, &c, None)),
             Start::Go { claim, checked, .. } => (claim, checked),
         };
         if standing == Some(FriendState::Blocked) {
@@ -226,7 +219,7 @@ where
                 frame.client_msg_id.clone(),
             )
         };
-        let reached = match self.complete_direct(caller, message, presence, now).await {
+        let reached = match self.complete_direct(caller, &key, message, presence, now).await {
             Ok(reached) => reached,
             Err(e) => {
                 self.release_quietly(&key, &claim).await;
@@ -243,11 +236,12 @@ where
         Ok(reply)
     }
 
-    /// Stores a one-on-one message, then pushes it and queues its indexing together (neither waits for the
-    /// other). Whether the recipient had a live connection, and when it was last seen.
+    /// Stores a one-on-one message, then pushes it while queueing its indexing and marking its claim done (neither
+    /// waits for the other). Whether the recipient had a live connection, and when it was last seen.
     async fn complete_direct(
         &self,
         caller: &Caller,
+        key: &ClaimKey,
         message: StoredMessage,
         mut presence: HashMap<UserId, Presence>,
         now: i64,
@@ -289,40 +283,23 @@ where
                 }
             }
         };
-        // No done mark: the stored message is one (see the module's comment). If the queueing fails, this attempt
-        // answers `unavailable`, and the client's retry finds the message and queues it again (`index_again`).
-        let queue = async {
+        // Done only once the history job is queued: a retry of a done send queues nothing again. (Marking done
+        // alongside the queueing would save a round trip, but then a retry would have to queue the job again in
+        // case the queueing failed, and a client retrying one done send in a loop would cost an index job each.)
+        let queue_then_finish = async {
             let (queued, ()) = futures::join!(self.queue.enqueue(&job), notify);
-            queued
+            queued?;
+            self.store.finish(key, None).await
         };
-        let ((report, reached), queued) = futures::join!(self.deliver_direct(to, caller, &targets, &push, now), queue);
-        queued?;
+        let ((report, reached), finished) =
+            futures::join!(self.deliver_direct(to, caller, &targets, &push, now), queue_then_finish);
+        finished?;
         info!(message_id = %message.id, delivered = report.delivered, gone = report.gone, failed = report.failed, "sent");
         Ok(Reached {
             // The strong re-read's, or the lookup's if that failed.
             last_seen: reached.last_seen.or(presence.get(to).and_then(|p| p.last_seen)),
             ..reached
         })
-    }
-
-    /// Whether `claim` is a one-on-one send whose message is stored: done, as far as a retry is concerned.
-    async fn stored_direct(&self, claim: &Claim) -> Result<bool, BackendError> {
-        if !matches!(claim.target, Some(Target::To(_))) {
-            return Ok(false);
-        }
-        Ok(self.store.get_message(&claim.message_id).await?.is_some())
-    }
-
-    /// Queues the indexing of a one-on-one send found done again: its first attempt may have marked it done and
-    /// then failed to queue it. Indexing twice changes nothing; a dropped message (a block) has nothing to index.
-    async fn index_again(&self, claim: &Claim) -> Result<(), BackendError> {
-        let Some(message) = self.store.get_message(&claim.message_id).await? else {
-            return Ok(());
-        };
-        let Target::To(to) = &message.target else {
-            return Ok(());
-        };
-        self.queue.enqueue(&index_job(&message, to)).await
     }
 
     /// Pushes a stored one-on-one message to `targets` (the connections the lookup found before it was stored)
@@ -474,7 +451,7 @@ where
     async fn settle(&self, key: &ClaimKey, mut seen: Claim, deadline: i64) -> Result<Settled, BackendError> {
         let mut wait_ms = 20;
         loop {
-            if seen.done || self.stored_direct(&seen).await? {
+            if seen.done {
                 return Ok(Settled::Done(seen));
             }
             let now = crate::now_ms();

@@ -155,9 +155,7 @@ async fn a_retry_gets_the_same_ack_and_is_not_delivered_again() {
     assert_eq!(first, retry);
     assert_eq!(app.pusher.posts_to("b1").len(), 1);
     assert_eq!(messages(&app), 1);
-    // The retry queues the indexing again (the first attempt may have died before queueing it): harmless, the
-    // index rows are the guard (see `indexing_counts_unread_once_and_keeps_the_newest_preview`).
-    assert_eq!(history_jobs(&app), 2);
+    assert_eq!(history_jobs(&app), 1);
     let stored = app.store.state.lock().unwrap().messages[&first.message_id].body.clone();
     assert_eq!(stored.unwrap().as_str(), "hello", "the first attempt wins");
 }
@@ -178,7 +176,7 @@ async fn ten_concurrent_retries_store_one_message() {
 
 #[tokio::test]
 async fn a_backend_failure_is_unavailable_and_the_retry_succeeds_exactly_once() {
-    for op in ["put_message", "lookup", "claim"] {
+    for op in ["put_message", "lookup", "finish"] {
         let app = app(&[]);
         online(&app, "alice", &["a1"]).await;
         online(&app, "bob", &["b1"]).await;
@@ -238,8 +236,8 @@ async fn a_crashed_attempt_is_taken_over_after_its_lease() {
     online(&app, "alice", &["a1"]).await;
     online(&app, "bob", &["b1"]).await;
     let c = caller("alice", "a1");
-    // The first attempt claimed, failed to store, and died without releasing (its lease runs 300 ms).
-    app.store.faults.fail_next("put_message", 1);
+    // The first attempt claimed and stored, then died without releasing (its lease runs 300 ms).
+    app.store.faults.fail_next("finish", 1);
     app.store.faults.fail_next("release", 1);
     let _ = app
         .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
@@ -257,35 +255,7 @@ async fn a_crashed_attempt_is_taken_over_after_its_lease() {
             .unwrap()
             .claims
             .values()
-            .all(|c| c.message_id == ack.message_id)
-    );
-}
-
-#[tokio::test]
-async fn a_send_whose_first_attempt_stored_and_died_is_acked_at_once_and_indexed() {
-    let app = app(&[]);
-    online(&app, "alice", &["a1"]).await;
-    online(&app, "bob", &["b1"]).await;
-    let c = caller("alice", "a1");
-    // Stored, then the queueing failed and the release too: the claim's lease still runs.
-    app.queue.faults.fail_next("enqueue", 1);
-    app.store.faults.fail_next("release", 1);
-    let _ = app
-        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
-        .await
-        .unwrap_err();
-    assert_eq!(history_jobs(&app), 0);
-    // The stored message is the done mark: no wait for the lease, even with little time left.
-    let ack = app
-        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), now_ms() + 600)
-        .await
-        .unwrap();
-    assert_eq!(messages(&app), 1);
-    assert_eq!(history_jobs(&app), 1, "the retry queued the indexing");
-    let posts = app.pusher.posts_to("b1");
-    assert!(
-        posts.iter().all(|p| p["messageId"] == ack.message_id.to_string()),
-        "{posts:?}"
+            .all(|c| c.done && c.message_id == ack.message_id)
     );
 }
 
@@ -334,7 +304,7 @@ async fn a_waiting_retry_gives_up_before_the_deadline() {
     online(&app, "alice", &["a1"]).await;
     online(&app, "bob", &["b1"]).await;
     let c = caller("alice", "a1");
-    app.store.faults.fail_next("put_message", 1);
+    app.store.faults.fail_next("finish", 1);
     app.store.faults.fail_next("release", 1);
     let _ = app
         .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
