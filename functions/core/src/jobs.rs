@@ -14,6 +14,10 @@ pub struct IndexJob {
     pub from: UserId,
     pub to: UserId,
     pub preview: String,
+    /// Queued again by a retry of the send, which cannot tell whether its first attempt queued it: the consumer
+    /// first checks whether the message is indexed (one read) instead of writing and being refused (several).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub again: bool,
 }
 
 impl IndexJob {

@@ -348,6 +348,10 @@ pub trait IndexStore: Send + Sync {
     /// message before it was indexed (its read receipt is still owed to the sender).
     fn index_direct(&self, job: &IndexJob, expires_at: Option<i64>) -> impl Future<Output = Res<Indexed>> + Send;
 
+    /// Whether the recipient's index row of the job's message exists (a strongly consistent read): its index job
+    /// was queued and has run, at least in part; SQS redelivers it until the rest is done.
+    fn indexed(&self, job: &IndexJob) -> impl Future<Output = Res<bool>> + Send;
+
     /// Moves `reader`'s read mark for `peer` to `up_to` (or, with `None`, to the newest message received) and
     /// zeroes unread. Returns the newest message received from `peer` that is now read and was not before (the
     /// read receipt's `upTo`), if any. A mark ahead of indexing makes the history consumer count nothing up to it

@@ -6,6 +6,7 @@ use natter_tests::testkit::{TestStack, invocation, sqs_event};
 
 fn job(from: &str, to: &str, at: i64, text: &str) -> IndexJob {
     IndexJob {
+        again: false,
         message_id: MessageId::generate(at),
         from: UserId::parse(from).unwrap(),
         to: UserId::parse(to).unwrap(),

@@ -11,9 +11,15 @@
 //!
 //! The lease is longer than the function timeout, so a takeover never races a live attempt.
 //!
-//! The frame's rate-limit count runs alongside the claim and the lookup rather than before them (a refused frame
-//! drops the claim it made): four sequential round trips before a one-on-one ack (count with claim and lookup;
-//! message; job with the pushes; done mark) instead of five.
+//! One-on-one sends write no done mark: their stored message is the mark. A retry that finds the claim and the
+//! message it names (one strong read) answers with the ack and queues the indexing again, in case the first
+//! attempt died between storing and queueing. That copy is flagged `again`, and the consumer first reads whether
+//! the message is indexed (it nearly always is), so a client retrying one send in a loop costs a read and a queue
+//! message per frame, not an index job's writes. The frame's rate-limit count runs alongside the claim and the
+//! lookup rather than before them (a refused frame drops the claim it made). That is one write fewer per message
+//! and three sequential round trips before the ack (count with claim and lookup; message; queueing with the
+//! pushes) instead of five. Group sends keep the done mark: it records the sequence number a retry must answer
+//! with.
 
 use super::{
     App,
@@ -219,7 +225,7 @@ where
                 frame.client_msg_id.clone(),
             )
         };
-        let reached = match self.complete_direct(caller, &key, message, presence, now).await {
+        let reached = match self.complete_direct(caller, message, presence, now).await {
             Ok(reached) => reached,
             Err(e) => {
                 self.release_quietly(&key, &claim).await;
@@ -236,12 +242,11 @@ where
         Ok(reply)
     }
 
-    /// Stores a one-on-one message, then pushes it while queueing its indexing and marking its claim done (neither
-    /// waits for the other). Whether the recipient had a live connection, and when it was last seen.
+    /// Stores a one-on-one message, then pushes it and queues its indexing together (neither waits for the
+    /// other). Whether the recipient had a live connection, and when it was last seen.
     async fn complete_direct(
         &self,
         caller: &Caller,
-        key: &ClaimKey,
         message: StoredMessage,
         mut presence: HashMap<UserId, Presence>,
         now: i64,
@@ -265,7 +270,7 @@ where
         let mut push = message.to_push();
         self.link(std::slice::from_mut(&mut push), now).await?;
         let push = ServerFrame::Message(push).to_json();
-        let job = index_job(&message, to);
+        let job = Job::Index(index_job(&message, to));
         // A recipient with no live connection may be notified on its devices (the consumer decides, after the
         // queue's delay, on a strong read). Best effort: a notification is not worth failing the send for.
         let offline = presence.get(to).is_none_or(|p| p.live(now).next().is_none());
@@ -283,23 +288,41 @@ where
                 }
             }
         };
-        // Done only once the history job is queued: a retry of a done send queues nothing again. (Marking done
-        // alongside the queueing would save a round trip, but then a retry would have to queue the job again in
-        // case the queueing failed, and a client retrying one done send in a loop would cost an index job each.)
-        let queue_then_finish = async {
+        // No done mark: the stored message is one (see the module's comment). If the queueing fails, this attempt
+        // answers `unavailable`, and the client's retry finds the message and queues it again (`index_again`).
+        let queue = async {
             let (queued, ()) = futures::join!(self.queue.enqueue(&job), notify);
-            queued?;
-            self.store.finish(key, None).await
+            queued
         };
-        let ((report, reached), finished) =
-            futures::join!(self.deliver_direct(to, caller, &targets, &push, now), queue_then_finish);
-        finished?;
+        let ((report, reached), queued) = futures::join!(self.deliver_direct(to, caller, &targets, &push, now), queue);
+        queued?;
         info!(message_id = %message.id, delivered = report.delivered, gone = report.gone, failed = report.failed, "sent");
         Ok(Reached {
             // The strong re-read's, or the lookup's if that failed.
             last_seen: reached.last_seen.or(presence.get(to).and_then(|p| p.last_seen)),
             ..reached
         })
+    }
+
+    /// The stored message of a one-on-one claim (a strong read): such a send is done as far as a retry is concerned.
+    async fn stored_direct(&self, claim: &Claim) -> Result<Option<StoredMessage>, BackendError> {
+        if !matches!(claim.target, Some(Target::To(_))) {
+            return Ok(None);
+        }
+        self.store.get_message(&claim.message_id).await
+    }
+
+    /// Queues the indexing of a one-on-one message again, flagged `again`: a retry cannot tell whether its first
+    /// attempt queued it (it may have died between storing and queueing), and indexing twice changes nothing.
+    async fn index_again(&self, message: &StoredMessage) -> Result<(), BackendError> {
+        let Target::To(to) = &message.target else {
+            return Ok(());
+        };
+        let job = IndexJob {
+            again: true,
+            ..index_job(message, to)
+        };
+        self.queue.enqueue(&Job::Index(job)).await
     }
 
     /// Pushes a stored one-on-one message to `targets` (the connections the lookup found before it was stored)
@@ -454,6 +477,10 @@ where
             if seen.done {
                 return Ok(Settled::Done(seen));
             }
+            if let Some(message) = self.stored_direct(&seen).await? {
+                self.index_again(&message).await?;
+                return Ok(Settled::Done(seen));
+            }
             let now = crate::now_ms();
             if seen.lease_until <= now {
                 let lease_until = now + self.settings.claim_lease_ms;
@@ -497,14 +524,15 @@ impl Reached {
 }
 
 /// The history job of a stored one-on-one message.
-fn index_job(message: &StoredMessage, to: &UserId) -> Job {
-    Job::Index(IndexJob {
+fn index_job(message: &StoredMessage, to: &UserId) -> IndexJob {
+    IndexJob {
         message_id: message.id,
         from: message.from.clone(),
         to: to.clone(),
         // A resumed send whose message was deleted meanwhile: the indexing re-reads it and shows no preview.
         preview: message.preview().unwrap_or_default(),
-    })
+        again: false,
+    }
 }
 
 fn ack(frame: &SendFrame, claim: &Claim, seq: Option<u64>) -> AckReply {

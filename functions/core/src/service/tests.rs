@@ -4,7 +4,7 @@ use crate::{
     error::Failure,
     frames::{ErrorCode, SendFrame, Target},
     ids::{Body, ClientMsgId, ConnectionId},
-    jobs::Job,
+    jobs::{IndexJob, Job},
     model::{Opened, Transition},
     now_ms,
     testing::{TestApp, caller, conn, user},
@@ -155,7 +155,27 @@ async fn a_retry_gets_the_same_ack_and_is_not_delivered_again() {
     assert_eq!(first, retry);
     assert_eq!(app.pusher.posts_to("b1").len(), 1);
     assert_eq!(messages(&app), 1);
-    assert_eq!(history_jobs(&app), 1);
+    // The retry queues the indexing again, flagged `again` (the first attempt may have died before queueing it);
+    // whichever order the consumer runs them in, bob sees the message unread once.
+    let jobs: Vec<IndexJob> = app
+        .queue
+        .jobs
+        .lock()
+        .unwrap()
+        .drain(..)
+        .filter_map(|j| match j {
+            Job::Index(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(jobs.iter().map(|j| j.again).collect::<Vec<_>>(), [false, true]);
+    for job in jobs.iter().rev() {
+        app.index_direct(job).await.unwrap();
+    }
+    assert_eq!(app.store.session("bob", "alice").unread, 1);
+    // Once indexed, another copy is one read: it does not even try the writes (which would fail here).
+    app.store.faults.fail_next("index_direct", 1);
+    app.index_direct(&jobs[1]).await.unwrap();
     let stored = app.store.state.lock().unwrap().messages[&first.message_id].body.clone();
     assert_eq!(stored.unwrap().as_str(), "hello", "the first attempt wins");
 }
@@ -176,7 +196,7 @@ async fn ten_concurrent_retries_store_one_message() {
 
 #[tokio::test]
 async fn a_backend_failure_is_unavailable_and_the_retry_succeeds_exactly_once() {
-    for op in ["put_message", "lookup", "finish"] {
+    for op in ["put_message", "lookup", "claim"] {
         let app = app(&[]);
         online(&app, "alice", &["a1"]).await;
         online(&app, "bob", &["b1"]).await;
@@ -236,8 +256,8 @@ async fn a_crashed_attempt_is_taken_over_after_its_lease() {
     online(&app, "alice", &["a1"]).await;
     online(&app, "bob", &["b1"]).await;
     let c = caller("alice", "a1");
-    // The first attempt claimed and stored, then died without releasing (its lease runs 300 ms).
-    app.store.faults.fail_next("finish", 1);
+    // The first attempt claimed, failed to store, and died without releasing (its lease runs 300 ms).
+    app.store.faults.fail_next("put_message", 1);
     app.store.faults.fail_next("release", 1);
     let _ = app
         .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
@@ -255,7 +275,35 @@ async fn a_crashed_attempt_is_taken_over_after_its_lease() {
             .unwrap()
             .claims
             .values()
-            .all(|c| c.done && c.message_id == ack.message_id)
+            .all(|c| c.message_id == ack.message_id)
+    );
+}
+
+#[tokio::test]
+async fn a_send_whose_first_attempt_stored_and_died_is_acked_at_once_and_indexed() {
+    let app = app(&[]);
+    online(&app, "alice", &["a1"]).await;
+    online(&app, "bob", &["b1"]).await;
+    let c = caller("alice", "a1");
+    // Stored, then the queueing failed and the release too: the claim's lease still runs.
+    app.queue.faults.fail_next("enqueue", 1);
+    app.store.faults.fail_next("release", 1);
+    let _ = app
+        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
+        .await
+        .unwrap_err();
+    assert_eq!(history_jobs(&app), 0);
+    // The stored message is the done mark: no wait for the lease, even with little time left.
+    let ack = app
+        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), now_ms() + 600)
+        .await
+        .unwrap();
+    assert_eq!(messages(&app), 1);
+    assert_eq!(history_jobs(&app), 1, "the retry queued the indexing");
+    let posts = app.pusher.posts_to("b1");
+    assert!(
+        posts.iter().all(|p| p["messageId"] == ack.message_id.to_string()),
+        "{posts:?}"
     );
 }
 
@@ -304,7 +352,7 @@ async fn a_waiting_retry_gives_up_before_the_deadline() {
     online(&app, "alice", &["a1"]).await;
     online(&app, "bob", &["b1"]).await;
     let c = caller("alice", "a1");
-    app.store.faults.fail_next("finish", 1);
+    app.store.faults.fail_next("put_message", 1);
     app.store.faults.fail_next("release", 1);
     let _ = app
         .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())

@@ -79,6 +79,7 @@ fn index_job(m: &StoredMessage) -> IndexJob {
         unreachable!("one-on-one messages only")
     };
     IndexJob {
+        again: false,
         message_id: m.id,
         from: m.from.clone(),
         to: to.clone(),
@@ -214,7 +215,13 @@ pub async fn the_mailbox_pages_oldest_first_without_gap<S: Store>(s: &S) {
 pub async fn indexing_counts_each_message_once_and_keeps_the_newest_preview<S: Store>(s: &S) {
     let older = message(MessageId::generate(T0), "alice", "bob", "older");
     let newer = message(MessageId::generate(T0 + 100), "alice", "bob", "newer");
+    assert!(!s.indexed(&index_job(&newer)).await.unwrap(), "not indexed yet");
     s.index_direct(&index_job(&newer), None).await.unwrap();
+    assert!(s.indexed(&index_job(&newer)).await.unwrap());
+    assert!(
+        !s.indexed(&index_job(&older)).await.unwrap(),
+        "another message of the conversation is not"
+    );
     s.index_direct(&index_job(&newer), None).await.unwrap();
     let bob = s.session(&user("bob"), &user("alice")).await.unwrap().unwrap();
     assert_eq!(bob.unread, 1, "a redelivered job counts nothing");

@@ -58,6 +58,23 @@ impl IndexStore for DynamoStore {
         Ok(indexed)
     }
 
+    async fn indexed(&self, job: &IndexJob) -> Res<bool> {
+        let row = index_row(&job.to, &job.from, "received", job, None);
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.message_index)
+            .key(attr::OWNER_ID, s(row.owner_id.as_str()))
+            .key(attr::SK, s(row.sk))
+            .projection_expression("#owner_id")
+            .expression_attribute_names("#owner_id", attr::OWNER_ID)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed("GetItem"))?;
+        Ok(r.item.is_some())
+    }
+
     async fn read_direct(
         &self,
         reader: &UserId,

@@ -38,6 +38,16 @@ impl IndexStore for MemoryStore {
         Ok(outcome)
     }
 
+    async fn indexed(&self, job: &IndexJob) -> Res<bool> {
+        self.faults.check("indexed")?;
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .index
+            .contains(&(job.to.clone(), job.message_id)))
+    }
+
     async fn read_direct(
         &self,
         reader: &UserId,
