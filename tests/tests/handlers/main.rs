@@ -13,3 +13,4 @@ mod presence_notify;
 mod retention;
 mod send;
 mod sync;
+mod warm_up;

@@ -32,6 +32,34 @@ impl SqsQueue {
     }
 }
 
+impl SqsQueue {
+    /// Opens the client's connection (TLS on AWS) at init: a `SendMessageBatch` of no message to one of the
+    /// function's queues, which SQS refuses as empty (see `wiring::warm_up`).
+    pub(crate) async fn warm_up(&self) {
+        let Some(url) = [
+            &self.queues.index,
+            &self.queues.fanout,
+            &self.queues.presence,
+            &self.queues.notify,
+        ]
+        .into_iter()
+        .flatten()
+        .find(|u| !u.is_empty()) else {
+            return;
+        };
+        let r = self
+            .client
+            .send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(Vec::new()))
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().retry_config(super::wiring::no_retry()))
+            .send()
+            .await;
+        tracing::debug!(ok = r.is_ok(), "SQS connection opened");
+    }
+}
+
 impl JobQueue for SqsQueue {
     async fn enqueue(&self, job: &Job) -> Res<()> {
         self.client

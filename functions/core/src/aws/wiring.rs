@@ -32,6 +32,17 @@ pub fn sdk_loader() -> ConfigLoader {
         .retry_config(RetryConfig::standard().with_max_attempts(3))
 }
 
+/// The longest init waits for its connections to open (see [`AwsApp::warm_up`]).
+pub const WARM_UP_BUDGET: Duration = Duration::from_millis(1500);
+
+/// `false` skips [`AwsApp::warm_up`] (to measure what it costs: `bench/init_time.py`).
+pub const WARM_UP_VAR: &str = "WARM_UP_CONNECTIONS";
+
+/// No retry: for the warm-up's requests, which are refused by design.
+pub(crate) fn no_retry() -> RetryConfig {
+    RetryConfig::disabled()
+}
+
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -56,7 +67,28 @@ impl AwsApp {
                 .map_err(InitError::Secret)?;
             config.settings.cursor_key = crate::seal::CursorKey::from_secret(&value).map_err(InitError::Secret)?;
         }
-        Self::from_config(&sdk, &config, pushes, Meter::for_this_function())
+        let app = Self::from_config(&sdk, &config, pushes, Meter::for_this_function())?;
+        if std::env::var(WARM_UP_VAR).map_or(true, |v| v != "false") {
+            app.warm_up().await;
+        }
+        Ok(app)
+    }
+
+    /// Opens the connections the first invocation would otherwise open on the user's time: one refused request
+    /// per client (DynamoDB, SQS, @connections), together, at most [`WARM_UP_BUDGET`]. A cold Rust function at
+    /// 128 MB was measured spending about 900 ms on its first DynamoDB call, nearly all TLS handshake: the
+    /// handshake's CPU is cheap during init, which Lambda runs at full CPU, and dear in a throttled invocation.
+    /// Each request is refused before anything is read, written or authorised (a batch of nothing, a post to an
+    /// impossible connection id), so it needs no permission and costs nothing but the request; the only trace
+    /// is one error in each service's request metrics per cold start. Failures are ignored: the invocation then
+    /// opens the connection as before.
+    pub async fn warm_up(&self) {
+        let all = async {
+            futures::join!(self.store.warm_up(), self.queue.warm_up(), self.pusher.warm_up());
+        };
+        if tokio::time::timeout(WARM_UP_BUDGET, all).await.is_err() {
+            tracing::warn!("opening connections at init took longer than {WARM_UP_BUDGET:?}; left to the invocations");
+        }
     }
 
     /// The rules on clients built from `sdk` for `config`, all accounted on `meter`.
