@@ -49,8 +49,8 @@ enum Transacted {
 
 impl IndexStore for DynamoStore {
     async fn index_direct(&self, job: &IndexJob, expires_at: Option<i64>) -> Res<Indexed> {
-        let recipient_row = to_item("index row", &index_row(&job.to, &job.from, "received", job, expires_at))?;
-        let sender_row = to_item("index row", &index_row(&job.from, &job.to, "sent", job, expires_at))?;
+        let recipient_row = to_item("index row", &index_row(&job.to, &job.from, job, expires_at))?;
+        let sender_row = to_item("index row", &index_row(&job.from, &job.to, job, expires_at))?;
         let (indexed, ()) = futures::try_join!(
             self.index_recipient(job, recipient_row),
             self.index_sender(job, sender_row)
@@ -59,7 +59,7 @@ impl IndexStore for DynamoStore {
     }
 
     async fn indexed(&self, job: &IndexJob) -> Res<bool> {
-        let row = index_row(&job.to, &job.from, "received", job, None);
+        let row = index_row(&job.to, &job.from, job, None);
         let r = self
             .client
             .get_item()
@@ -332,14 +332,10 @@ pub(super) fn session_key(owner: &UserId, peer: &UserId) -> Item {
     ])
 }
 
-fn index_row(owner: &UserId, peer: &UserId, direction: &str, job: &IndexJob, expires_at: Option<i64>) -> IndexItem {
+fn index_row(owner: &UserId, peer: &UserId, job: &IndexJob, expires_at: Option<i64>) -> IndexItem {
     IndexItem {
         owner_id: owner.clone(),
         sk: format!("{peer}#{}", time_key(&job.message_id)),
-        peer_id: peer.clone(),
-        direction: direction.to_owned(),
-        message_id: job.message_id,
-        timestamp: job.timestamp(),
         expires_at,
     }
 }
