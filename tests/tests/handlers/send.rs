@@ -148,7 +148,10 @@ async fn an_offline_recipients_message_is_stored_and_indexed_with_one_unread() {
     let mut owners: Vec<_> = rows.iter().map(|r| r["owner_id"].as_s().unwrap().clone()).collect();
     owners.sort();
     assert_eq!(owners, ["alice", "bob"]);
-    assert!(rows.iter().all(|r| r["sk"].as_s().unwrap().ends_with(&format!("#{id}"))));
+    assert!(
+        rows.iter()
+            .all(|r| r["sk"].as_s().unwrap().ends_with(&format!("#{id}")))
+    );
     let sessions = w.stack.scan("SessionsTable").await;
     let bob = sessions.iter().find(|s| s["user_id"].as_s().unwrap() == "bob").unwrap();
     assert_eq!(bob["peer_id"].as_s().unwrap(), "alice");

@@ -20,6 +20,7 @@ mod notify;
 mod presence;
 mod read;
 mod send;
+mod settle;
 mod sync;
 mod typing;
 

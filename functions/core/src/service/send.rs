@@ -24,6 +24,7 @@
 use super::{
     App,
     delivery::{DeliveryReport, connections_of},
+    settle::Settled,
 };
 use crate::{
     error::{BackendError, Failure, bad_request, forbidden, not_found},
@@ -33,7 +34,7 @@ use crate::{
     model::{Claim, ClaimKey, FriendState, Mark, Presence, StoredMessage},
     ports::{Directory, FrameCounter, FriendStore, GroupStore, JobQueue, MessageStore, PresenceStore, Pusher},
 };
-use std::{collections::HashMap, future::Future, time::Duration};
+use std::{collections::HashMap, future::Future};
 use tracing::{info, warn};
 
 /// Who sent a frame: the authorizer's user (never a field of the frame) and the connection it came on.
@@ -43,22 +44,11 @@ pub struct Caller {
     pub connection: ConnectionId,
 }
 
-/// What to do with a claim found taken.
-enum Settled {
-    /// The send completed before: answer with its ack.
-    Done(Claim),
-    /// This attempt now holds the claim and must finish the send.
-    Resume(Claim),
-}
-
 /// How a send starts: done before (answer with the ack), or this attempt must carry it out.
 enum Start<C> {
     Done(Claim),
     Go { claim: Claim, resumed: bool, checked: C },
 }
-
-/// How close to the invocation deadline a waiting retry gives up (and answers `unavailable`).
-const DEADLINE_MARGIN_MS: i64 = 500;
 
 impl<S, P, Q> App<S, P, Q>
 where
@@ -304,27 +294,6 @@ where
         })
     }
 
-    /// The stored message of a one-on-one claim (a strong read): such a send is done as far as a retry is concerned.
-    async fn stored_direct(&self, claim: &Claim) -> Result<Option<StoredMessage>, BackendError> {
-        if !matches!(claim.target, Some(Target::To(_))) {
-            return Ok(None);
-        }
-        self.store.get_message(&claim.message_id).await
-    }
-
-    /// Queues the indexing of a one-on-one message again, flagged `again`: a retry cannot tell whether its first
-    /// attempt queued it (it may have died between storing and queueing), and indexing twice changes nothing.
-    async fn index_again(&self, message: &StoredMessage) -> Result<(), BackendError> {
-        let Target::To(to) = &message.target else {
-            return Ok(());
-        };
-        let job = IndexJob {
-            again: true,
-            ..index_job(message, to)
-        };
-        self.queue.enqueue(&Job::Index(job)).await
-    }
-
     /// Pushes a stored one-on-one message to `targets` (the connections the lookup found before it was stored)
     /// and to any connection the recipient opened since. The lookup ran before the message was stored, so a
     /// recipient who reconnected in between, and whose `sync` ran before the message existed, would otherwise
@@ -470,38 +439,6 @@ where
         Ok(())
     }
 
-    /// Decides what a retry does with a claim it found taken.
-    async fn settle(&self, key: &ClaimKey, mut seen: Claim, deadline: i64) -> Result<Settled, BackendError> {
-        let mut wait_ms = 20;
-        loop {
-            if seen.done {
-                return Ok(Settled::Done(seen));
-            }
-            if let Some(message) = self.stored_direct(&seen).await? {
-                self.index_again(&message).await?;
-                return Ok(Settled::Done(seen));
-            }
-            let now = crate::now_ms();
-            if seen.lease_until <= now {
-                let lease_until = now + self.settings.claim_lease_ms;
-                if self.store.take_over(key, &seen, lease_until).await? {
-                    return Ok(Settled::Resume(Claim { lease_until, ..seen }));
-                }
-            } else {
-                if now + wait_ms + DEADLINE_MARGIN_MS >= deadline {
-                    return Err(BackendError::Timeout("a concurrent attempt of the same send"));
-                }
-                tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
-                wait_ms = (wait_ms * 2).min(400);
-            }
-            seen = self
-                .store
-                .read_claim(key)
-                .await?
-                .ok_or_else(|| BackendError::corrupt("claim", "a claim vanished while a send was waiting on it"))?;
-        }
-    }
-
     async fn release_quietly(&self, key: &ClaimKey, claim: &Claim) {
         if let Err(e) = self.store.release(key, claim.lease_until).await {
             warn!(error = %e, "could not release a send claim; a retry waits for its lease");
@@ -524,7 +461,7 @@ impl Reached {
 }
 
 /// The history job of a stored one-on-one message.
-fn index_job(message: &StoredMessage, to: &UserId) -> IndexJob {
+pub(super) fn index_job(message: &StoredMessage, to: &UserId) -> IndexJob {
     IndexJob {
         message_id: message.id,
         from: message.from.clone(),

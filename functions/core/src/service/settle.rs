@@ -1,0 +1,78 @@
+//! How a retry of `send` settles on the claim it found taken (see `send.rs` for the claim's life): answer with the
+//! first attempt's ack when the send is done, wait for a live attempt, or take over a failed or dead one.
+
+use super::{App, send::index_job};
+use crate::{
+    error::BackendError,
+    frames::Target,
+    jobs::{IndexJob, Job},
+    model::{Claim, ClaimKey, StoredMessage},
+    ports::{JobQueue, MessageStore},
+};
+use std::time::Duration;
+
+/// What to do with a claim found taken.
+pub(super) enum Settled {
+    /// The send completed before: answer with its ack.
+    Done(Claim),
+    /// This attempt now holds the claim and must finish the send.
+    Resume(Claim),
+}
+
+/// How close to the invocation deadline a waiting retry gives up (and answers `unavailable`).
+const DEADLINE_MARGIN_MS: i64 = 500;
+
+impl<S: MessageStore, P, Q: JobQueue> App<S, P, Q> {
+    /// Decides what a retry does with a claim it found taken.
+    pub(super) async fn settle(&self, key: &ClaimKey, mut seen: Claim, deadline: i64) -> Result<Settled, BackendError> {
+        let mut wait_ms = 20;
+        loop {
+            if seen.done {
+                return Ok(Settled::Done(seen));
+            }
+            if let Some(message) = self.stored_direct(&seen).await? {
+                self.index_again(&message).await?;
+                return Ok(Settled::Done(seen));
+            }
+            let now = crate::now_ms();
+            if seen.lease_until <= now {
+                let lease_until = now + self.settings.claim_lease_ms;
+                if self.store.take_over(key, &seen, lease_until).await? {
+                    return Ok(Settled::Resume(Claim { lease_until, ..seen }));
+                }
+            } else {
+                if now + wait_ms + DEADLINE_MARGIN_MS >= deadline {
+                    return Err(BackendError::Timeout("a concurrent attempt of the same send"));
+                }
+                tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+                wait_ms = (wait_ms * 2).min(400);
+            }
+            seen = self
+                .store
+                .read_claim(key)
+                .await?
+                .ok_or_else(|| BackendError::corrupt("claim", "a claim vanished while a send was waiting on it"))?;
+        }
+    }
+
+    /// The stored message of a one-on-one claim (a strong read): such a send is done as far as a retry is concerned.
+    async fn stored_direct(&self, claim: &Claim) -> Result<Option<StoredMessage>, BackendError> {
+        if !matches!(claim.target, Some(Target::To(_))) {
+            return Ok(None);
+        }
+        self.store.get_message(&claim.message_id).await
+    }
+
+    /// Queues the indexing of a one-on-one message again, flagged `again`: a retry cannot tell whether its first
+    /// attempt queued it (it may have died between storing and queueing), and indexing twice changes nothing.
+    async fn index_again(&self, message: &StoredMessage) -> Result<(), BackendError> {
+        let Target::To(to) = &message.target else {
+            return Ok(());
+        };
+        let job = IndexJob {
+            again: true,
+            ..index_job(message, to)
+        };
+        self.queue.enqueue(&Job::Index(job)).await
+    }
+}
