@@ -338,17 +338,10 @@ async fn fanout_reaches_every_online_member_but_the_sending_connection_in_chunks
     });
     let root: FanoutJob = root.unwrap();
     app.fanout(&root, now_ms()).await.unwrap();
-    let chunks: Vec<FanoutJob> = app
-        .queue
-        .jobs
-        .lock()
-        .unwrap()
-        .drain(..)
-        .filter_map(|j| match j {
-            Job::Fanout(f) => Some(f),
-            _ => None,
-        })
-        .collect();
+    let chunks: Vec<FanoutJob> = app.queue.take(|j| match j {
+        Job::Fanout(f) => Some(f),
+        _ => None,
+    });
     assert_eq!(
         chunks.len(),
         2,

@@ -181,17 +181,10 @@ async fn fan_out_a_message(app: &TestApp, g: &crate::ids::GroupId, cmid: &str) -
     app.send(&crate::testing::caller("alice", "a1"), &frame, T, T + 10_000)
         .await
         .unwrap();
-    let fanouts: Vec<_> = app
-        .queue
-        .jobs
-        .lock()
-        .unwrap()
-        .drain(..)
-        .filter_map(|j| match j {
-            crate::jobs::Job::Fanout(f) => Some(f),
-            _ => None,
-        })
-        .collect();
+    let fanouts: Vec<_> = app.queue.take(|j| match j {
+        crate::jobs::Job::Fanout(f) => Some(f),
+        _ => None,
+    });
     for f in &fanouts {
         app.fanout(f, T).await.unwrap();
     }

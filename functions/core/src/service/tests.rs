@@ -157,17 +157,10 @@ async fn a_retry_gets_the_same_ack_and_is_not_delivered_again() {
     assert_eq!(messages(&app), 1);
     // The retry queues the indexing again, flagged `again` (the first attempt may have died before queueing it);
     // whichever order the consumer runs them in, bob sees the message unread once.
-    let jobs: Vec<IndexJob> = app
-        .queue
-        .jobs
-        .lock()
-        .unwrap()
-        .drain(..)
-        .filter_map(|j| match j {
-            Job::Index(i) => Some(i),
-            _ => None,
-        })
-        .collect();
+    let jobs: Vec<IndexJob> = app.queue.take(|j| match j {
+        Job::Index(i) => Some(i),
+        _ => None,
+    });
     assert_eq!(jobs.iter().map(|j| j.again).collect::<Vec<_>>(), [false, true]);
     for job in jobs.iter().rev() {
         app.index_direct(job).await.unwrap();

@@ -196,6 +196,13 @@ pub struct MemoryQueue {
     pub faults: Faults,
 }
 
+impl MemoryQueue {
+    /// Takes the queued jobs `pick` accepts, in queue order; the others go too (tests run one kind at a time).
+    pub fn take<T>(&self, pick: impl Fn(Job) -> Option<T>) -> Vec<T> {
+        self.jobs.lock().unwrap().drain(..).filter_map(pick).collect()
+    }
+}
+
 impl JobQueue for MemoryQueue {
     async fn enqueue(&self, job: &Job) -> Res<()> {
         self.faults.check("enqueue")?;
