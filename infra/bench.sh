@@ -42,8 +42,13 @@ trap - EXIT
 
 echo "==> cold starts"
 COMMANDS+=("natter-local coldstart --runs 20 --bin-dir target/release --extra NodeSdk=bench/node/bootstrap")
-./target/release/natter-local coldstart --runs 20 --bin-dir target/release --extra NodeSdk=bench/node/bootstrap \
-  --out "$OUT/coldstart.json" > /dev/null
+# Bounded: on some machines `natter-local coldstart` never finishes (an open issue); the load tables above are
+# worth keeping without it, and bench/init_time.py measures init without natter-local.
+if ! timeout 300 ./target/release/natter-local coldstart --runs 20 --bin-dir target/release \
+  --extra NodeSdk=bench/node/bootstrap --out "$OUT/coldstart.json" > /dev/null; then
+  echo "cold starts skipped: natter-local coldstart did not finish in 300 s (use bench/init_time.py)"
+  rm -f "$OUT/coldstart.json"
+fi
 
 echo "==> sizes"
 python3 - "$OUT/sizes.json" <<'PY'

@@ -1,7 +1,7 @@
 //! Renders `make bench`'s results (loadgen reports, cold starts, binary sizes) into docs/performance.md.
 
 use crate::{cost::PRICES, markdown, run::Report};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::{fmt::Write, path::Path};
 
 const START: &str = "<!-- bench:start -->";
@@ -33,22 +33,35 @@ fn report_from(v: &Value) -> Option<Report> {
     serde_json::from_value(v.clone()).ok()
 }
 
+/// Binary and zip sizes of the functions named in `v`.
+fn sizes_table(v: &Value, sizes: &Value) -> String {
+    let mut t = String::from("| function | binary (MB) | zip (MB) |\n|---|---|---|\n");
+    for (name, _) in v.as_object().into_iter().flatten() {
+        let (binary, zip) = size_cells(sizes, name);
+        let _ = writeln!(t, "| {name} | {binary} | {zip} |");
+    }
+    t
+}
+
+/// The binary and zip sizes of one function in MB, or `-`.
+fn size_cells(sizes: &Value, name: &str) -> (String, String) {
+    let mb = |key: &str| {
+        sizes
+            .get(name)
+            .and_then(|b| b[key].as_f64())
+            .map(|b| format!("{:.1}", b / 1e6))
+            .unwrap_or("-".into())
+    };
+    (mb("binary"), mb("zip"))
+}
+
 fn coldstart_table(v: &Value, sizes: &Value) -> String {
     let mut t = String::from(
         "| function | binary (MB) | zip (MB) | init p50 (ms) | init mean (ms) | init max (ms) |\n|---|---|---|---|---|---|\n",
     );
     let mut rust_p50 = Vec::new();
     for (name, s) in v.as_object().into_iter().flatten() {
-        let binary = sizes
-            .get(name)
-            .and_then(|b| b["binary"].as_f64())
-            .map(|b| format!("{:.1}", b / 1e6))
-            .unwrap_or("-".into());
-        let zip = sizes
-            .get(name)
-            .and_then(|b| b["zip"].as_f64())
-            .map(|b| format!("{:.1}", b / 1e6))
-            .unwrap_or("-".into());
+        let (binary, zip) = size_cells(sizes, name);
         let p50 = s["p50_ms"].as_f64().unwrap_or(0.0);
         if name != "NodeSdk" {
             rust_p50.push(p50);
@@ -128,13 +141,30 @@ pub fn render(dir: &Path, doc: &Path) -> Result<(), String> {
             crate::changes::table(changes)
         );
     }
-    if let Some(c) = read(&dir.join("coldstart.json")) {
-        let sizes = read(&dir.join("sizes.json")).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "### Binary sizes and cold starts\n\n{}",
-            coldstart_table(&c, &sizes)
-        );
+    let sizes = read(&dir.join("sizes.json"));
+    match (read(&dir.join("coldstart.json")), sizes) {
+        (Some(c), sizes) => {
+            let _ = writeln!(
+                out,
+                "### Binary sizes and cold starts\n\n{}",
+                coldstart_table(&c, &sizes.unwrap_or_default())
+            );
+        }
+        // The cold-start step timed out (bench.sh): the sizes alone, with every function and no init column.
+        (None, Some(sizes)) => {
+            let names: Map<String, Value> = sizes
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, _)| (name.clone(), Value::Null))
+                .collect();
+            let _ = writeln!(
+                out,
+                "### Binary sizes\n\nCold starts were not measured in this run (`natter-local coldstart` did not finish); `bench/init_time.py` measures init (see \"Connections opened at init\").\n\n{}",
+                sizes_table(&Value::Object(names), &sizes)
+            );
+        }
+        (None, None) => {}
     }
     if let Some(cmds) = meta["commands"].as_array() {
         let _ = writeln!(out, "\nCommands:\n\n```sh");
