@@ -21,6 +21,18 @@ pub struct IndexJob {
 }
 
 impl IndexJob {
+    /// The history job of a stored one-on-one message to `to`.
+    pub fn new(message: &crate::model::StoredMessage, to: &UserId) -> Self {
+        Self {
+            message_id: message.id,
+            from: message.from.clone(),
+            to: to.clone(),
+            // A resumed send whose message was deleted meanwhile: the indexing re-reads it and shows no preview.
+            preview: message.preview().unwrap_or_default(),
+            again: false,
+        }
+    }
+
     pub fn timestamp(&self) -> i64 {
         self.message_id.timestamp()
     }

@@ -260,7 +260,7 @@ where
         let mut push = message.to_push();
         self.link(std::slice::from_mut(&mut push), now).await?;
         let push = ServerFrame::Message(push).to_json();
-        let job = Job::Index(index_job(&message, to));
+        let job = Job::Index(IndexJob::new(&message, to));
         // A recipient with no live connection may be notified on its devices (the consumer decides, after the
         // queue's delay, on a strong read). Best effort: a notification is not worth failing the send for.
         let offline = presence.get(to).is_none_or(|p| p.live(now).next().is_none());
@@ -457,18 +457,6 @@ pub(super) struct Reached {
 impl Reached {
     fn is_offline(&self) -> bool {
         self.connections == 0
-    }
-}
-
-/// The history job of a stored one-on-one message.
-pub(super) fn index_job(message: &StoredMessage, to: &UserId) -> IndexJob {
-    IndexJob {
-        message_id: message.id,
-        from: message.from.clone(),
-        to: to.clone(),
-        // A resumed send whose message was deleted meanwhile: the indexing re-reads it and shows no preview.
-        preview: message.preview().unwrap_or_default(),
-        again: false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! How a retry of `send` settles on the claim it found taken (see `send.rs` for the claim's life): answer with the
 //! first attempt's ack when the send is done, wait for a live attempt, or take over a failed or dead one.
 
-use super::{App, send::index_job};
+use super::App;
 use crate::{
     error::BackendError,
     frames::Target,
@@ -71,7 +71,7 @@ impl<S: MessageStore, P, Q: JobQueue> App<S, P, Q> {
         };
         let job = IndexJob {
             again: true,
-            ..index_job(message, to)
+            ..IndexJob::new(message, to)
         };
         self.queue.enqueue(&Job::Index(job)).await
     }

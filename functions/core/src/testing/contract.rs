@@ -78,13 +78,7 @@ fn index_job(m: &StoredMessage) -> IndexJob {
     let Target::To(to) = &m.target else {
         unreachable!("one-on-one messages only")
     };
-    IndexJob {
-        again: false,
-        message_id: m.id,
-        from: m.from.clone(),
-        to: to.clone(),
-        preview: m.preview().unwrap_or_default(),
-    }
+    IndexJob::new(m, to)
 }
 
 fn claim(at: i64, lease_until: i64) -> Claim {
