@@ -3,7 +3,7 @@
 use crate::{
     error::{BackendError, Failure},
     frames::{self, ErrorCode, Reply, Request, ServerFrame},
-    ids::{ConnectionId, UserId},
+    ids::{ClientMsgId, ConnectionId, UserId},
     meter::Meter,
     ports::FrameCounter,
     service::{App, Caller},
@@ -143,14 +143,8 @@ where
         !matches!(&parsed, Ok(r) if matches!(r.frame, frames::ClientFrame::Typing(_) | frames::ClientFrame::Send(_)));
     if counted && !app.admit(&caller.user, arrived).await {
         warn!(connection = %caller.connection, "frame over the user's rate limit");
-        let refusal = crate::service::rate_limited(app.settings.frame_limit, app.settings.frame_window_ms);
-        app.meter.count_error_frame(refusal.code().as_str());
-        let frame = ServerFrame::Error(frames::ErrorReply {
-            code: refusal.code(),
-            message: refusal.client_message(),
-            client_msg_id,
-        });
-        return reply(&frame.reply_to(request_id));
+        let refusal = crate::service::rate_limited(&app.settings);
+        return failure_reply(&app.meter, &refusal, client_msg_id, request_id);
     }
     let request = match parsed {
         Ok(r) => r,
@@ -176,15 +170,25 @@ where
                 }
                 Failure::Rejected(r) => warn!(reason = %r, action, "refused"),
             }
-            app.meter.count_error_frame(failure.code().as_str());
-            let frame = ServerFrame::Error(frames::ErrorReply {
-                code: failure.code(),
-                message: failure.client_message(),
-                client_msg_id,
-            });
-            reply(&frame.reply_to(request_id))
+            failure_reply(&app.meter, &failure, client_msg_id, request_id)
         }
     }
+}
+
+/// The error frame a failure answers (with the send's `clientMsgId`, if any), counted by its code.
+fn failure_reply(
+    meter: &Meter,
+    failure: &Failure,
+    client_msg_id: Option<ClientMsgId>,
+    request_id: Option<frames::RequestId>,
+) -> ApiGatewayProxyResponse {
+    meter.count_error_frame(failure.code().as_str());
+    let frame = ServerFrame::Error(frames::ErrorReply {
+        code: failure.code(),
+        message: failure.client_message(),
+        client_msg_id,
+    });
+    reply(&frame.reply_to(request_id))
 }
 
 /// Processes an SQS batch record by record, concurrently (bounded), and reports the records that failed so that

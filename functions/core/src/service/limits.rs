@@ -8,6 +8,7 @@
 
 use super::App;
 use crate::{
+    config::Settings,
     error::{Failure, Rejection},
     ids::UserId,
     ports::FrameCounter,
@@ -33,28 +34,43 @@ impl OverLimit {
 }
 
 /// The refusal of a frame over the limit.
-pub fn rate_limited(limit: u64, window_ms: i64) -> Failure {
+pub fn rate_limited(settings: &Settings) -> Failure {
     Failure::Rejected(Rejection::RateLimited(format!(
-        "more than {limit} frames in {window_ms} ms from this user; slow down and retry"
+        "more than {} frames in {} ms from this user; slow down and retry",
+        settings.frame_limit, settings.frame_window_ms
     )))
+}
+
+impl<S, P, Q> App<S, P, Q> {
+    /// The rate limit's window of a frame that arrived at `at_ms`; `None` when there is no limit.
+    fn window(&self, at_ms: i64) -> Option<i64> {
+        (self.settings.frame_limit > 0).then(|| at_ms.div_euclid(self.window_ms()))
+    }
+
+    fn window_ms(&self) -> i64 {
+        self.settings.frame_window_ms.max(1)
+    }
+
+    /// Whether this instance already saw `user` over its limit in the window of `at_ms` (no call).
+    pub(super) fn known_over_limit(&self, user: &UserId, at_ms: i64) -> bool {
+        self.window(at_ms).is_some_and(|w| self.over_limit.contains(user, w))
+    }
 }
 
 impl<S: FrameCounter, P, Q> App<S, P, Q> {
     /// Whether a frame of `user` that arrived at `at_ms` may be processed. A counter that cannot be reached
     /// admits the frame: the frame's own work then meets the same outage and answers `unavailable`.
     pub async fn admit(&self, user: &UserId, at_ms: i64) -> bool {
-        let (limit, window_ms) = (self.settings.frame_limit, self.settings.frame_window_ms.max(1));
-        if limit == 0 {
+        let Some(window) = self.window(at_ms) else {
             return true;
-        }
-        let window = at_ms.div_euclid(window_ms);
+        };
         if self.over_limit.contains(user, window) {
             return false;
         }
         // Kept a minute past the window's end: TTL deletes lazily anyway, and nothing reads old windows.
-        let expires_at = ((window + 1) * window_ms) / 1000 + 60;
+        let expires_at = ((window + 1) * self.window_ms()) / 1000 + 60;
         match self.store.count_frame(user, window, expires_at).await {
-            Ok(n) if n <= limit => true,
+            Ok(n) if n <= self.settings.frame_limit => true,
             Ok(_) => {
                 self.over_limit.insert(user, window);
                 false
@@ -66,18 +82,12 @@ impl<S: FrameCounter, P, Q> App<S, P, Q> {
         }
     }
 
-    /// Whether this instance already saw `user` over its limit in the window of `at_ms` (no call).
-    pub(super) fn known_over_limit(&self, user: &UserId, at_ms: i64) -> bool {
-        let window_ms = self.settings.frame_window_ms.max(1);
-        self.settings.frame_limit > 0 && self.over_limit.contains(user, at_ms.div_euclid(window_ms))
-    }
-
     /// [`App::admit`] as a rule's step: `rate_limited` when refused.
     pub(super) async fn admitted(&self, user: &UserId, at_ms: i64) -> Result<(), Failure> {
         if self.admit(user, at_ms).await {
             Ok(())
         } else {
-            Err(rate_limited(self.settings.frame_limit, self.settings.frame_window_ms))
+            Err(rate_limited(&self.settings))
         }
     }
 }

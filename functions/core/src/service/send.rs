@@ -84,10 +84,7 @@ where
         };
         if self.known_over_limit(sender, now) {
             // Refused before any write: a client hammering past its limit costs no claim.
-            return Err(super::rate_limited(
-                self.settings.frame_limit,
-                self.settings.frame_window_ms,
-            ));
+            return Err(super::rate_limited(&self.settings));
         }
         let (checked, claimed, admitted) = futures::join!(
             check,
