@@ -29,22 +29,23 @@ impl ApiGatewayPusher {
     }
 
     /// Opens the client's connection (TLS on AWS) at init: a post to a connection id API Gateway never issues
-    /// (`:` is not in its alphabet), which it refuses without sending anything (see `wiring::warm_up`).
+    /// (`:` is not in its alphabet), which it refuses without sending anything (see `wiring::warm_up`; only the
+    /// connection matters).
     pub(crate) async fn warm_up(&self) {
         let Some(client) = &self.client else {
             return;
         };
-        let r = client
+        let _refused = client
             .post_to_connection()
             .connection_id("warm:up")
             .data(Blob::new(Vec::new()))
             .customize()
             .config_override(
-                aws_sdk_apigatewaymanagement::config::Builder::default().retry_config(super::wiring::no_retry()),
+                aws_sdk_apigatewaymanagement::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
             )
             .send()
             .await;
-        tracing::debug!(ok = r.is_ok(), "@connections connection opened");
     }
 
     /// For functions that never push.

@@ -7,6 +7,7 @@ use crate::{
     jobs::{Job, QueueKind},
     ports::{JobQueue, Res},
 };
+use aws_config::retry::RetryConfig;
 use aws_sdk_sqs::Client;
 
 #[derive(Clone)]
@@ -30,33 +31,31 @@ impl SqsQueue {
         url.as_deref()
             .ok_or_else(|| BackendError::corrupt("configuration", format!("{var} is not set")))
     }
-}
 
-impl SqsQueue {
     /// Opens the client's connection (TLS on AWS) at init: a `SendMessageBatch` of no message to one of the
-    /// function's queues, which SQS refuses as empty (see `wiring::warm_up`).
+    /// function's queues, which SQS refuses as empty (see `wiring::warm_up`; only the connection matters).
     pub(crate) async fn warm_up(&self) {
-        let Some(url) = [
-            &self.queues.index,
-            &self.queues.fanout,
-            &self.queues.presence,
-            &self.queues.notify,
-        ]
-        .into_iter()
-        .flatten()
-        .find(|u| !u.is_empty()) else {
+        let kinds = [
+            QueueKind::Index,
+            QueueKind::Fanout,
+            QueueKind::Presence,
+            QueueKind::Notify,
+        ];
+        let Some(url) = kinds
+            .into_iter()
+            .find_map(|k| self.url(k).ok().filter(|u| !u.is_empty()))
+        else {
             return;
         };
-        let r = self
+        let _refused = self
             .client
             .send_message_batch()
             .queue_url(url)
             .set_entries(Some(Vec::new()))
             .customize()
-            .config_override(aws_sdk_sqs::config::Builder::default().retry_config(super::wiring::no_retry()))
+            .config_override(aws_sdk_sqs::config::Builder::default().retry_config(RetryConfig::disabled()))
             .send()
             .await;
-        tracing::debug!(ok = r.is_ok(), "SQS connection opened");
     }
 }
 

@@ -38,11 +38,6 @@ pub const WARM_UP_BUDGET: Duration = Duration::from_millis(1500);
 /// `false` skips [`AwsApp::warm_up`] (to measure what it costs: `bench/init_time.py`).
 pub const WARM_UP_VAR: &str = "WARM_UP_CONNECTIONS";
 
-/// No retry: for the warm-up's requests, which are refused by design.
-pub(crate) fn no_retry() -> RetryConfig {
-    RetryConfig::disabled()
-}
-
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {

@@ -76,17 +76,19 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     /// Opens the client's connection (TLS on AWS) at init: a `BatchGetItem` naming no key, which DynamoDB refuses
-    /// as invalid before reading anything or checking any permission (see `wiring::warm_up`).
+    /// as invalid before reading anything or checking any permission (see `wiring::warm_up`; only the connection
+    /// matters).
     pub(crate) async fn warm_up(&self) {
-        let r = self
+        let _refused = self
             .client
             .batch_get_item()
             .set_request_items(Some(HashMap::new()))
             .customize()
-            .config_override(aws_sdk_dynamodb::config::Builder::default().retry_config(super::wiring::no_retry()))
+            .config_override(
+                aws_sdk_dynamodb::config::Builder::default().retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await;
-        tracing::debug!(ok = r.is_ok(), "DynamoDB connection opened");
     }
 
     pub fn new(client: Client, tables: Tables, settings: Settings) -> Self {
