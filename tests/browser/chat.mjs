@@ -26,6 +26,39 @@ function check(cond, what) {
   if (!cond) throw new Error(`${step}: ${what}`);
 }
 
+// Opens a conversation and waits until the client shows it open. Under load the list can re-render (a sync, a
+// push) between Playwright finding an item and clicking it, so a click that did not open it is made again.
+async function openChat(page, key) {
+  const item = `#conversations li[data-key="${key}"]`;
+  for (let attempt = 1; ; attempt++) {
+    await page.click(item, { timeout: T });
+    try {
+      await page.waitForSelector(`${item}.active`, { timeout: 3000 });
+      return;
+    } catch (e) {
+      if (attempt === 3) throw e;
+    }
+  }
+}
+
+// What each page's client holds, printed when a step fails: where a message that did not show went.
+async function describe(page, i) {
+  try {
+    return await page.evaluate((i) => {
+      const n = window.natter;
+      if (!n) return `page ${i}: not signed in`;
+      const lines = [`page ${i}: ${n.user} device=${n.device} state=${n.state} open=${n.activeKey} outbox=${n.outbox.size}`];
+      for (const [key, c] of n.conversations) {
+        const last = c.messages.slice(-3).map((m) => `${m.from}:${JSON.stringify(m.body)}:${m.status ?? ""}:seq=${m.seq ?? ""}`);
+        lines.push(`  ${key} (${c.messages.length}): ${last.join(" | ")}`);
+      }
+      return lines.join("\n");
+    }, i);
+  } catch (e) {
+    return `page ${i}: ${e.message ?? e}`;
+  }
+}
+
 async function signIn(name) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
   const page = await context.newPage();
@@ -185,12 +218,12 @@ try {
   await bob.waitForSelector('#conn[data-state="offline"]', { timeout: T });
   // Once the server has him offline (alice's friends list shows it), her message says it waits for him.
   await alice.waitForSelector('#friends li[data-user="bob"][data-status="offline"]', { timeout: T });
-  await alice.click('#conversations li[data-key="u:bob"]');
+  await openChat(alice, "u:bob");
   await sendText(alice, "while you were away");
   await alice.waitForSelector('#messages li.mine[data-status="sent"]:has-text("while you were away")', { timeout: T });
   await alice.waitForSelector('#messages li.mine:has-text("while you were away") .offline-note:has-text("delivered when bob is back, last seen")', { timeout: T });
   await bob.evaluate(() => window.natter.connect());
-  await bob.click('#conversations li[data-key="u:alice"]');
+  await openChat(bob, "u:alice");
   await bob.waitForSelector('#messages li.theirs:has-text("while you were away")', { timeout: T });
   await alice.waitForSelector('#messages li.mine[data-status="read"]:has-text("while you were away")', { timeout: T });
 
@@ -206,8 +239,8 @@ try {
   await alice.waitForSelector('#friends li[data-user="bob"][data-status="online"]', { timeout: T });
 
   at("picture: alice sends one with a caption; it goes up by its presigned URL and shows inline at bob's");
-  await alice.click('#conversations li[data-key="u:bob"]');
-  await bob.click('#conversations li[data-key="u:alice"]');
+  await openChat(alice, "u:bob");
+  await openChat(bob, "u:alice");
   // A 1x1 PNG: what bob's browser downloads and decodes is the very file alice picked.
   const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
   await alice.fill("#body", "the view from here");
@@ -223,8 +256,8 @@ try {
   const reorder = (maxDelayMs) =>
     fetch(`${base}/_natter/reorder`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ maxDelayMs }) });
   check((await reorder(400)).ok, "natter-local's reordering fault is on");
-  await alice.click('#conversations li[data-key="u:bob"]');
-  await bob.click('#conversations li[data-key="u:alice"]');
+  await openChat(alice, "u:bob");
+  await openChat(bob, "u:alice");
   const BURST = 8;
   await alice.evaluate((n) => {
     for (let i = 1; i <= n; i++) window.natter.send({ with: "bob" }, `burst ${i}`);
@@ -258,7 +291,7 @@ try {
 
   at("order: two devices of alice write at once; each device's messages stay in order at bob's");
   const alice2 = await signIn("alice");
-  await alice2.click('#conversations li[data-key="u:bob"]');
+  await openChat(alice2, "u:bob");
   const EACH = 5;
   await Promise.all(
     [alice, alice2].map((page, d) =>
@@ -276,7 +309,7 @@ try {
   await alice.reload();
   await alice.waitForSelector('#conn[data-state="online"]', { timeout: T });
   check((await alice.evaluate(() => window.natter.device)) === device, "the same device after a reload");
-  await alice.click('#conversations li[data-key="u:bob"]');
+  await openChat(alice, "u:bob");
   await sendText(alice, "after the reload");
   await bob.waitForSelector('#messages li.theirs:has-text("after the reload")', { timeout: T });
   const seqs = await bob.evaluate((d) => {
@@ -288,7 +321,7 @@ try {
   await alice2.context().close();
 
   at("screenshot");
-  await alice.click('#conversations li[data-key="u:bob"]');
+  await openChat(alice, "u:bob");
   await alice.waitForSelector('#messages li:has-text("hi alice!")', { timeout: T });
   await alice.screenshot({ path: join(artifacts, "web-client.png") });
 
@@ -300,7 +333,7 @@ try {
   at("reload: alice finds the history");
   await alice.reload();
   await alice.waitForSelector('#conn[data-state="online"]', { timeout: T });
-  await alice.click('#conversations li[data-key="u:bob"]');
+  await openChat(alice, "u:bob");
   await alice.waitForSelector('#messages li.mine:has-text("hello bob")', { timeout: T });
   await alice.waitForSelector('#messages li.theirs:has-text("hi alice!")', { timeout: T });
   check((await alice.getAttribute('#messages li.mine:has-text("hello bob")', "data-status")) === "read", "history keeps the read status");
@@ -329,7 +362,7 @@ try {
   check((await indexed()) >= TOTAL, "every message is in history within 10 s");
   await alice.reload();
   await alice.waitForSelector('#conn[data-state="online"]', { timeout: T });
-  await alice.click('#conversations li[data-key="u:bob"]');
+  await openChat(alice, "u:bob");
   await alice.waitForFunction(() => document.querySelectorAll("#messages li").length >= 50, null, { timeout: T });
   // The 60 went out at once, so which of them the newest page holds is the server's order: scroll until the
   // whole conversation is there.
@@ -355,6 +388,7 @@ try {
 } catch (e) {
   console.error(timeline.join("\n"));
   console.error(`browser: FAILED at ${e.message ?? e}`);
+  for (const [i, p] of pages.entries()) console.error(await describe(p, i));
   for (const [i, p] of pages.entries()) {
     try {
       await p.screenshot({ path: join(artifacts, `failure-${i}.png`) });

@@ -43,10 +43,20 @@ async fn two_people_chat_in_the_web_client_in_a_real_browser() {
     );
     local.stop().await;
     if !(out.status.success() && stdout.contains("browser: ok")) {
-        let tail: Vec<String> = logs.lines().into_iter().rev().take(400).rev().collect();
+        let lines = logs.lines();
+        // Warnings and errors first: a long log is cut in the middle where CI shows it.
+        let trouble: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .rev()
+            .take(40)
+            .collect();
+        let tail: Vec<&String> = lines.iter().rev().take(400).rev().collect();
         panic!(
-            "the browser test failed (screenshots in tests/artifacts/):\n{stdout}\n{stderr}\nlast function logs:\n{}",
-            tail.join("\n")
+            "the browser test failed (screenshots in tests/artifacts/):\n{stdout}\n{stderr}\n\
+             last warnings and errors (newest first):\n{}\nlast function logs:\n{}",
+            trouble.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n"),
+            tail.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n")
         );
     }
     assert!(root.join("tests/artifacts/web-client.png").exists());
