@@ -146,7 +146,8 @@ pub trait PullStore: Send + Sync {
     /// The user's one-on-one conversations, most recently active first, at most `limit`.
     fn sessions(&self, user: &UserId, limit: usize) -> impl Future<Output = Res<Vec<Session>>> + Send;
 
-    /// One session, if the conversation exists.
+    /// One session's marks and newest message, if the conversation exists; `unread` is 0 (counting it costs a
+    /// query, and only `sessions` shows it).
     fn session(&self, user: &UserId, peer: &UserId) -> impl Future<Output = Res<Option<Session>>> + Send;
 
     /// Unacknowledged one-on-one messages to `user` after `after`, oldest first; `true` if there may be more.
@@ -342,10 +343,10 @@ pub trait InviteStore: Send + Sync {
 
 /// The history index and conversation sessions.
 pub trait IndexStore: Send + Sync {
-    /// Indexes a one-on-one message for both participants and updates both sessions, exactly once per message
-    /// however often it is called: unread +1 for the recipient (unless it already read past the message), preview
-    /// and time of the newest message for both. [`Indexed::ReadAhead`] when the recipient had read past the
-    /// message before it was indexed (its read receipt is still owed to the sender).
+    /// Indexes a one-on-one message for both participants and updates both sessions, with the same effect
+    /// however often it is called: the message counts as unread for the recipient (unless it already read past
+    /// it), preview and time of the newest message for both. [`Indexed::ReadAhead`] when the recipient had read
+    /// past the message before it was first indexed (its read receipt is still owed to the sender).
     fn index_direct(&self, job: &IndexJob, expires_at: Option<i64>) -> impl Future<Output = Res<Indexed>> + Send;
 
     /// Whether the recipient's index row of the job's message exists (a strongly consistent read): its index job
@@ -354,8 +355,8 @@ pub trait IndexStore: Send + Sync {
 
     /// Moves `reader`'s read mark for `peer` to `up_to` (or, with `None`, to the newest message received) and
     /// zeroes unread. Returns the newest message received from `peer` that is now read and was not before (the
-    /// read receipt's `upTo`), if any. A mark ahead of indexing makes the history consumer count nothing up to it
-    /// (and owe the receipt); a conversation the reader does not have shows nowhere: at most a hidden mark that
+    /// read receipt's `upTo`), if any. A mark ahead of indexing leaves nothing up to it to count (and the history
+    /// consumer owes the receipt); a conversation the reader does not have shows nowhere: at most a hidden mark that
     /// lapses at `pending_expires_at` (epoch seconds) unless a message from `peer` is indexed first.
     fn read_direct(
         &self,
@@ -369,7 +370,7 @@ pub trait IndexStore: Send + Sync {
 /// What indexing one message for its recipient found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Indexed {
-    /// Indexed now (and counted unread) or before.
+    /// Indexed now (and unread unless read) or before.
     Done,
     /// Indexed now, not counted: the recipient had read past it already.
     ReadAhead,

@@ -19,8 +19,8 @@ pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
     // Jobs of one conversation update the same two sessions: they run one after the other, oldest message first
-    // (an older message after a newer one costs the session a re-read and a second transaction), conversations
-    // concurrently.
+    // (an older message after a newer one finds its preview refused and costs a second write for
+    // `last_recv_ts`), conversations concurrently.
     let conversation = |job: &IndexJob| {
         let (a, b) = if job.from <= job.to {
             (&job.from, &job.to)

@@ -3,6 +3,7 @@
 //! emulator's own fidelity where natter depends on it (transactions all-or-nothing).
 
 mod emulator;
+mod upgrade;
 
 mod memory {
     natter_core::contract_suite!(async { natter_core::testing::MemoryStore::default() });

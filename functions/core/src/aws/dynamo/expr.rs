@@ -78,15 +78,6 @@ pub(super) fn member_key(group: &GroupId, user: &UserId) -> Item {
     ])
 }
 
-/// Up to `max` milliseconds of jitter, from the clock's sub-millisecond noise (no random-number crate needed).
-pub(super) fn jitter_ms(max: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    u64::from(nanos) % max.max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

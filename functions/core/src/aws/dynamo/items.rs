@@ -29,7 +29,10 @@ pub mod attr {
     pub const OWNER_ID: &str = "owner_id";
     pub const SK: &str = "sk";
     pub const PEER_ID: &str = "peer_id";
+    /// The session's unread count as it was written at indexing before issue 19; a read zeroes it.
     pub const UNREAD: &str = "unread";
+    /// Marks a received MessageIndex row (see `IndexItem::received`).
+    pub const RECEIVED: &str = "in";
     pub const LAST_MESSAGE_ID: &str = "last_message_id";
     pub const LAST_FROM: &str = "last_from";
     pub const LAST_PREVIEW: &str = "last_preview";
@@ -438,13 +441,18 @@ impl From<GroupHistoryItem> for GroupEntry {
 
 /// A row of a user's history index. `sk` = `{peer}#{timestamp:013}#{message_id}`: one conversation's rows are one
 /// key range, in time order (the only way they are read, so no secondary index is needed). The key is all a row
-/// holds besides its expiry: the peer, time and id are in `sk`, and who sent it is in the message. (Rows written
+/// holds besides its expiry and the received mark: the peer, time and id are in `sk`, and who sent it is in the
+/// message. (Rows written
 /// before issue 19 also carry `peer_id`, `direction`, `message_id` and `timestamp`, which nothing reads: 88 bytes
 /// a row, two rows a message.)
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IndexItem {
     pub owner_id: UserId,
     pub sk: String,
+    /// A row of a message its owner received (written since unread is counted at read time): the rows `sessions`
+    /// counts after the read mark. Absent on sent rows, and on rows counted by the old `unread` attribute.
+    #[serde(rename = "in", default, skip_serializing_if = "std::ops::Not::not")]
+    pub received: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
 }
@@ -453,6 +461,8 @@ pub struct IndexItem {
 pub struct SessionItem {
     pub user_id: UserId,
     pub peer_id: UserId,
+    /// Unread as written at indexing before issue 19 (zeroed by a read); `sessions` adds the count of received
+    /// rows after the read mark.
     #[serde(default)]
     pub unread: u64,
     #[serde(flatten)]

@@ -102,10 +102,6 @@ impl Committed {
     pub(super) fn failed_condition(&self, i: usize) -> bool {
         matches!(self, Self::Cancelled(r) if r.get(i) == Some(&Reason::ConditionFailed))
     }
-
-    pub(super) fn conflicted(&self) -> bool {
-        matches!(self, Self::Cancelled(r) if r.contains(&Reason::Conflict))
-    }
 }
 
 /// Reads the result of `TransactWriteItems`: a cancellation is an answer, with its reasons.

@@ -4,9 +4,10 @@
 //! A read receipt names only a message the reader received from that peer: the row's `last_recv_ts` (written
 //! by the index consumer) is what the reader is known to have received. A client may show a message before the
 //! consumer indexed it (the message is pushed at once, indexed a moment later), so a read may name a time past
-//! `last_recv_ts`, or arrive before the conversation has a row at all. The mark then moves ahead of indexing and
-//! the consumer, finding a message already read, counts nothing and sends the receipt itself
-//! (`Indexed::ReadAhead`). Where there is no conversation yet, the mark lives in a hidden row (no message, so
+//! `last_recv_ts`, or arrive before the conversation has a row at all. The mark then moves ahead of indexing: a
+//! sync does not count the message (unread is the received rows past the mark), and the consumer, finding it
+//! already read, sends the receipt itself (`Indexed::ReadAhead`). A read also removes the `unread` attribute
+//! that indexing counted before issue 19. Where there is no conversation yet, the mark lives in a hidden row (no message, so
 //! neither `sync` nor `history` lists it) that lapses through the table's TTL unless a message from the peer
 //! is indexed first, which makes it a conversation. A read of a name the reader never hears from thus reaches
 //! no one and shows nowhere.
@@ -41,12 +42,11 @@ impl DynamoStore {
                 .update_item()
                 .table_name(&self.tables.sessions)
                 .set_key(Some(session_key(reader, peer)))
-                .update_expression("SET #unread = :zero, #last_read_ts = :t")
+                .update_expression("SET #last_read_ts = :t REMOVE #unread")
                 .condition_expression(
                     "attribute_exists(#last_ts) AND (attribute_not_exists(#last_read_ts) OR #last_read_ts < :t)",
                 )
                 .set_expression_attribute_names(names(&[attr::UNREAD, attr::LAST_READ_TS, attr::LAST_TS]))
-                .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":t", n(t))
                 .return_values(ReturnValue::AllOld)
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -97,14 +97,13 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.tables.sessions)
             .set_key(Some(session_key(reader, peer)))
-            .update_expression("SET #unread = :zero, #last_read_ts = #last_recv_ts")
+            .update_expression("SET #last_read_ts = #last_recv_ts REMOVE #unread")
             // Nothing received from the peer yet: nothing to read; and a mark a read moved ahead of indexing
-            // must not move back (the consumer would count what that read covered).
+            // must not move back (a sync would count again what that read covered).
             .condition_expression(
                 "attribute_exists(#last_recv_ts) AND (attribute_not_exists(#last_read_ts) OR #last_read_ts < #last_recv_ts)",
             )
             .set_expression_attribute_names(names(&[attr::UNREAD, attr::LAST_READ_TS, attr::LAST_RECV_TS]))
-            .expression_attribute_values(":zero", n(0))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;

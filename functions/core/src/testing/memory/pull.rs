@@ -41,7 +41,9 @@ impl PullStore for MemoryStore {
             .sessions(user, usize::MAX)
             .await?
             .into_iter()
-            .find(|x| x.peer.as_ref() == Some(peer)))
+            .find(|x| x.peer.as_ref() == Some(peer))
+            // As on DynamoDB: only `sessions` counts unread.
+            .map(|x| crate::model::Session { unread: 0, ..x }))
     }
 
     async fn inbox(&self, user: &UserId, after: Option<&MessageId>, limit: usize) -> Res<(Vec<StoredMessage>, bool)> {
