@@ -32,20 +32,24 @@ async fn unread(stack: &TestStack, owner: &str, peer: &str) -> u64 {
 }
 
 /// Before issue 19, indexing counted unread in the session item (`unread`, in a transaction with the row) and
-/// wrote rows without the received mark. Those messages must still count, once, until a read.
+/// wrote a row in each participant's partition, without the received mark. Those messages must still count,
+/// once, until a read, and show once in history.
 #[tokio::test]
-async fn an_unread_count_written_at_indexing_adds_to_the_counted_rows_until_a_read() {
+async fn messages_indexed_before_issue_19_count_unread_once_until_a_read_and_show_once_in_history() {
     let stack = TestStack::new(None).await;
     let (sessions, index) = (stack.table("SessionsTable"), stack.table("MessageIndexTable"));
     let old: Vec<MessageId> = (0..2).map(|i| MessageId::generate(T0 + i)).collect();
+    // Then every message had a row in both partitions.
     for id in &old {
-        let sk = format!("alice#{:013}#{id}", id.timestamp());
-        let row = stack.dynamo.put_item().table_name(&index);
-        let row = row
-            .item("owner_id", s("bob"))
-            .item("sk", s(&sk))
-            .item("direction", s("in"));
-        row.send().await.unwrap();
+        for (owner, peer, direction) in [("bob", "alice", "in"), ("alice", "bob", "out")] {
+            let sk = format!("{peer}#{:013}#{id}", id.timestamp());
+            let row = stack.dynamo.put_item().table_name(&index);
+            let row = row
+                .item("owner_id", s(owner))
+                .item("sk", s(&sk))
+                .item("direction", s(direction));
+            row.send().await.unwrap();
+        }
     }
     let newest_old = old[1];
     let session = stack.dynamo.put_item().table_name(&sessions);
@@ -82,6 +86,14 @@ async fn an_unread_count_written_at_indexing_adds_to_the_counted_rows_until_a_re
         3,
         "the old count plus the new row"
     );
+    for (owner, peer) in [("alice", "bob"), ("bob", "alice")] {
+        let page = store.conversation(&user(owner), &user(peer), None, 10).await.unwrap();
+        assert_eq!(
+            page.ids,
+            [new.id, old[1], old[0]],
+            "each message once in {owner}'s history"
+        );
+    }
 
     let receipt = store
         .read_direct(&user("bob"), &user("alice"), None, T0 / 1000 + 3600)

@@ -54,7 +54,11 @@ async fn a_redelivered_job_does_not_count_unread_twice() {
     let j = job("alice", "bob", natter_core::now_ms(), "hello");
     assert!(run(&stack, &app, vec![json(&j)]).await.is_empty());
     assert!(run(&stack, &app, vec![json(&j), json(&j)]).await.is_empty());
-    assert_eq!(stack.scan("MessageIndexTable").await.len(), 2);
+    assert_eq!(
+        stack.scan("MessageIndexTable").await.len(),
+        1,
+        "one row, the recipient's"
+    );
     assert_eq!(unread(&app, "bob", "alice").await, 1);
 }
 
@@ -78,7 +82,7 @@ async fn out_of_order_jobs_count_each_message_and_keep_the_newest_preview() {
     assert_eq!(bob["last_message_id"].as_s().unwrap(), &third.message_id.to_string());
     let alice = session(&stack, "alice").await;
     assert_eq!(alice["last_preview"].as_s().unwrap(), "three");
-    assert_eq!(stack.scan("MessageIndexTable").await.len(), 6);
+    assert_eq!(stack.scan("MessageIndexTable").await.len(), 3);
 }
 
 #[tokio::test]
@@ -143,7 +147,7 @@ async fn a_message_read_before_it_was_indexed_is_indexed_once_and_not_counted_un
     );
     assert_eq!(bob["last_preview"].as_s().unwrap(), "after the read");
     assert!(!bob.contains_key("expires_at"), "a conversation now, it does not lapse");
-    assert_eq!(stack.scan("MessageIndexTable").await.len(), 6);
+    assert_eq!(stack.scan("MessageIndexTable").await.len(), 3);
 }
 
 #[tokio::test]
@@ -165,7 +169,7 @@ async fn a_burst_into_one_conversation_indexed_by_concurrent_batches_counts_ever
     assert_eq!(unread(&app, "bob", "alice").await, 30);
     assert_eq!(bob["last_preview"].as_s().unwrap(), "burst 29");
     assert_eq!(bob["last_recv_ts"].as_n().unwrap(), &(t + 29).to_string());
-    assert_eq!(stack.scan("MessageIndexTable").await.len(), 60);
+    assert_eq!(stack.scan("MessageIndexTable").await.len(), 30);
     // And again, redelivered all at once: nothing changes.
     let again: Vec<String> = jobs.iter().map(json).collect();
     let failed = futures::future::join_all(again.chunks(10).map(|b| run(&stack, &app, b.to_vec()))).await;

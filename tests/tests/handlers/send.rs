@@ -142,13 +142,20 @@ async fn an_offline_recipients_message_is_stored_and_indexed_with_one_unread() {
 
     w.index().await;
     let rows = w.stack.scan("MessageIndexTable").await;
-    let mut owners: Vec<_> = rows.iter().map(|r| r["owner_id"].as_s().unwrap().clone()).collect();
-    owners.sort();
-    assert_eq!(owners, ["alice", "bob"]);
-    assert!(
-        rows.iter()
-            .all(|r| r["sk"].as_s().unwrap().ends_with(&format!("#{id}")))
-    );
+    let owners: Vec<_> = rows.iter().map(|r| r["owner_id"].as_s().unwrap().clone()).collect();
+    assert_eq!(owners, ["bob"], "one row per message, the recipient's");
+    assert!(rows[0]["sk"].as_s().unwrap().ends_with(&format!("#{id}")));
+    // Both read it in their history of the conversation.
+    for (owner, peer) in [("alice", "bob"), ("bob", "alice")] {
+        let page = natter_core::ports::PullStore::conversation(&w.app.store, &user(owner), &user(peer), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            [id.clone()],
+            "{owner}"
+        );
+    }
     let sessions = w.stack.scan("SessionsTable").await;
     let bob = sessions.iter().find(|s| s["user_id"].as_s().unwrap() == "bob").unwrap();
     assert_eq!(bob["peer_id"].as_s().unwrap(), "alice");

@@ -375,6 +375,13 @@ pub async fn conversation_pages_walk_back_newest_first<S: Store>(s: &S) {
         .unwrap();
     assert_eq!(page.ids, [ids[1], ids[0]]);
     assert!(!page.more);
+    let page = s.conversation(&user("bob"), &user("alice"), None, 5).await.unwrap();
+    assert_eq!(
+        page.ids,
+        [ids[4], ids[3], ids[2], ids[1], ids[0]],
+        "the same conversation from bob"
+    );
+    assert!(!page.more);
     let bodies = s.messages(&[ids[0], ids[0], other.id]).await.unwrap();
     assert_eq!(bodies.len(), 2, "bodies by id, each once");
 }

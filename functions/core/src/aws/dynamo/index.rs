@@ -1,8 +1,10 @@
-//! [`IndexStore`] on DynamoDB: each participant's MessageIndex row of a one-on-one message and their Sessions
-//! (preview and marks), written by the index consumer; and `read`, which moves a read mark.
+//! [`IndexStore`] on DynamoDB: the MessageIndex row of a one-on-one message (one, in the recipient's partition)
+//! and both participants' Sessions (preview and marks), written by the index consumer; and `read`, which moves a
+//! read mark.
 //!
 //! Unread is not written here: the recipient's row is marked received (`in`), and `sessions` counts the received
-//! rows after the read mark when a sync lists the conversation (`pull.rs`). Every write below is idempotent on its
+//! rows after the read mark when a sync lists the conversation (`pull.rs`). History reads a conversation from
+//! both partitions (each holds the messages its owner received). Every write below is idempotent on its
 //! own (a put of the same row, marks that only move forward), so a redelivered job needs no transaction to count
 //! nothing twice. The in-memory fake (`testing::memory`) keeps the same rules, and the contract suite
 //! (tests/tests/contract) runs the same cases against both.
@@ -23,17 +25,19 @@ use std::collections::HashMap;
 
 impl IndexStore for DynamoStore {
     async fn index_direct(&self, job: &IndexJob, expires_at: Option<i64>) -> Res<Indexed> {
-        let recipient_row = to_item("index row", &index_row(&job.to, &job.from, job, expires_at, true))?;
-        let sender_row = to_item("index row", &index_row(&job.from, &job.to, job, expires_at, false))?;
-        let (indexed, ()) = futures::try_join!(
-            self.index_recipient(job, recipient_row),
-            self.index_sender(job, sender_row)
+        // One row per message, the recipient's: the sender's history reads it from the recipient's partition
+        // (`pull.rs`, `conversation`). The sender's session only takes the preview.
+        let row = to_item("index row", &index_row(&job.to, &job.from, job, expires_at))?;
+        let (indexed, _) = futures::try_join!(
+            self.index_recipient(job, row),
+            // Not applied: the session already shows a newer message.
+            self.session_preview(&job.from, &job.to, job, false)
         )?;
         Ok(indexed)
     }
 
     async fn indexed(&self, job: &IndexJob) -> Res<bool> {
-        let row = index_row(&job.to, &job.from, job, None, true);
+        let row = index_row(&job.to, &job.from, job, None);
         let r = self
             .client
             .get_item()
@@ -112,19 +116,6 @@ impl DynamoStore {
         Ok(before.and_then(|old| number(&old, attr::LAST_READ_TS)))
     }
 
-    /// The sender's half of indexing: its history row and the preview of its session (no unread).
-    async fn index_sender(&self, job: &IndexJob, row: Item) -> Res<()> {
-        self.client
-            .put_item()
-            .table_name(&self.tables.message_index)
-            .set_item(Some(row))
-            .send()
-            .await
-            .map_err(failed("PutItem"))?;
-        // Not applied: the session already shows a newer message.
-        self.session_preview(&job.from, &job.to, job, false).await.map(drop)
-    }
-
     /// Sets `owner`'s session with `peer` to show `job`'s message (and, with `received`, its `last_recv_ts`) if it
     /// is newer than the session's last message: whether it was, and (with `received`) the session as it was.
     async fn session_preview(
@@ -192,12 +183,12 @@ pub(super) fn session_key(owner: &UserId, peer: &UserId) -> Item {
     ])
 }
 
-/// `owner`'s history row of `job`'s message; `received` marks the rows `sessions` counts as unread.
-fn index_row(owner: &UserId, peer: &UserId, job: &IndexJob, expires_at: Option<i64>, received: bool) -> IndexItem {
+/// The recipient's (`owner`'s) history row of `job`'s message from `peer`, marked received.
+fn index_row(owner: &UserId, peer: &UserId, job: &IndexJob, expires_at: Option<i64>) -> IndexItem {
     IndexItem {
         owner_id: owner.clone(),
         sk: format!("{peer}#{}", time_key(&job.message_id)),
-        received,
+        received: true,
         expires_at,
     }
 }

@@ -121,39 +121,19 @@ impl PullStore for DynamoStore {
         before: Option<&MessageId>,
         limit: usize,
     ) -> Res<ConversationPage> {
-        // `{peer}#` prefixes the conversation's rows; '#' sorts below every id character, so no other peer's rows
-        // fall in the range. BETWEEN is inclusive: the `before` row itself is dropped below.
-        let low = format!("{peer}#");
-        let high = match before {
-            Some(id) => format!("{peer}#{}", time_key(id)),
-            None => format!("{peer}#~"),
-        };
-        let r = self
-            .client
-            .query()
-            .table_name(&self.tables.message_index)
-            .key_condition_expression("#owner_id = :o AND #sk BETWEEN :lo AND :hi")
-            // Strong: a conversation shows the message its unread count already counts.
-            .consistent_read(true)
-            .set_expression_attribute_names(names(&[attr::OWNER_ID, attr::SK]))
-            .expression_attribute_values(":o", s(owner.as_str()))
-            .expression_attribute_values(":lo", s(low))
-            .expression_attribute_values(":hi", s(high))
-            .scan_index_forward(false)
-            .limit(limit as i32 + 2)
-            .send()
-            .await
-            .map_err(failed("Query"))?;
-        let mut ids: Vec<MessageId> = r
-            .items
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|i| i.get(attr::SK).and_then(|v| v.as_s().ok()))
-            .filter_map(|sk| sk.rsplit_once('#').and_then(|(_, id)| MessageId::parse(id).ok()))
-            .filter(|id| Some(id) != before)
-            .collect();
-        let more = ids.len() > limit;
-        ids.truncate(limit);
+        // Each message has one row, in its recipient's partition: the conversation is `owner`'s rows from `peer`
+        // and `peer`'s rows from `owner`, merged. (Rows written before issue 19 are in both partitions; the
+        // merge keeps each id once.)
+        let (mine, theirs) = futures::try_join!(
+            self.conversation_rows(owner, peer, before, limit),
+            self.conversation_rows(peer, owner, before, limit)
+        )?;
+        let mut rows: Vec<(i64, MessageId)> = mine.0.into_iter().chain(theirs.0).collect();
+        rows.sort_unstable_by(|a, b| b.cmp(a));
+        rows.dedup();
+        // A partition that filled its page may hold more; so may the merge beyond `limit`.
+        let more = rows.len() > limit || mine.1 || theirs.1;
+        let ids = rows.into_iter().map(|(_, id)| id).take(limit).collect();
         Ok(ConversationPage { ids, more })
     }
 
@@ -189,6 +169,53 @@ impl PullStore for DynamoStore {
 const COUNT_CONCURRENCY: usize = 8;
 
 impl DynamoStore {
+    /// `owner`'s MessageIndex rows with `peer`, newest first, before `before`: up to `limit` (time, id) pairs and
+    /// whether the partition may hold more.
+    async fn conversation_rows(
+        &self,
+        owner: &UserId,
+        peer: &UserId,
+        before: Option<&MessageId>,
+        limit: usize,
+    ) -> Res<(Vec<(i64, MessageId)>, bool)> {
+        // `{peer}#` prefixes the conversation's rows; '#' sorts below every id character, so no other peer's rows
+        // fall in the range. BETWEEN is inclusive: the `before` row itself is dropped below.
+        let low = format!("{peer}#");
+        let high = match before {
+            Some(id) => format!("{peer}#{}", time_key(id)),
+            None => format!("{peer}#~"),
+        };
+        let r = self
+            .client
+            .query()
+            .table_name(&self.tables.message_index)
+            .key_condition_expression("#owner_id = :o AND #sk BETWEEN :lo AND :hi")
+            // Strong: a conversation shows the message its unread count already counts.
+            .consistent_read(true)
+            .set_expression_attribute_names(names(&[attr::OWNER_ID, attr::SK]))
+            .expression_attribute_values(":o", s(owner.as_str()))
+            .expression_attribute_values(":lo", s(low))
+            .expression_attribute_values(":hi", s(high))
+            .scan_index_forward(false)
+            // One more than a page, and the `before` row itself.
+            .limit(limit as i32 + 2)
+            .send()
+            .await
+            .map_err(failed("Query"))?;
+        let mut rows: Vec<(i64, MessageId)> = r
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.get(attr::SK).and_then(|v| v.as_s().ok()))
+            .filter_map(|sk| sk.rsplit_once('#').and_then(|(_, id)| MessageId::parse(id).ok()))
+            .filter(|id| Some(id) != before)
+            .map(|id| (id.timestamp(), id))
+            .collect();
+        let full = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, full))
+    }
+
     /// The messages `owner` received in `session` after its read mark: a count of the received MessageIndex rows
     /// past the mark, read only when something arrived since the mark (`last_recv_ts`). Counting at read time
     /// costs a read unit per 4 KB of rows (about 40 messages) at a sync, where counting at indexing cost a
