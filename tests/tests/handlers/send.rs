@@ -152,7 +152,7 @@ async fn an_offline_recipients_message_is_stored_and_indexed_with_one_unread() {
             .unwrap();
         assert_eq!(
             page.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
-            [id.clone()],
+            std::slice::from_ref(&id),
             "{owner}"
         );
     }
