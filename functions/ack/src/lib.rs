@@ -18,18 +18,21 @@ pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
     app: &App<S, P, Q>,
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
 ) -> Result<ApiGatewayProxyResponse, Error> {
+    let arrived = lambda::arrived_ms(&event.payload);
     Ok(lambda::frame_route(app, &event.payload, |caller, request| async move {
         match &request.frame {
             ClientFrame::Ack(AckFrame::Messages { message_ids }) => {
-                app.ack_direct(&caller.user, message_ids, now_ms()).await?;
+                app.ack_direct(&caller.user, message_ids, now_ms(), arrived).await?;
                 Ok(Answer::Done)
             }
             ClientFrame::Ack(AckFrame::Group { group, up_to_seq }) => {
-                app.mark_group(&caller.user, group, Mark::Ack, *up_to_seq).await?;
+                app.mark_group(&caller.user, group, Mark::Ack, *up_to_seq, arrived)
+                    .await?;
                 Ok(Answer::Done)
             }
             ClientFrame::Read(ReadFrame::Group { group, up_to_seq }) => {
-                app.mark_group(&caller.user, group, Mark::Read, *up_to_seq).await?;
+                app.mark_group(&caller.user, group, Mark::Read, *up_to_seq, arrived)
+                    .await?;
                 Ok(Answer::Done)
             }
             ClientFrame::Read(ReadFrame::With { with, up_to }) => {

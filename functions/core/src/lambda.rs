@@ -55,6 +55,14 @@ pub fn caller(event: &ApiGatewayWebsocketProxyRequest) -> Option<Caller> {
     })
 }
 
+/// When API Gateway received the frame (ms), which decides its rate-limit window; now if the event lacks it.
+pub fn arrived_ms(event: &ApiGatewayWebsocketProxyRequest) -> i64 {
+    match event.request_context.request_time_epoch {
+        t if t > 0 => t,
+        _ => crate::now_ms(),
+    }
+}
+
 /// A route response. API Gateway sends `body` back to the client on routes that have a route response.
 pub fn response(body: Option<String>) -> ApiGatewayProxyResponse {
     let mut r = ApiGatewayProxyResponse::default();
@@ -134,14 +142,20 @@ where
     };
     // Every frame counts, malformed ones too; the window is that of the frame's arrival at API Gateway. Except
     // `typing`: counting is a write, and typing must cost none (it is bounded by its own once-a-second rule).
-    let arrived = match event.request_context.request_time_epoch {
-        t if t > 0 => t,
-        _ => crate::now_ms(),
+    let arrived = arrived_ms(event);
+    let counted_first = match &parsed {
+        Ok(r) => match &r.frame {
+            frames::ClientFrame::Typing(_) => false,
+            // `send` counts itself, alongside its claim and lookup (one round trip fewer before its ack; send.rs).
+            frames::ClientFrame::Send(_) => false,
+            // Counted after their work, and only when it moved nothing (`App::pay_unless_moved`); an instance
+            // that already saw the user over the limit still refuses them without a call.
+            f if f.pays_by_progress() => app.known_over_limit(&caller.user, arrived),
+            _ => true,
+        },
+        Err(_) => true,
     };
-    // `send` counts itself, alongside its claim and lookup (one round trip fewer before its ack; see send.rs).
-    let counted =
-        !matches!(&parsed, Ok(r) if matches!(r.frame, frames::ClientFrame::Typing(_) | frames::ClientFrame::Send(_)));
-    if counted && !app.admit(&caller.user, arrived).await {
+    if counted_first && !app.admit(&caller.user, arrived).await {
         warn!(connection = %caller.connection, "frame over the user's rate limit");
         let refusal = crate::service::rate_limited(&app.settings);
         return failure_reply(&app.meter, &refusal, client_msg_id, request_id);

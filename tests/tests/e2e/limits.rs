@@ -3,7 +3,7 @@
 //! stage's route throttling (API Gateway's `Too Many Requests`), and the size bounds of every field.
 
 use natter_local::local::Local;
-use natter_tests::{Client, options, scan};
+use natter_tests::{Client, befriend, options, scan};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -13,6 +13,12 @@ async fn burst(c: &mut Client, tag: &str, n: usize) -> (usize, usize, Vec<Value>
         c.send(json!({"action": "heartbeat", "requestId": format!("{tag}-{i}")}))
             .await;
     }
+    replies(c, tag, n).await
+}
+
+/// The direct replies to `n` frames whose requestIds start with `tag`: how many were served, how many refused
+/// `rate_limited`, and any other reply.
+async fn replies(c: &mut Client, tag: &str, n: usize) -> (usize, usize, Vec<Value>) {
     let (mut served, mut limited, mut other) = (0, 0, Vec::new());
     for _ in 0..n {
         let Some(r) = c
@@ -25,7 +31,7 @@ async fn burst(c: &mut Client, tag: &str, n: usize) -> (usize, usize, Vec<Value>
             break;
         };
         match (r["type"].as_str(), r["code"].as_str()) {
-            (Some("pong"), _) => served += 1,
+            (Some("pong" | "ok"), _) => served += 1,
             (Some("error"), Some("rate_limited")) => limited += 1,
             _ => other.push(r),
         }
@@ -243,5 +249,88 @@ async fn every_field_is_bounded_and_an_oversized_one_is_refused_without_writing(
     }
     assert!(scan(&local, "MessagesTable").await.is_empty(), "nothing stored");
     assert!(scan(&local, "GroupsTable").await.is_empty(), "no group created");
+    local.stop().await;
+}
+
+/// How many message ids `delivered` receipts name, counting until `n` or until none comes for 3 s.
+async fn delivered_receipts(c: &mut Client, n: usize) -> usize {
+    let mut got = 0;
+    while got < n {
+        let Some(r) = c
+            .try_wait_for(
+                |v| v["type"] == "receipt" && v["status"] == "delivered",
+                Duration::from_secs(3),
+            )
+            .await
+        else {
+            break;
+        };
+        got += r["messageIds"].as_array().map_or(0, Vec::len);
+    }
+    got
+}
+
+/// An ack that delivers pays for itself: what acks can deliver is bounded by what others sent, each send counted
+/// against its sender. A user back from offline acks 252 messages one frame each, in one burst (more than two
+/// windows' allowance), and none is refused; the same acks again deliver nothing, so they are counted, and past
+/// the limit are refused without re-sending the senders a receipt.
+#[tokio::test]
+async fn acks_that_deliver_are_never_refused_and_repeated_acks_are_limited_without_receipts() {
+    let local = natter_tests::start().await;
+    let mut bob = Client::connect(&local.ws_url, "bob").await;
+    let mut senders = Vec::new();
+    for name in ["alice", "carol", "dave"] {
+        let mut c = Client::connect(&local.ws_url, name).await;
+        befriend(&mut c, &mut bob).await;
+        senders.push(c);
+    }
+    // 84 from each: every sender stays within its own allowance.
+    let mut ids = Vec::new();
+    for c in senders.iter_mut() {
+        for i in 0..84 {
+            let ack = c.send_message(&format!("m{i}"), "bob", "hi").await;
+            ids.push(ack["messageId"].as_str().unwrap().to_owned());
+        }
+    }
+    let ack_all = |tag: &'static str| {
+        ids.iter()
+            .enumerate()
+            .map(move |(i, id)| json!({"action": "ack", "messageIds": [id], "requestId": format!("{tag}-{i}")}))
+            .collect::<Vec<_>>()
+    };
+    for frame in ack_all("first") {
+        bob.send(frame).await;
+    }
+    let (served, limited, other) = replies(&mut bob, "first", ids.len()).await;
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!((served, limited), (ids.len(), 0), "every ack that delivered was served");
+    for c in senders.iter_mut() {
+        assert_eq!(
+            delivered_receipts(c, 84).await,
+            84,
+            "{}: a receipt for each message",
+            c.user
+        );
+    }
+
+    for frame in ack_all("again") {
+        bob.send(frame).await;
+    }
+    let (served, limited, other) = replies(&mut bob, "again", ids.len()).await;
+    assert!(other.is_empty(), "{other:?}");
+    // 100 frames per 2 s window; a burst that straddles a window boundary gets at most two windows' worth.
+    assert!(
+        served <= 200 && served + limited == ids.len(),
+        "served {served}, limited {limited}"
+    );
+    let mut again = 0;
+    for c in senders.iter_mut() {
+        again += delivered_receipts(c, usize::MAX).await;
+    }
+    assert_eq!(
+        again, served,
+        "a receipt again for each repeated ack served, none for one refused"
+    );
+    assert!(bob.closed.is_none());
     local.stop().await;
 }

@@ -113,6 +113,13 @@ impl ClientFrame {
             other => other.action(),
         }
     }
+
+    /// Whether the frame only moves the caller's own marks forward (an ack, a group read): such a frame is
+    /// counted against the rate limit only when it moved nothing, since how far it can move is bounded by what
+    /// others sent, each counted against its sender (see `service::limits`).
+    pub fn pays_by_progress(&self) -> bool {
+        matches!(self, Self::Ack(_) | Self::Read(ReadFrame::Group { .. }))
+    }
 }
 
 /// Every action the protocol defines: the route keys of the WebSocket API besides `$connect`, `$disconnect`

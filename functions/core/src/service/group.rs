@@ -271,7 +271,7 @@ where
 
 impl<S, P, Q> App<S, P, Q>
 where
-    S: GroupStore,
+    S: GroupStore + FrameCounter,
 {
     /// The group and the caller's membership, or why the caller may not see it.
     async fn member_of(&self, group: &GroupId, user: &UserId) -> Result<(Group, Member), Failure> {
@@ -284,7 +284,32 @@ where
 
     /// A batched group `ack` or `read`: every message up to `up_to` was received (or read). Marks never move
     /// backwards, and never past the group's newest message (that would hide messages yet to come).
-    pub async fn mark_group(&self, caller: &UserId, group: &GroupId, mark: Mark, up_to: u64) -> Result<(), Failure> {
+    /// The frame, which arrived at `arrived_ms`, pays by progress: it is counted against the rate limit only when
+    /// the mark did not move (a repeat, a refusal, a failure).
+    pub async fn mark_group(
+        &self,
+        caller: &UserId,
+        group: &GroupId,
+        mark: Mark,
+        up_to: u64,
+        arrived_ms: i64,
+    ) -> Result<(), Failure> {
+        let marked = self.move_group_mark(caller, group, mark, up_to).await;
+        self.pay_unless_moved(caller, arrived_ms, matches!(marked, Ok(Marked::Moved)))
+            .await?;
+        match marked? {
+            Marked::Moved | Marked::Unchanged => Ok(()),
+            Marked::NotMember => Err(forbidden("not a member of this group")),
+        }
+    }
+
+    async fn move_group_mark(
+        &self,
+        caller: &UserId,
+        group: &GroupId,
+        mark: Mark,
+        up_to: u64,
+    ) -> Result<Marked, Failure> {
         let (g, _) = self.member_of(group, caller).await?;
         if up_to > g.last_seq {
             return Err(bad_request(format!(
@@ -292,9 +317,6 @@ where
                 g.last_seq
             )));
         }
-        match self.store.mark(group, caller, mark, up_to).await? {
-            Marked::Moved | Marked::Unchanged => Ok(()),
-            Marked::NotMember => Err(forbidden("not a member of this group")),
-        }
+        Ok(self.store.mark(group, caller, mark, up_to).await?)
     }
 }

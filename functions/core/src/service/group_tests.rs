@@ -288,18 +288,18 @@ async fn sending_reads_the_group_for_the_sender_and_marks_never_move_back() {
         s.groups[&g].unread_for(&s.members[&g][&u(user)])
     };
     assert_eq!((unread("ann"), unread("ben")), (0, 4));
-    app.mark_group(&u("ben"), &g, Mark::Read, 3).await.unwrap();
-    app.mark_group(&u("ben"), &g, Mark::Read, 1).await.unwrap();
+    app.mark_group(&u("ben"), &g, Mark::Read, 3, 0).await.unwrap();
+    app.mark_group(&u("ben"), &g, Mark::Read, 1, 0).await.unwrap();
     assert_eq!(unread("ben"), 1, "a read mark never moves backwards");
-    app.mark_group(&u("ben"), &g, Mark::Ack, 4).await.unwrap();
-    app.mark_group(&u("ben"), &g, Mark::Ack, 2).await.unwrap();
+    app.mark_group(&u("ben"), &g, Mark::Ack, 4, 0).await.unwrap();
+    app.mark_group(&u("ben"), &g, Mark::Ack, 2, 0).await.unwrap();
     assert_eq!(app.store.state.lock().unwrap().members[&g][&u("ben")].last_ack_seq, 4);
     assert_eq!(
-        app.mark_group(&u("ben"), &g, Mark::Ack, 5).await.unwrap_err().code(),
+        app.mark_group(&u("ben"), &g, Mark::Ack, 5, 0).await.unwrap_err().code(),
         ErrorCode::BadRequest,
         "past the newest message"
     );
-    let eve_app = app.mark_group(&u("eve"), &g, Mark::Ack, 1).await.unwrap_err();
+    let eve_app = app.mark_group(&u("eve"), &g, Mark::Ack, 1, 0).await.unwrap_err();
     assert_eq!(eve_app.code(), ErrorCode::Forbidden);
 }
 

@@ -2,6 +2,12 @@
 //! per user, over all its connections together (a user cannot multiply it by opening more), counted where every
 //! function sees the same count (DynamoDB), by the frame's arrival time.
 //!
+//! Acks and group reads pay by progress: they are counted after their work, and only when it moved nothing. What
+//! an ack can move is bounded by the messages others sent to the user, each already counted against its sender,
+//! and a mark moves forward only; so a user can make at most as many uncounted frames as it was sent messages,
+//! while a flood of acks that move nothing (repeats, ids not its own) is counted and refused as before. That takes
+//! the counter's write off every delivered message (one of a one-on-one message's write units).
+//!
 //! Once an instance has seen a user's count pass the limit, it refuses the rest of that user's frames in the
 //! window without counting them: the shared count only grows within a window, so the answer could not change, and
 //! a client hammering past its limit then costs no write per frame on that instance.
@@ -52,7 +58,7 @@ impl<S, P, Q> App<S, P, Q> {
     }
 
     /// Whether this instance already saw `user` over its limit in the window of `at_ms` (no call).
-    pub(super) fn known_over_limit(&self, user: &UserId, at_ms: i64) -> bool {
+    pub fn known_over_limit(&self, user: &UserId, at_ms: i64) -> bool {
         self.window(at_ms).is_some_and(|w| self.over_limit.contains(user, w))
     }
 }
@@ -82,6 +88,17 @@ impl<S: FrameCounter, P, Q> App<S, P, Q> {
         }
     }
 
+    /// The count of a frame that pays by progress, after its work: none when the work `moved` something,
+    /// otherwise the frame is counted as any other and refused (`rate_limited`) over the limit. Called before
+    /// anything the frame sends to others, so a refused frame sends nothing.
+    pub(super) async fn pay_unless_moved(&self, user: &UserId, at_ms: i64, moved: bool) -> Result<(), Failure> {
+        if moved {
+            Ok(())
+        } else {
+            self.admitted(user, at_ms).await
+        }
+    }
+
     /// [`App::admit`] as a rule's step: `rate_limited` when refused.
     pub(super) async fn admitted(&self, user: &UserId, at_ms: i64) -> Result<(), Failure> {
         if self.admit(user, at_ms).await {
@@ -94,7 +111,11 @@ impl<S: FrameCounter, P, Q> App<S, P, Q> {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::{TestApp, user};
+    use crate::{
+        frames::{ErrorCode, SendFrame, Target},
+        ids::{Body, ClientMsgId},
+        testing::{TestApp, caller, conn, user},
+    };
 
     fn app(limit: u64) -> TestApp {
         TestApp::builder()
@@ -132,6 +153,70 @@ mod tests {
         }
         assert_eq!(counted(&app), Some(3), "refused without a write");
         assert!(app.admit(&c, 12_000).await, "the next window counts again");
+    }
+
+    #[tokio::test]
+    async fn an_ack_that_delivers_is_not_counted_and_one_that_delivers_nothing_is_refused_past_the_limit() {
+        let app = TestApp::builder()
+            .users(&["alice", "bob"])
+            .all_friends()
+            .settings(|s| {
+                s.frame_limit = 2;
+                s.frame_window_ms = 2000;
+            })
+            .build();
+        app.connect(&user("alice"), &conn("a1"), 0).await.unwrap();
+        let mut ids = Vec::new();
+        for (i, window) in [(0, 5), (1, 6), (2, 7)] {
+            let frame = SendFrame {
+                client_msg_id: ClientMsgId::parse(&format!("m{i}")).unwrap(),
+                target: Target::To(user("bob")),
+                body: Body::parse("hi").unwrap(),
+                seq: None,
+                device: None,
+                attachments: Vec::new(),
+            };
+            // Each in a window of its own: alice's sends are counted against her.
+            let at = window * 2000;
+            ids.push(
+                app.send(&caller("alice", "a1"), &frame, at, at + 10_000)
+                    .await
+                    .unwrap()
+                    .message_id,
+            );
+        }
+        let bob = user("bob");
+        let counted = |app: &TestApp| app.store.state.lock().unwrap().frames.get(&(bob.clone(), 50)).copied();
+        let at = 100_000;
+        for id in &ids {
+            app.ack_direct(&bob, std::slice::from_ref(id), at, at).await.unwrap();
+        }
+        assert_eq!(
+            counted(&app),
+            None,
+            "three acks that delivered, in a window that allows two, none counted"
+        );
+        let receipts = |app: &TestApp| {
+            app.pusher
+                .posts_to("a1")
+                .iter()
+                .filter(|p| p["type"] == "receipt")
+                .count()
+        };
+        assert_eq!(receipts(&app), 3);
+        // The same acks again deliver nothing: counted, and past the limit refused with no receipt sent again.
+        let mut refused = 0;
+        for id in &ids {
+            match app.ack_direct(&bob, std::slice::from_ref(id), at + 1, at + 1).await {
+                Ok(()) => {}
+                Err(e) => {
+                    assert_eq!(e.code(), ErrorCode::RateLimited);
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!((counted(&app), refused), (Some(3), 1));
+        assert_eq!(receipts(&app), 5, "a receipt again for each ack within the limit only");
     }
 
     #[tokio::test]

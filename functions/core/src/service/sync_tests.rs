@@ -179,7 +179,7 @@ async fn sync_returns_every_missed_message_once_oldest_first_even_with_acks_betw
     assert!(pages >= 2);
 
     // Acknowledged messages do not come back.
-    app.mark_group(&u("bob"), &g, Mark::Ack, 30).await.unwrap();
+    app.mark_group(&u("bob"), &g, Mark::Ack, 30, 0).await.unwrap();
     let again = page(app.sync(&u("bob"), None, now_ms()).await.unwrap());
     assert!(again.messages.is_empty() && again.next.is_none(), "{again:?}");
 }

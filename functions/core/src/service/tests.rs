@@ -387,11 +387,13 @@ async fn an_ack_marks_delivered_and_sends_a_receipt_to_the_sender() {
         .await
         .unwrap();
     // Someone else acking changes nothing.
-    app.ack_direct(&user("mallory"), &[ack.message_id], now_ms())
+    app.ack_direct(&user("mallory"), &[ack.message_id], now_ms(), now_ms())
         .await
         .unwrap();
     assert!(app.pusher.posts_to("a1").is_empty());
-    app.ack_direct(&user("bob"), &[ack.message_id], now_ms()).await.unwrap();
+    app.ack_direct(&user("bob"), &[ack.message_id], now_ms(), now_ms())
+        .await
+        .unwrap();
     for c in ["a1", "a2"] {
         let receipts: Vec<_> = app
             .pusher
