@@ -3,22 +3,15 @@
 
 use crate::{
     error::Failure,
-    frames::{DeleteFrame, EditFrame, Emoji, ErrorCode, ReactFrame, SendFrame, Target},
-    ids::{Body, ClientMsgId, MessageId},
-    testing::{TestApp, caller, user},
+    frames::{DeleteFrame, EditFrame, Emoji, ErrorCode, ReactFrame},
+    ids::{Body, MessageId},
+    testing::{TestApp, caller, send_frame, user},
 };
 
 const T: i64 = 1_800_000_000_000;
 
 async fn sent(app: &TestApp, at: i64) -> MessageId {
-    let frame = SendFrame {
-        client_msg_id: ClientMsgId::parse(&format!("c{at}")).unwrap(),
-        target: Target::To(user("bob")),
-        body: Body::parse("first").unwrap(),
-        seq: None,
-        device: None,
-        attachments: Vec::new(),
-    };
+    let frame = send_frame(&format!("c{at}"), "bob", "first");
     app.send(&caller("alice", "a1"), &frame, at, at + 10_000)
         .await
         .unwrap()

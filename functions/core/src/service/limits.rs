@@ -112,9 +112,8 @@ impl<S: FrameCounter, P, Q> App<S, P, Q> {
 #[cfg(test)]
 mod tests {
     use crate::{
-        frames::{ErrorCode, SendFrame, Target},
-        ids::{Body, ClientMsgId},
-        testing::{TestApp, caller, conn, user},
+        frames::ErrorCode,
+        testing::{TestApp, caller, conn, send_frame, user},
     };
 
     fn app(limit: u64) -> TestApp {
@@ -168,14 +167,7 @@ mod tests {
         app.connect(&user("alice"), &conn("a1"), 0).await.unwrap();
         let mut ids = Vec::new();
         for (i, window) in [(0, 5), (1, 6), (2, 7)] {
-            let frame = SendFrame {
-                client_msg_id: ClientMsgId::parse(&format!("m{i}")).unwrap(),
-                target: Target::To(user("bob")),
-                body: Body::parse("hi").unwrap(),
-                seq: None,
-                device: None,
-                attachments: Vec::new(),
-            };
+            let frame = send_frame(&format!("m{i}"), "bob", "hi");
             // Each in a window of its own: alice's sends are counted against her.
             let at = window * 2000;
             ids.push(

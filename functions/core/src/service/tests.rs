@@ -2,27 +2,16 @@
 
 use crate::{
     error::Failure,
-    frames::{ErrorCode, SendFrame, Target},
-    ids::{Body, ClientMsgId, ConnectionId},
+    frames::ErrorCode,
+    ids::ConnectionId,
     jobs::{IndexJob, Job},
     model::{Opened, Transition},
     now_ms,
-    testing::{TestApp, caller, conn, user},
+    testing::{TestApp, caller, conn, send_frame, user},
 };
 
 fn app(users: &[&str]) -> TestApp {
     TestApp::with_users(users)
-}
-
-fn send_frame(cmid: &str, to: &str, body: &str) -> SendFrame {
-    SendFrame {
-        client_msg_id: ClientMsgId::parse(cmid).unwrap(),
-        target: Target::To(user(to)),
-        body: Body::parse(body).unwrap(),
-        seq: None,
-        device: None,
-        attachments: Vec::new(),
-    }
 }
 
 fn far() -> i64 {

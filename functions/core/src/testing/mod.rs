@@ -7,7 +7,8 @@ pub mod memory;
 
 use crate::{
     config::Settings,
-    ids::{ConnectionId, GroupId, MessageId, UserId},
+    frames::{SendFrame, Target},
+    ids::{Body, ClientMsgId, ConnectionId, GroupId, MessageId, UserId},
     service::{App, Caller},
 };
 pub use memory::{Faults, MemoryPusher, MemoryQueue, MemoryStore};
@@ -98,6 +99,18 @@ pub fn caller(user_id: &str, connection: &str) -> Caller {
     Caller {
         user: user(user_id),
         connection: conn(connection),
+    }
+}
+
+/// A one-on-one `send` of `body` to `to` with the client message id `cmid`.
+pub fn send_frame(cmid: &str, to: &str, body: &str) -> SendFrame {
+    SendFrame {
+        client_msg_id: ClientMsgId::parse(cmid).unwrap(),
+        target: Target::To(user(to)),
+        body: Body::parse(body).unwrap(),
+        seq: None,
+        device: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -37,7 +37,7 @@ use crate::{
 };
 use aws_sdk_dynamodb::{
     Client,
-    operation::query::builders::QueryFluentBuilder,
+    operation::query::{QueryOutput, builders::QueryFluentBuilder},
     types::{
         AttributeValue, KeysAndAttributes, PutRequest, TransactWriteItem, WriteRequest,
         builders::{DeleteBuilder, PutBuilder, UpdateBuilder},
@@ -197,23 +197,37 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Every page of a query.
-    async fn query_all(&self, query: QueryFluentBuilder) -> Res<Vec<Item>> {
-        let mut items = Vec::new();
+    /// Runs a query to its last page, handing each page to `take`.
+    async fn each_page(&self, query: QueryFluentBuilder, mut take: impl FnMut(QueryOutput) + Send) -> Res<()> {
         let mut start = None;
         loop {
-            let r = query
+            let mut page = query
                 .clone()
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(failed("Query"))?;
-            items.extend(r.items.unwrap_or_default());
-            start = r.last_evaluated_key;
+            start = page.last_evaluated_key.take();
+            take(page);
             if start.is_none() {
-                return Ok(items);
+                return Ok(());
             }
         }
+    }
+
+    /// How many items every page of a `Select=COUNT` query counted.
+    async fn count_all(&self, query: QueryFluentBuilder) -> Res<u64> {
+        let mut count = 0;
+        self.each_page(query, |page| count += page.count.max(0) as u64).await?;
+        Ok(count)
+    }
+
+    /// Every page of a query.
+    async fn query_all(&self, query: QueryFluentBuilder) -> Res<Vec<Item>> {
+        let mut items = Vec::new();
+        self.each_page(query, |page| items.extend(page.items.unwrap_or_default()))
+            .await?;
+        Ok(items)
     }
 
     /// The user ids that one attribute of a query's items holds (keys-only reads: member ids, friend ids).

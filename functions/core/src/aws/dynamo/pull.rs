@@ -245,21 +245,7 @@ impl DynamoStore {
             .expression_attribute_values(":o", s(owner.as_str()))
             .expression_attribute_values(":lo", s(low))
             .expression_attribute_values(":hi", s(format!("{peer}#~")));
-        let mut count = 0;
-        let mut start = None;
-        loop {
-            let r = q
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(failed("Query"))?;
-            count += r.count.max(0) as u64;
-            start = r.last_evaluated_key;
-            if start.is_none() {
-                return Ok(count);
-            }
-        }
+        self.count_all(q).await
     }
 
     /// GroupHistory rows of `group` with `lo <= seq <= hi`, ascending or descending, at most `limit`.
