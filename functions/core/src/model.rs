@@ -144,9 +144,18 @@ pub struct Presence {
     /// presence event must push the status then current even if it equals `announced`, or that friend keeps
     /// what the reply showed.
     pub exposed: bool,
+    /// Whether the user has a device registered for push notifications: `Some(false)` once a notification found
+    /// none, `Some(true)` once one was registered, `None` before either (unknown: notify as if it had one). Lets a
+    /// send or a fan-out skip queueing notifications for web-only users, the common case.
+    pub devices: Option<bool>,
 }
 
 impl Presence {
+    /// Whether a notification to this user could reach a device (unknown counts as yes).
+    pub fn may_have_devices(&self) -> bool {
+        self.devices != Some(false)
+    }
+
     /// Connections that may still be open at `now_ms`.
     pub fn live(&self, now_ms: i64) -> impl Iterator<Item = &ConnectionId> {
         let now_s = now_ms / 1000;

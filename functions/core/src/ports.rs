@@ -106,6 +106,11 @@ pub trait PresenceStore: Send + Sync {
 
     /// Records that a `friends` reply showed the user's status before it was announced.
     fn mark_exposed(&self, user: &UserId) -> impl Future<Output = Res<()>> + Send;
+
+    /// Records whether the user has a device registered ([`Presence::devices`]). `false` is recorded only while
+    /// nothing is (a registration racing a notification that found none wins); `true` always. A user with no
+    /// presence item (never connected) gets none.
+    fn mark_devices(&self, user: &UserId, devices: bool) -> impl Future<Output = Res<()>> + Send;
 }
 
 /// A page of a user's groups, each with the user's membership, and the last group id read when more may follow.

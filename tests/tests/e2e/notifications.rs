@@ -169,3 +169,72 @@ async fn an_away_member_of_a_small_group_is_notified_once_about_the_group() {
     assert!(!format!("{all:?}").contains("secret body"), "never the body");
     local.stop().await;
 }
+
+/// Invocations of the consumer of notifications (and presence notices: the test makes none while it counts).
+fn notice_invocations(local: &natter_local::local::Local) -> f64 {
+    local.gateway.stats()["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["function"].as_str().unwrap_or_default().contains("PresenceNotify"))
+        .map(|s| s["invocations"].as_f64().unwrap_or(0.0))
+        .sum()
+}
+
+/// Most users have no device (web clients). The first notification job for such a user finds none and marks its
+/// presence, and sends to it stop queueing notification jobs (before: one job per message to an away web user,
+/// each a queue message, an invocation and a read). Registering a device unmarks it: notified again.
+#[tokio::test]
+async fn an_away_user_without_devices_costs_no_notification_jobs_until_it_registers_one() {
+    let local = start().await;
+    let url = local.ws_url.clone();
+    let base = url.replacen("ws://", "http://", 1);
+    let mut alice = Client::connect(&url, "alice").await;
+    Client::connect(&url, "gina").await.close().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    alice.send_message("w0", "gina", "hello").await;
+    let marked = |items: &[std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>]| {
+        items.iter().any(|p| {
+            p.get("user_id").and_then(|u| u.as_s().ok()).map(String::as_str) == Some("gina")
+                && p.get("devices").and_then(|d| d.as_bool().ok()) == Some(&false)
+        })
+    };
+    let mut seen = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if marked(&scan(&local, "PresenceTable").await) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the notification job found no device and marked gina's presence");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = notice_invocations(&local);
+    for i in 1..4 {
+        alice.send_message(&format!("w{i}"), "gina", "hello").await;
+    }
+    // The queue holds a notification 2 s locally: a job queued now would have run.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        notice_invocations(&local),
+        before,
+        "no notification job for a user known to have no device"
+    );
+
+    let gina = with_devices(&url, "gina", &["gina-phone"]).await;
+    gina.close().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    alice.send_message("w4", "gina", "hello").await;
+    let mut ginas = Vec::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        ginas = to(&notifications(&base).await, "gina").into_iter().cloned().collect();
+        if !ginas.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(ginas.len(), 1, "notified once it has a device: {ginas:?}");
+    assert_eq!(ginas[0]["token"], "gina-phone");
+    local.stop().await;
+}

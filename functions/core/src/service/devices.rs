@@ -8,11 +8,11 @@ use crate::{
     frames::DeviceOp,
     ids::UserId,
     notify::Device,
-    ports::DeviceStore,
+    ports::{DeviceStore, PresenceStore},
 };
 use tracing::{info, warn};
 
-impl<S: DeviceStore, P, Q> App<S, P, Q> {
+impl<S: DeviceStore + PresenceStore, P, Q> App<S, P, Q> {
     pub async fn device_op(&self, caller: &UserId, op: &DeviceOp, now: i64) -> Result<(), Failure> {
         match op {
             DeviceOp::Register { platform, token } => {
@@ -24,7 +24,9 @@ impl<S: DeviceStore, P, Q> App<S, P, Q> {
                 }
                 let mut devices = self.store.devices(caller).await?;
                 if devices.iter().any(|d| &d.token == token && d.platform == *platform) {
-                    return Ok(()); // registered already: a retry
+                    // Registered already: a retry, maybe of an attempt that failed before marking.
+                    self.store.mark_devices(caller, true).await?;
+                    return Ok(());
                 }
                 let endpoint = self.notifier.create_endpoint(*platform, token).await?;
                 let device = Device {
@@ -34,6 +36,8 @@ impl<S: DeviceStore, P, Q> App<S, P, Q> {
                     created_at: now,
                 };
                 self.store.put_device(caller, &device).await?;
+                // After the device: a notification that found none and marks `false` meanwhile is overridden.
+                self.store.mark_devices(caller, true).await?;
                 devices.retain(|d| &d.token != token);
                 devices.sort_by_key(|d| d.created_at);
                 let over = (devices.len() + 1).saturating_sub(self.settings.max_devices);

@@ -25,10 +25,11 @@ where
 {
     pub async fn notify(&self, job: &NotifyJob, now: i64) -> Result<(), BackendError> {
         let (user, from) = (&job.notify, &job.from);
-        // Most users have no device registered (web clients): one read, and nothing written for them.
+        // Most users have no device registered (web clients): one read, and a mark on their presence once, so
+        // sends and fan-outs stop queueing notifications for them until they register one.
         let devices = self.store.devices(user).await?;
         if devices.is_empty() {
-            return Ok(());
+            return self.store.mark_devices(user, false).await;
         }
         let topic = match &job.group {
             Some(g) => Topic::Group(g.clone()),

@@ -234,3 +234,52 @@ async fn an_away_member_of_a_small_group_is_notified_about_the_group_and_a_big_g
     let big = group_of(&app, &["bob", "carol", "dave"]).await;
     assert!(fan_out_a_message(&app, &big, "g2").await.is_empty());
 }
+
+/// The notification jobs queued for bob so far (taken off the queue).
+fn notify_jobs_for_bob(app: &TestApp) -> Vec<NotifyJob> {
+    app.queue.take(|j| match j {
+        Job::Notify(n) if n.notify == user("bob") => Some(n),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn a_user_without_devices_is_queued_no_notification_until_it_registers_one() {
+    let rec = Arc::new(Recorder::default());
+    let app = TestApp::builder()
+        .users(&["alice", "bob"])
+        .all_friends()
+        .settings(|s| s.notify_offline = true)
+        .build()
+        .with_notifier(rec.clone());
+    // bob connected once (his presence exists) and is away.
+    app.connect(&user("bob"), &conn("b1"), T).await.unwrap();
+    app.drop_connection(&user("bob"), &conn("b1"), T + 1).await.unwrap();
+    let send = |cmid: &'static str, at: i64| {
+        let app = &app;
+        async move {
+            let frame = crate::testing::send_frame(cmid, "bob", "hi");
+            app.send(&crate::testing::caller("alice", "a1"), &frame, at, at + 10_000)
+                .await
+                .unwrap();
+        }
+    };
+    send("m1", T + 10).await;
+    let jobs = notify_jobs_for_bob(&app);
+    assert_eq!(jobs.len(), 1, "unknown: queued");
+    app.notify(&jobs[0], T + 2_000).await.unwrap();
+    send("m2", T + 3_000).await;
+    assert!(
+        notify_jobs_for_bob(&app).is_empty(),
+        "known to have no device: nothing queued"
+    );
+
+    app.device_op(&user("bob"), &register("tok-1"), T + 4_000)
+        .await
+        .unwrap();
+    send("m3", T + 5_000).await;
+    let jobs = notify_jobs_for_bob(&app);
+    assert_eq!(jobs.len(), 1, "a device registered: queued again");
+    app.notify(&jobs[0], T + 7_000).await.unwrap();
+    assert_eq!(texts(&rec), ["alice: 1 new message"]);
+}

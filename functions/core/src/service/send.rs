@@ -260,9 +260,12 @@ where
         let job = Job::Index(IndexJob::new(&message, to));
         // A recipient with no live connection may be notified on its devices (the consumer decides, after the
         // queue's delay, on a strong read). Best effort: a notification is not worth failing the send for.
-        let offline = presence.get(to).is_none_or(|p| p.live(now).next().is_none());
+        let recipient = presence.get(to);
+        let offline = recipient.is_none_or(|p| p.live(now).next().is_none());
+        // Not for a recipient known to have no device (most web users): the job would find none.
+        let notifiable = recipient.is_none_or(Presence::may_have_devices);
         let notify = async {
-            if offline && self.settings.notify_offline {
+            if offline && notifiable && self.settings.notify_offline {
                 let job = Job::Notify(NotifyJob {
                     notify: to.clone(),
                     from: message.from.clone(),

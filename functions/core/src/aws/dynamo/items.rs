@@ -55,6 +55,7 @@ pub mod attr {
     pub const CREATED_AT: &str = "created_at";
     pub const ANNOUNCED: &str = "announced";
     pub const EXPOSED: &str = "exposed";
+    pub const DEVICES: &str = "devices";
     pub const OWNER: &str = "owner";
     pub const LAST_SEQ: &str = "last_seq";
     pub const MEMBER_COUNT: &str = "member_count";
@@ -125,6 +126,8 @@ pub struct PresenceItem {
     pub announced: Option<Status>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exposed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<bool>,
 }
 
 impl PresenceItem {
@@ -139,6 +142,7 @@ impl PresenceItem {
             last_seen: self.last_seen,
             announced: self.announced,
             exposed: self.exposed,
+            devices: self.devices,
         }
     }
 }

@@ -110,6 +110,17 @@ impl PresenceStore for DynamoStore {
         self.presence_set(user, "SET #exposed = :v", &[attr::EXPOSED], Av::Bool(true))
             .await
     }
+
+    async fn mark_devices(&self, user: &UserId, devices: bool) -> Res<()> {
+        let update = if devices {
+            "SET #devices = :v"
+        } else {
+            // Only while unknown: a device registered since the caller looked must not be hidden.
+            "SET #devices = if_not_exists(#devices, :v)"
+        };
+        self.presence_set(user, update, &[attr::DEVICES], Av::Bool(devices))
+            .await
+    }
 }
 
 impl DynamoStore {

@@ -83,6 +83,28 @@ pub async fn presence_follows_live_connections<S: Store>(s: &S) {
         "announcing clears the mark"
     );
 
+    // Whether the user has a device: unknown until marked; `false` only while unknown, `true` always, so a
+    // device registered after a notification found none is never hidden by that notification's late mark.
+    assert_eq!(p.devices, None);
+    let devices = |who: &'static str| async move {
+        s.presence_latest(&[user(who)])
+            .await
+            .unwrap()
+            .remove(&user(who))
+            .and_then(|p| p.devices)
+    };
+    s.mark_devices(&user("alice"), false).await.unwrap();
+    assert_eq!(devices("alice").await, Some(false));
+    s.mark_devices(&user("alice"), true).await.unwrap();
+    s.mark_devices(&user("alice"), false).await.unwrap();
+    assert_eq!(devices("alice").await, Some(true));
+    s.mark_devices(&user("nobody"), true).await.unwrap();
+    assert_eq!(
+        devices("nobody").await,
+        None,
+        "no presence item is made for a user who never connected"
+    );
+
     // Connections that vanished without `$disconnect` stop counting once they expire.
     let dora = |c: &str, at: i64, expires_at: i64| NewConnection {
         id: conn(c),

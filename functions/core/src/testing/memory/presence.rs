@@ -122,4 +122,14 @@ impl PresenceStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn mark_devices(&self, user: &UserId, devices: bool) -> Res<()> {
+        self.faults.check("mark_devices")?;
+        if let Some(p) = self.state.lock().unwrap().presence.get_mut(user)
+            && (devices || p.devices.is_none())
+        {
+            p.devices = Some(devices);
+        }
+        Ok(())
+    }
 }
