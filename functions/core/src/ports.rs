@@ -228,7 +228,9 @@ pub trait MessageStore: Send + Sync {
     fn get_message(&self, id: &MessageId) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
     /// Marks one-on-one messages addressed to `acker` delivered and takes them out of its mailbox. Returns those
-    /// that were addressed to `acker` (acked now or before); others are ignored.
+    /// that were addressed to `acker` (acked now or before); others are ignored. A message this call delivered
+    /// carries `delivered_at == Some(now)`; one delivered before keeps its first time (the ack's rate-limit count
+    /// tells the two apart by it).
     fn mark_delivered(
         &self,
         acker: &UserId,
