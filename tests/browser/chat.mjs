@@ -59,10 +59,29 @@ async function describe(page, i) {
   }
 }
 
+// Every frame a page's websockets sent and received, with when: what the client did on the wire.
+const wire = new Map();
+function recordFrames(page) {
+  const log = [];
+  wire.set(page, log);
+  page.on("websocket", (ws) => {
+    ws.on("framesent", (f) => log.push({ at: Date.now(), dir: "out", frame: parse(f.payload) }));
+    ws.on("framereceived", (f) => log.push({ at: Date.now(), dir: "in", frame: parse(f.payload) }));
+  });
+}
+function parse(payload) {
+  try {
+    return JSON.parse(payload);
+  } catch {
+    return {};
+  }
+}
+
 async function signIn(name) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error(`[${name}] page error: ${e}`));
+  recordFrames(page);
   await page.goto(base);
   await page.fill("#user", name);
   await page.click("#signin-form button");
@@ -181,6 +200,24 @@ try {
   check((await bob.textContent("#messages li.theirs .from")) === "alice", "the sender's name shows in a group");
   await sendText(bob, "thanks!");
   await alice.waitForSelector('#messages li.theirs:has-text("thanks!")', { timeout: T });
+
+  at("group acks: after a burst of three, bob acks the group once, for the last, once it has been quiet for 2 s");
+  const bobWire = wire.get(bob);
+  await bob.waitForTimeout(2500); // bob's ack of the first message goes out before the burst
+  const burstStart = Date.now();
+  for (const text of ["one", "two", "three"]) await sendText(alice, `burst ${text}`);
+  await bob.waitForSelector('#messages li.theirs:has-text("burst three")', { timeout: T });
+  const groupAcks = () => bobWire.filter((f) => f.at >= burstStart && f.dir === "out" && f.frame.action === "ack" && f.frame.group);
+  for (let waited = 0; groupAcks().length === 0 && waited < T; waited += 100) await bob.waitForTimeout(100);
+  await bob.waitForTimeout(2500); // room for a second ack, which must not come
+  const burst = bobWire.filter((f) => f.at >= burstStart && f.dir === "in" && f.frame.type === "message" && f.frame.group);
+  check(burst.length === 3, `bob received the burst's three messages (got ${burst.length})`);
+  const lastPush = burst[burst.length - 1];
+  const lastSeq = Math.max(...burst.map((f) => f.frame.seq));
+  const acks = groupAcks();
+  check(acks.length === 1, `one group ack for the burst, not one per message or per timer tick (got ${JSON.stringify(acks.map((a) => a.frame))})`);
+  check(acks[0].frame.upToSeq === lastSeq, `the ack covers the burst's last message (seq ${lastSeq})`);
+  check(acks[0].at - lastPush.at >= 1900, `the ack waited for the group to be quiet (${acks[0].at - lastPush.at} ms)`);
 
   at("invitations: bob names carol, not his friend, in two groups; she declines one and joins the other");
   const carol = await signIn("carol");

@@ -1,6 +1,7 @@
 //! One websocket user as a real client behaves: it sends frames, matches replies by `requestId`, records every
-//! message pushed to it, and acknowledges what it received (one-on-one messages by id within 100 ms, groups with a
-//! batched `upToSeq` every 500 ms).
+//! message pushed to it, and acknowledges what it received: one-on-one messages by id within 100 ms, groups with one
+//! batched `upToSeq` once the group has been quiet for a moment, and at least every so often while it is busy
+//! ([`GroupAcks`], as docs/protocol.md recommends).
 
 use crate::record::Recorder;
 use futures::{SinkExt, StreamExt};
@@ -19,7 +20,30 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Default)]
 struct Acks {
     direct: Vec<String>,
-    groups: BTreeMap<String, u64>,
+    groups: BTreeMap<String, PendingGroupAck>,
+}
+
+/// When a client acknowledges a group: after `quiet` without a new message in it, or once its oldest
+/// unacknowledged message is `max` old while messages keep coming. A group ack only moves the member's mark (where
+/// its next sync starts; no receipt goes to anyone), so in a busy group one ack per `max` is enough, and each one is
+/// a billed frame, an invocation and a write.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupAcks {
+    pub quiet: Duration,
+    pub max: Duration,
+}
+
+/// The highest sequence received in a group and not yet acknowledged.
+struct PendingGroupAck {
+    seq: u64,
+    since: Instant,
+    last: Instant,
+}
+
+impl PendingGroupAck {
+    fn due(&self, rule: &GroupAcks, now: Instant) -> bool {
+        now - self.last >= rule.quiet || now - self.since >= rule.max
+    }
 }
 
 /// What the writer task does next.
@@ -45,13 +69,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Client {
     /// Connects `user`; with `group_acks` it acknowledges what it receives, as clients do: one-on-one messages
-    /// within 100 ms, groups batched (`upToSeq`) once per `group_acks` window.
+    /// within 100 ms, groups batched (`upToSeq`) by the [`GroupAcks`] rule.
     pub async fn connect(
         url: &str,
         user: &str,
         token: &str,
         recorder: Arc<Recorder>,
-        group_acks: Option<Duration>,
+        group_acks: Option<GroupAcks>,
     ) -> Result<Arc<Client>, String> {
         let (ws, _) = tokio_tungstenite::connect_async(format!("{url}/?token={token}"))
             .await
@@ -97,8 +121,14 @@ impl Client {
                     let mut a = lock(&reader_acks);
                     match (v["group"].as_str(), v["seq"].as_u64(), v["messageId"].as_str()) {
                         (Some(g), Some(seq), _) => {
-                            let e = a.groups.entry(g.to_owned()).or_default();
-                            *e = (*e).max(seq);
+                            let now = Instant::now();
+                            let e = a.groups.entry(g.to_owned()).or_insert(PendingGroupAck {
+                                seq,
+                                since: now,
+                                last: now,
+                            });
+                            e.seq = e.seq.max(seq);
+                            e.last = now;
                         }
                         (None, _, Some(id)) => a.direct.push(id.to_owned()),
                         _ => {}
@@ -114,26 +144,26 @@ impl Client {
             // The connection is gone: requests still waiting get no reply (their senders retry elsewhere).
             lock(&reader_pending).clear();
         });
-        if let Some(window) = group_acks {
-            let group_rounds = (window.as_millis() / 100).max(1) as u64;
+        if let Some(rule) = group_acks {
             let (ack_out, ack_state) = (out.clone(), acks);
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
-                let mut round = 0u64;
                 loop {
                     tick.tick().await;
-                    round += 1;
                     let frames: Vec<Value> = {
                         let mut a = lock(&ack_state);
                         let mut f = Vec::new();
                         for chunk in std::mem::take(&mut a.direct).chunks(100) {
                             f.push(json!({"action": "ack", "messageIds": chunk}));
                         }
-                        if round.is_multiple_of(group_rounds) {
-                            for (g, seq) in std::mem::take(&mut a.groups) {
-                                f.push(json!({"action": "ack", "group": g, "upToSeq": seq}));
+                        let now = Instant::now();
+                        a.groups.retain(|g, p| {
+                            let due = p.due(&rule, now);
+                            if due {
+                                f.push(json!({"action": "ack", "group": g, "upToSeq": p.seq}));
                             }
-                        }
+                            !due
+                        });
                         f
                     };
                     for f in frames {
@@ -185,5 +215,42 @@ impl Client {
     /// Goes away without a close frame (API Gateway still runs `$disconnect` when the TCP connection drops).
     pub fn vanish(&self) {
         let _ = self.out.send(Out::Vanish);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_ack_waits_for_quiet_but_never_longer_than_the_max() {
+        let rule = GroupAcks {
+            quiet: Duration::from_secs(2),
+            max: Duration::from_secs(30),
+        };
+        let t0 = Instant::now();
+        let mut p = PendingGroupAck {
+            seq: 1,
+            since: t0,
+            last: t0,
+        };
+        assert!(
+            !p.due(&rule, t0 + Duration::from_millis(1999)),
+            "not before the group is quiet"
+        );
+        assert!(
+            p.due(&rule, t0 + Duration::from_secs(2)),
+            "once it has been quiet for 2 s"
+        );
+        // A message every second keeps the group busy: no ack until the oldest unacked one is 30 s old.
+        for s in 1..30 {
+            p.last = t0 + Duration::from_secs(s);
+            assert!(!p.due(&rule, p.last + Duration::from_millis(999)), "busy at {s} s");
+        }
+        p.last = t0 + Duration::from_secs(30);
+        assert!(
+            p.due(&rule, t0 + Duration::from_secs(30)),
+            "at most 30 s behind while busy"
+        );
     }
 }

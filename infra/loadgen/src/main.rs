@@ -57,9 +57,12 @@ struct Load {
     duration: f64,
     #[arg(long, default_value_t = 100)]
     body_bytes: usize,
-    /// Clients acknowledge group messages once per this many ms (one batched `upToSeq` ack per group).
+    /// Clients acknowledge a group once no message came in it for this many ms (one batched `upToSeq` ack)...
     #[arg(long, default_value_t = 2000)]
     group_ack_ms: u64,
+    /// ...or once their oldest unacknowledged message in it is this many ms old, while it stays busy.
+    #[arg(long, default_value_t = 30_000)]
+    group_ack_max_ms: u64,
     /// Churn scenario: reconnects per second across all clients (each drops, stays away up to 1.5 s, syncs).
     #[arg(long, default_value_t = 0.5)]
     churn_per_sec: f64,
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         duration_secs: cli.duration,
         body_bytes: cli.body_bytes,
         group_ack_ms: cli.group_ack_ms,
+        group_ack_max_ms: cli.group_ack_max_ms,
         churn_per_sec: cli.churn_per_sec,
         stats_url,
         label,

@@ -1,7 +1,7 @@
 //! The scenarios: set-up, load at a fixed rate, drain, and the report.
 
 use crate::{
-    client::Client,
+    client::{Client, GroupAcks},
     cost::{PRICES, PerMessage, per_million},
     record::{Guarantees, Percentiles, Recorder, SendRecord},
     stats::{Usage, diff, get_json, quiesce},
@@ -48,9 +48,12 @@ pub struct Options {
     pub rate: f64,
     pub duration_secs: f64,
     pub body_bytes: usize,
-    /// How often a client acknowledges group messages (one `upToSeq` ack per window).
+    /// A client acknowledges a group once it has been quiet this long (one `upToSeq` ack)...
     #[serde(default)]
     pub group_ack_ms: u64,
+    /// ...or once its oldest unacknowledged message is this old while the group stays busy.
+    #[serde(default = "default_group_ack_max_ms")]
+    pub group_ack_max_ms: u64,
     /// Churn scenario: reconnects per second, all clients together.
     #[serde(default)]
     pub churn_per_sec: f64,
@@ -58,6 +61,19 @@ pub struct Options {
     pub stats_url: Option<String>,
     pub label: String,
     pub progress: bool,
+}
+
+fn default_group_ack_max_ms() -> u64 {
+    30_000
+}
+
+impl Options {
+    fn group_acks(&self) -> GroupAcks {
+        GroupAcks {
+            quiet: Duration::from_millis(self.group_ack_ms),
+            max: Duration::from_millis(self.group_ack_max_ms.max(self.group_ack_ms)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -111,7 +127,7 @@ async fn connect_all(o: &Options, users: &[String], rec: &Arc<Recorder>) -> Resu
         let joins = chunk.iter().map(|u| {
             let t = token(&secret, u);
             let rec = rec.clone();
-            async move { Client::connect(&o.url, u, &t, rec, Some(Duration::from_millis(o.group_ack_ms))).await }
+            async move { Client::connect(&o.url, u, &t, rec, Some(o.group_acks())).await }
         });
         for c in futures::future::join_all(joins).await {
             out.push(c?);
@@ -297,15 +313,7 @@ async fn reconnect(o: &Options, s: &Sender, rec: &Arc<Recorder>, all: &Clients) 
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(4));
     let new = loop {
         let t = token(&secret, &s.user);
-        match Client::connect(
-            &o.url,
-            &s.user,
-            &t,
-            rec.clone(),
-            Some(Duration::from_millis(o.group_ack_ms)),
-        )
-        .await
-        {
+        match Client::connect(&o.url, &s.user, &t, rec.clone(), Some(o.group_acks())).await {
             Ok(c) => break c,
             Err(e) if !backoff.wait().await => return Err(format!("reconnect: {e}")),
             Err(_) => {}
@@ -515,6 +523,11 @@ pub async fn run(o: Options) -> Result<Report, String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bar.finish_and_clear();
+    if o.scenario == Scenario::Group {
+        // The members ack once the group has been quiet for a moment: let those frames go out before counting
+        // them (a short run's members each ack once more at its end, which a long one amortises).
+        tokio::time::sleep(o.group_acks().quiet + Duration::from_millis(500)).await;
+    }
 
     // Offline scenario: the partners come back and sync everything.
     let mut sync_times = Vec::new();

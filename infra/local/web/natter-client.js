@@ -8,7 +8,8 @@
 // - conversations keep their messages ordered: groups by server seq; one-on-one by each sending device's own
 //   seq (kept across reloads), between devices by server time, with the gaps still open (order.js);
 // - one-on-one messages are acknowledged by id within 100 ms; group messages with one batched `upToSeq` ack per
-//   group every groupAckMs;
+//   group once it has been quiet for groupAckQuietMs, or once its oldest unacknowledged message is groupAckMaxMs
+//   old while it stays busy, and before a close (a group ack only moves where the next sync starts);
 // - on (re)connect it pulls every missed message with `sync` (all pages) and acknowledges them;
 // - it heartbeats while connected and reconnects with capped, jittered backoff when the connection drops.
 //
@@ -41,9 +42,19 @@ export class NatterClient extends EventTarget {
    * @param {() => Promise<string>} o.token  returns a fresh token for the user
    * @param {string} o.user       the signed-in user
    */
-  constructor({ url, token, user, device, ackTimeoutMs = 5000, maxSendAttempts = 6, groupAckMs = 1000, heartbeatMs = 240000 }) {
+  constructor({
+    url,
+    token,
+    user,
+    device,
+    ackTimeoutMs = 5000,
+    maxSendAttempts = 6,
+    groupAckQuietMs = 2000,
+    groupAckMaxMs = 30000,
+    heartbeatMs = 240000,
+  }) {
     super();
-    Object.assign(this, { url, token, user, ackTimeoutMs, maxSendAttempts, groupAckMs, heartbeatMs });
+    Object.assign(this, { url, token, user, ackTimeoutMs, maxSendAttempts, groupAckQuietMs, groupAckMaxMs, heartbeatMs });
     this.device = device ?? deviceId(user); // numbers this client's one-on-one messages (order.js)
     this.ws = null;
     this.state = "offline";
@@ -51,7 +62,7 @@ export class NatterClient extends EventTarget {
     this.seen = new Set(); // messageIds received or sent
     this.conversations = new Map(); // key -> {key, with?, group?, name?, unread, last, messages: []}
     this.directAcks = [];
-    this.groupAcks = new Map(); // group -> highest seq received
+    this.groupAcks = new Map(); // group -> {seq: highest received, since: oldest unacked arrival, last: newest}
     this.backoff = 500;
     this.closedByUser = false;
     this.outbox = new Map(); // clientMsgId -> message waiting for its ack
@@ -103,6 +114,7 @@ export class NatterClient extends EventTarget {
   }
 
   close() {
+    this.#flushAcks(true);
     this.closedByUser = true;
     clearTimeout(this.reconnectTimer);
     this.#stopTimers();
@@ -117,13 +129,11 @@ export class NatterClient extends EventTarget {
   #startTimers() {
     this.#stopTimers();
     this.ackTimer = setInterval(() => this.#flushAcks(false), 100);
-    this.groupAckTimer = setInterval(() => this.#flushAcks(true), this.groupAckMs);
     this.heartbeatTimer = setInterval(() => this.#raw({ action: "heartbeat" }), this.heartbeatMs);
   }
 
   #stopTimers() {
     clearInterval(this.ackTimer);
-    clearInterval(this.groupAckTimer);
     clearInterval(this.heartbeatTimer);
   }
 
@@ -258,7 +268,7 @@ export class NatterClient extends EventTarget {
     }
     if (!mine) {
       if (!(this.activeKey === conv.key && this.visible)) conv.unread += fromSync ? 0 : 1;
-      if (m.group) this.groupAcks.set(m.group, Math.max(this.groupAcks.get(m.group) ?? 0, m.seq ?? 0));
+      if (m.group) this.#pendGroupAck(m.group, m.seq ?? 0);
       else this.directAcks.push(m.messageId);
     }
     this.dispatchEvent(new CustomEvent("message", { detail: { conversation: conv, message: placed } }));
@@ -266,14 +276,23 @@ export class NatterClient extends EventTarget {
     if (!mine && this.activeKey === conv.key && this.visible) this.markRead(conv);
   }
 
-  #flushAcks(groups) {
+  #pendGroupAck(group, seq) {
+    const now = Date.now();
+    const p = this.groupAcks.get(group) ?? { seq, since: now, last: now };
+    this.groupAcks.set(group, { ...p, seq: Math.max(p.seq, seq), last: now });
+  }
+
+  /** Direct acks at once; group acks that are due, or all of them with `allGroups`. */
+  #flushAcks(allGroups) {
     if (this.ws?.readyState !== WebSocket.OPEN) return;
-    if (!groups) {
-      while (this.directAcks.length) this.#raw({ action: "ack", messageIds: this.directAcks.splice(0, 100) });
-      return;
+    while (this.directAcks.length) this.#raw({ action: "ack", messageIds: this.directAcks.splice(0, 100) });
+    const now = Date.now();
+    for (const [group, p] of this.groupAcks) {
+      const due = allGroups || now - p.last >= this.groupAckQuietMs || now - p.since >= this.groupAckMaxMs;
+      if (!due) continue;
+      this.#raw({ action: "ack", group, upToSeq: p.seq });
+      this.groupAcks.delete(group);
     }
-    for (const [group, upToSeq] of this.groupAcks) this.#raw({ action: "ack", group, upToSeq });
-    this.groupAcks.clear();
   }
 
   /** Every missed message, all pages; unread counts and previews from the first page. */
@@ -294,7 +313,6 @@ export class NatterClient extends EventTarget {
       for (const m of page.messages ?? []) this.#received(m, { fromSync: true });
       cursor = page.next;
     } while (cursor);
-    this.#flushAcks(false);
     this.#flushAcks(true);
     this.#emitConversations();
   }

@@ -26,6 +26,7 @@ async fn clients_dropping_and_reconnecting_at_random_lose_nothing_and_see_nothin
         duration_secs: duration,
         body_bytes: 40,
         group_ack_ms: 500,
+        group_ack_max_ms: 2_000,
         churn_per_sec: churn,
         stats_url: None,
         label: "soak".into(),
