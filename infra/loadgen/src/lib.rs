@@ -2,7 +2,8 @@
 //! what users and operators care about.
 //!
 //! - [`client`]: one user, as a client behaves (requests by requestId, records pushes, acks what it receives).
-//! - [`run`]: the scenarios (pairs, group, offline then sync) at a fixed rate, and the report.
+//! - [`run`]: the scenarios (pairs, group, offline then sync, churn) at a fixed rate, and the report.
+//! - [`scenario`]: what a run is asked ([`scenario::Options`]) and what it reports ([`scenario::Report`]).
 //! - [`record`]: every message's timeline; latency percentiles; the guarantees (loss, duplicates, order).
 //! - [`stats`]: natter-local's AWS-call accounting before and after a run.
 //! - [`cost`]: list prices and dollars per million messages.
@@ -17,4 +18,5 @@ pub mod cost;
 pub mod markdown;
 pub mod record;
 pub mod run;
+pub mod scenario;
 pub mod stats;
