@@ -1,27 +1,36 @@
-//! After a one-on-one load: what one `typing`, `edit`, `react` and `delete` frame costs. Measured on its own
-//! (between two quiet stats snapshots, after the load's own usage was taken), so the per-message figures of the
-//! load stay those of sending alone.
+//! After a one-on-one load: what one `heartbeat`, `typing`, `edit`, `react` and `delete` frame costs. Measured on
+//! its own (between two quiet stats snapshots, after the load's own usage was taken), so the per-message figures of
+//! the load stay those of sending alone.
 
 use crate::{
     client::Client,
-    stats::{Usage, diff, get_json, quiesce},
+    stats::{Usage, diff, quiesce},
 };
 use serde_json::{Value, json};
 use std::{sync::Arc, time::Duration};
 
-/// The frames each sender sends about one of its messages, in order (the partner reacts).
-const FRAMES: [&str; 4] = ["typing", "edit", "react", "delete"];
+/// The frames each sender sends about one of its messages, in order (the partner reacts), after a heartbeat.
+const FRAMES: [&str; 5] = ["heartbeat", "typing", "edit", "react", "delete"];
 
-/// Sends, for each `(sender, partner, message id)`, a typing notice, an edit, the partner's reaction and a delete
-/// for everyone; the usage they caused, once every consumer is quiet. Every frame must be answered `ok`.
+/// Sends, for each `(sender, partner, message id)`, a heartbeat, a typing notice, an edit, the partner's reaction
+/// and a delete for everyone; the usage they caused, once every consumer is quiet. Every frame must be answered
+/// (`pong` or `ok`). The measured heartbeat is each sender's second: the first of a connection writes last seen,
+/// the ones that follow within half an hour do not, and those are nearly all of them.
 pub async fn measure(
     stats_url: &str,
     quiet: Duration,
     work: &[(Arc<Client>, Arc<Client>, String)],
 ) -> Result<Usage, String> {
-    let before = get_json(stats_url).await?;
+    for (sender, _, _) in work {
+        heartbeat(sender).await?;
+    }
+    let before = quiesce(stats_url, quiet).await?;
     let runs = work.iter().map(|(sender, partner, id)| async move {
         for kind in FRAMES {
+            if kind == "heartbeat" {
+                heartbeat(sender).await?;
+                continue;
+            }
             let (who, frame) = match kind {
                 "typing" => (sender, json!({"action": "typing", "to": partner.user})),
                 "edit" => (sender, json!({"action": "edit", "messageId": id, "body": "edited"})),
@@ -43,6 +52,17 @@ pub async fn measure(
     }
     let after = quiesce(stats_url, quiet).await?;
     Ok(diff(&before, &after))
+}
+
+async fn heartbeat(c: &Client) -> Result<(), String> {
+    let reply = c
+        .request(json!({"action": "heartbeat"}), Duration::from_secs(10))
+        .await
+        .ok_or("no reply to heartbeat")?;
+    if reply["type"] != "pong" {
+        return Err(format!("heartbeat: {reply}"));
+    }
+    Ok(())
 }
 
 /// The changes' rows for the bench: per frame kind, what one invocation cost.

@@ -36,12 +36,29 @@ where
         }
     }
 
-    /// `heartbeat`: keeps the user online and refreshes last seen.
+    /// `heartbeat`: keeps the connection open (API Gateway closes one idle for 10 minutes and ignores WebSocket
+    /// pings) and refreshes last seen once it is [`LAST_SEEN_REFRESH_MS`] old.
     pub async fn heartbeat(&self, user: &UserId, now: i64) -> Result<PongReply, Failure> {
-        self.store.touch(user, now).await?;
+        // Eventual: a stale read only costs the write it would have saved.
+        let seen = self
+            .store
+            .presence(std::slice::from_ref(user))
+            .await?
+            .remove(user)
+            .and_then(|p| p.last_seen);
+        if seen.is_none_or(|t| now - t >= LAST_SEEN_REFRESH_MS) {
+            self.store.touch(user, now).await?;
+        }
         Ok(PongReply { timestamp: now })
     }
 }
+
+/// How old the stored last seen may get before a heartbeat writes it again. Last seen is shown only once a user is
+/// offline, and `$disconnect` writes it at that moment; a heartbeat's refresh matters only for a connection that
+/// vanished without one (which counts as online until its expiry anyway), and that user's last seen is then at most
+/// this stale. Heartbeats are the most frequent frame (one per connection every few minutes, docs/capacity.md): a
+/// read costs a tenth of a write, so each reads and only about one in seven writes.
+pub const LAST_SEEN_REFRESH_MS: i64 = 30 * 60 * 1000;
 
 impl<S, P, Q> App<S, P, Q>
 where
@@ -96,5 +113,33 @@ where
             info!(user = %job.user, ?status, pushed = report.delivered, "presence announced");
         }
         self.store.set_announced(&job.user, status).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LAST_SEEN_REFRESH_MS;
+    use crate::{
+        ports::PresenceStore,
+        testing::{TestApp, conn, user},
+    };
+
+    #[tokio::test]
+    async fn a_heartbeat_writes_last_seen_only_once_the_stored_one_is_half_an_hour_old() {
+        let app = TestApp::with_users(&["alice"]);
+        let alice = user("alice");
+        let t0 = 1_000_000_000;
+        app.connect(&alice, &conn("a1"), t0).await.unwrap();
+        let last_seen = || async { app.store.presence(std::slice::from_ref(&alice)).await.unwrap()[&alice].last_seen };
+        assert_eq!(app.heartbeat(&alice, t0).await.unwrap().timestamp, t0);
+        assert_eq!(last_seen().await, Some(t0), "a user never seen gets last seen at once");
+        app.heartbeat(&alice, t0 + LAST_SEEN_REFRESH_MS - 1).await.unwrap();
+        assert_eq!(last_seen().await, Some(t0), "fresh enough: not written again");
+        app.heartbeat(&alice, t0 + LAST_SEEN_REFRESH_MS).await.unwrap();
+        assert_eq!(
+            last_seen().await,
+            Some(t0 + LAST_SEEN_REFRESH_MS),
+            "refreshed once half an hour old"
+        );
     }
 }
