@@ -141,11 +141,13 @@ where
         Err(_) => (None, None),
     };
     // Every frame counts, malformed ones too; the window is that of the frame's arrival at API Gateway. Except
-    // `typing`: counting is a write, and typing must cost none (it is bounded by its own once-a-second rule).
+    // `typing` and `heartbeat`: counting is a write, which would cost more than either frame's own work (typing
+    // writes nothing and is bounded by its own once-a-second rule; a heartbeat reads last seen and writes it at
+    // most once per 30 minutes), so counting them would only add to what a flood of them costs.
     let arrived = arrived_ms(event);
     let counted_first = match &parsed {
         Ok(r) => match &r.frame {
-            frames::ClientFrame::Typing(_) => false,
+            frames::ClientFrame::Typing(_) | frames::ClientFrame::Heartbeat => false,
             // `send` counts itself, alongside its claim and lookup (one round trip fewer before its ack; send.rs).
             frames::ClientFrame::Send(_) => false,
             // Counted after their work, and only when it moved nothing (`App::pay_unless_moved`); an instance

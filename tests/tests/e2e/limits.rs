@@ -7,13 +7,18 @@ use natter_tests::{Client, befriend, options, scan};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Sends `n` heartbeats as fast as the socket takes them and sorts the direct replies by kind.
+/// Sends `n` frames that count against the rate limit (`friends` lists) as fast as the socket takes them and sorts
+/// the direct replies by kind.
 async fn burst(c: &mut Client, tag: &str, n: usize) -> (usize, usize, Vec<Value>) {
     for i in 0..n {
-        c.send(json!({"action": "heartbeat", "requestId": format!("{tag}-{i}")}))
-            .await;
+        c.send(counted_frame(&format!("{tag}-{i}"))).await;
     }
     replies(c, tag, n).await
+}
+
+/// A cheap frame that counts against the rate limit (a heartbeat or typing notice does not), answered `friends`.
+fn counted_frame(request_id: &str) -> Value {
+    json!({"action": "friends", "op": "list", "requestId": request_id})
 }
 
 /// The direct replies to `n` frames whose requestIds start with `tag`: how many were served, how many refused
@@ -31,7 +36,7 @@ async fn replies(c: &mut Client, tag: &str, n: usize) -> (usize, usize, Vec<Valu
             break;
         };
         match (r["type"].as_str(), r["code"].as_str()) {
-            (Some("pong" | "ok"), _) => served += 1,
+            (Some("pong" | "ok" | "friends"), _) => served += 1,
             (Some("error"), Some("rate_limited")) => limited += 1,
             _ => other.push(r),
         }
@@ -88,6 +93,31 @@ async fn a_connection_over_its_rate_is_answered_rate_limited_and_served_again_la
     local.stop().await;
 }
 
+/// A heartbeat is not counted against the rate limit (counting is a write; a heartbeat's own work is one eventual
+/// read): a client that heartbeats in a burst is answered every time and has its whole allowance left for real
+/// frames, and those are limited as before.
+#[tokio::test]
+async fn heartbeats_are_never_limited_and_leave_the_allowance_to_other_frames() {
+    let local = natter_tests::start().await;
+    let mut alice = Client::connect_raw(&local.ws_url, "alice").await;
+    for i in 0..250 {
+        alice
+            .send(json!({"action": "heartbeat", "requestId": format!("h-{i}")}))
+            .await;
+    }
+    let (served, limited, other) = replies(&mut alice, "h-", 250).await;
+    assert!(other.is_empty(), "{other:?}");
+    assert_eq!((served, limited), (250, 0), "every heartbeat answered pong");
+    let (served, limited, other) = burst(&mut alice, "f", 250).await;
+    assert!(other.is_empty(), "{other:?}");
+    assert!(
+        served >= 100,
+        "the heartbeats took none of the allowance: served {served}"
+    );
+    assert!(limited >= 50, "other frames are limited as before: limited {limited}");
+    local.stop().await;
+}
+
 /// Five connections of one user share one allowance (it used to be one each: 300 frames in a burst, none
 /// limited); an eleventh connection is refused with 429 while other users connect, and closing one makes room.
 #[tokio::test]
@@ -99,8 +129,7 @@ async fn a_user_has_one_rate_over_all_its_connections_and_at_most_ten_of_them() 
     }
     for (k, c) in devices.iter_mut().enumerate() {
         for i in 0..60 {
-            c.send(json!({"action": "heartbeat", "requestId": format!("d{k}-{i}")}))
-                .await;
+            c.send(counted_frame(&format!("d{k}-{i}"))).await;
         }
     }
     let (mut served, mut limited) = (0, 0);
@@ -113,7 +142,7 @@ async fn a_user_has_one_rate_over_all_its_connections_and_at_most_ten_of_them() 
                 })
                 .await;
             match (r["type"].as_str(), r["code"].as_str()) {
-                (Some("pong"), _) => served += 1,
+                (Some("friends"), _) => served += 1,
                 (Some("error"), Some("rate_limited")) => limited += 1,
                 _ => panic!("{r}"),
             }
