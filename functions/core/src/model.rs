@@ -151,9 +151,11 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// Whether a notification to this user could reach a device (unknown counts as yes).
-    pub fn may_have_devices(&self) -> bool {
-        self.devices != Some(false)
+    /// Whether a push notification is worth queueing for this user at `now_ms`: away (no live connection) and not
+    /// known to have no device (unknown counts as having one). A user with no presence item at all is away too;
+    /// callers treat a missing item the same way (`is_none_or`).
+    pub fn notifiable(&self, now_ms: i64) -> bool {
+        self.live(now_ms).next().is_none() && self.devices != Some(false)
     }
 
     /// Connections that may still be open at `now_ms`.

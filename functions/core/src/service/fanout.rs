@@ -84,8 +84,8 @@ where
         }
     }
 
-    /// Pushes to the members' live connections; the members other than the sender that have none and may have a
-    /// device to notify (see [`crate::model::Presence::devices`]).
+    /// Pushes to the members' live connections; the members other than the sender worth notifying
+    /// ([`crate::model::Presence::notifiable`]).
     async fn deliver_to_members(
         &self,
         job: &FanoutJob,
@@ -121,15 +121,9 @@ where
                 of: targets.len(),
             });
         }
-        // Away, and not known to have no device: a notification could reach them.
         Ok(members
             .iter()
-            .filter(|m| *m != sender)
-            .filter(|m| {
-                presence
-                    .get(*m)
-                    .is_none_or(|p| p.live(now).next().is_none() && p.may_have_devices())
-            })
+            .filter(|m| *m != sender && presence.get(*m).is_none_or(|p| p.notifiable(now)))
             .cloned()
             .collect())
     }

@@ -259,13 +259,11 @@ where
         let push = ServerFrame::Message(push).to_json();
         let job = Job::Index(IndexJob::new(&message, to));
         // A recipient with no live connection may be notified on its devices (the consumer decides, after the
-        // queue's delay, on a strong read). Best effort: a notification is not worth failing the send for.
-        let recipient = presence.get(to);
-        let offline = recipient.is_none_or(|p| p.live(now).next().is_none());
-        // Not for a recipient known to have no device (most web users): the job would find none.
-        let notifiable = recipient.is_none_or(Presence::may_have_devices);
+        // queue's delay, on a strong read), unless known to have none (most web users): the job would find none.
+        // Best effort: a notification is not worth failing the send for.
+        let notifiable = presence.get(to).is_none_or(|p| p.notifiable(now));
         let notify = async {
-            if offline && notifiable && self.settings.notify_offline {
+            if notifiable && self.settings.notify_offline {
                 let job = Job::Notify(NotifyJob {
                     notify: to.clone(),
                     from: message.from.clone(),
