@@ -2,7 +2,7 @@
 
 use crate::{
     error::{BackendError, Failure},
-    frames::{self, ErrorCode, Reply, Request, ServerFrame},
+    frames::{self, ErrorCode, RateCount, Reply, Request, ServerFrame},
     ids::{ClientMsgId, ConnectionId, UserId},
     meter::Meter,
     ports::FrameCounter,
@@ -140,20 +140,16 @@ where
         ),
         Err(_) => (None, None),
     };
-    // Every frame counts, malformed ones too; the window is that of the frame's arrival at API Gateway. Except
-    // `typing` and `heartbeat`: counting is a write, which would cost more than either frame's own work (typing
-    // writes nothing and is bounded by its own once-a-second rule; a heartbeat reads last seen and writes it at
-    // most once per 30 minutes), so counting them would only add to what a flood of them costs.
+    // Every frame counts, malformed ones too, when its kind says so (`ClientFrame::rate_count`); the window is that
+    // of the frame's arrival at API Gateway.
     let arrived = arrived_ms(event);
     let counted_first = match &parsed {
-        Ok(r) => match &r.frame {
-            frames::ClientFrame::Typing(_) | frames::ClientFrame::Heartbeat => false,
-            // `send` counts itself, alongside its claim and lookup (one round trip fewer before its ack; send.rs).
-            frames::ClientFrame::Send(_) => false,
-            // Counted after their work, and only when it moved nothing (`App::pay_unless_moved`); an instance
-            // that already saw the user over the limit still refuses them without a call.
-            f if f.pays_by_progress() => app.known_over_limit(&caller.user, arrived),
-            _ => true,
+        Ok(r) => match r.frame.rate_count() {
+            RateCount::Before => true,
+            RateCount::InItsFirstStep | RateCount::Never => false,
+            // Counted after their work (`App::pay_unless_moved`); an instance that already saw the user over the
+            // limit still refuses them without a call.
+            RateCount::ByProgress => app.known_over_limit(&caller.user, arrived),
         },
         Err(_) => true,
     };

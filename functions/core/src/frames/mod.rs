@@ -114,12 +114,32 @@ impl ClientFrame {
         }
     }
 
-    /// Whether the frame only moves the caller's own marks forward (an ack, a group read): such a frame is
-    /// counted against the rate limit only when it moved nothing, since how far it can move is bounded by what
-    /// others sent, each counted against its sender (see `service::limits`).
-    pub fn pays_by_progress(&self) -> bool {
-        matches!(self, Self::Ack(_) | Self::Read(ReadFrame::Group { .. }))
+    /// How the frame is counted against the user's rate limit (see `service::limits`).
+    pub fn rate_count(&self) -> RateCount {
+        match self {
+            Self::Send(_) => RateCount::InItsFirstStep,
+            Self::Ack(_) | Self::Read(ReadFrame::Group { .. }) => RateCount::ByProgress,
+            Self::Typing(_) | Self::Heartbeat => RateCount::Never,
+            _ => RateCount::Before,
+        }
     }
+}
+
+/// When a frame is counted against the user's rate limit. Counting is one DynamoDB write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateCount {
+    /// Before any of its work: most frames.
+    Before,
+    /// By its own first step, alongside the work that step does (`send`: with its claim and lookup, one round trip
+    /// fewer before its ack; `service/send.rs`).
+    InItsFirstStep,
+    /// After its work, and only when it moved nothing (an ack, a group read: it only moves the caller's own marks
+    /// forward, and how far is bounded by what others sent, each counted against its sender).
+    ByProgress,
+    /// Not at all: the count's write would cost more than the frame's own work, so it would only make a flood of
+    /// them dearer (`typing` writes nothing and has its own once-a-second rule; a heartbeat reads last seen and
+    /// writes it at most once per 30 minutes). The stage's route throttling bounds their rate.
+    Never,
 }
 
 /// Every action the protocol defines: the route keys of the WebSocket API besides `$connect`, `$disconnect`

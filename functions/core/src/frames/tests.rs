@@ -403,3 +403,31 @@ fn attachments_refuse_empty_lists_repeats_and_an_empty_body_without_them() {
     assert!(attach(r#","contentType":"png","size":10"#).is_err());
     assert!(attach(r#","size":10"#).is_err());
 }
+
+#[test]
+fn each_kind_of_frame_is_counted_against_the_rate_limit_its_own_way() {
+    let count = |text: &str| parse(text).unwrap().frame.rate_count();
+    assert_eq!(
+        count(r#"{"action":"send","to":"bob","clientMsgId":"c1","body":"hi"}"#),
+        RateCount::InItsFirstStep
+    );
+    assert_eq!(
+        count(r#"{"action":"ack","messageIds":["01J0000000000000000000000A"]}"#),
+        RateCount::ByProgress
+    );
+    assert_eq!(
+        count(r#"{"action":"read","group":"g1","upToSeq":3}"#),
+        RateCount::ByProgress
+    );
+    assert_eq!(
+        count(r#"{"action":"read","with":"bob"}"#),
+        RateCount::Before,
+        "a one-on-one read writes a mark"
+    );
+    assert_eq!(count(r#"{"action":"heartbeat"}"#), RateCount::Never);
+    assert_eq!(
+        count(r#"{"action":"typing","to":"bob","state":"start"}"#),
+        RateCount::Never
+    );
+    assert_eq!(count(r#"{"action":"friends","op":"list"}"#), RateCount::Before);
+}
