@@ -57,8 +57,9 @@ where
 /// offline, and `$disconnect` writes it at that moment; a heartbeat's refresh matters only for a connection that
 /// vanished without one (which counts as online until its expiry anyway), and that user's last seen is then at most
 /// this stale. Heartbeats are the most frequent frame (one per connection every few minutes, docs/capacity.md): a
-/// read costs a tenth of a write, so each reads and only about one in seven writes.
-pub const LAST_SEEN_REFRESH_MS: i64 = 30 * 60 * 1000;
+/// read costs a tenth of a write, so each reads and only one in several writes (one in three at a heartbeat every
+/// 9 minutes, one in seven at the reference client's 4).
+const LAST_SEEN_REFRESH_MS: i64 = 30 * 60 * 1000;
 
 impl<S, P, Q> App<S, P, Q>
 where
