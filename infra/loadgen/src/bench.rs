@@ -137,7 +137,7 @@ pub fn render(dir: &Path, doc: &Path) -> Result<(), String> {
     if let Some(changes) = reports.iter().find_map(|r| r.changes.as_ref()) {
         let _ = writeln!(
             out,
-            "### Heartbeat, typing, edit, reaction and delete: what one frame costs\n\nAfter the one-on-one load, each of up to 10 senders sends a `heartbeat` (its second: the first of a connection writes last seen, the ones within half an hour after it do not), a `typing` notice, an `edit`, its partner a `react` and the sender a `delete` about one of its messages, measured apart from the load (the rate limit's counter is one write unit in each but `heartbeat` and `typing`).\n\n{}",
+            "### Heartbeat, typing, edit, reaction and delete: what one frame costs\n\nAfter the one-on-one load, each of up to 10 senders sends a `heartbeat` (its second: the first writes last seen, which these users, never disconnected, have none of yet; heartbeats within half an hour of that write do not), a `typing` notice, an `edit`, its partner a `react` and the sender a `delete` about one of its messages, measured apart from the load (the rate limit's counter is one write unit in each but `heartbeat` and `typing`).\n\n{}",
             crate::changes::table(changes)
         );
     }

@@ -14,36 +14,27 @@ const FRAMES: [&str; 5] = ["heartbeat", "typing", "edit", "react", "delete"];
 
 /// Sends, for each `(sender, partner, message id)`, a heartbeat, a typing notice, an edit, the partner's reaction
 /// and a delete for everyone; the usage they caused, once every consumer is quiet. Every frame must be answered
-/// (`pong` or `ok`). The measured heartbeat is each sender's second: the first of a connection writes last seen,
-/// the ones that follow within half an hour do not, and those are nearly all of them.
+/// (`pong` or `ok`). The measured heartbeat is each sender's second: the first writes last seen (none is stored for
+/// a user who never disconnected), the ones that follow within half an hour do not, and those are nearly all of them.
 pub async fn measure(
     stats_url: &str,
     quiet: Duration,
     work: &[(Arc<Client>, Arc<Client>, String)],
 ) -> Result<Usage, String> {
     for (sender, _, _) in work {
-        heartbeat(sender).await?;
+        exchange(sender, "heartbeat", heartbeat()).await?;
     }
     let before = quiesce(stats_url, quiet).await?;
     let runs = work.iter().map(|(sender, partner, id)| async move {
         for kind in FRAMES {
-            if kind == "heartbeat" {
-                heartbeat(sender).await?;
-                continue;
-            }
             let (who, frame) = match kind {
+                "heartbeat" => (sender, heartbeat()),
                 "typing" => (sender, json!({"action": "typing", "to": partner.user})),
                 "edit" => (sender, json!({"action": "edit", "messageId": id, "body": "edited"})),
                 "react" => (partner, json!({"action": "react", "messageId": id, "emoji": "👍"})),
                 _ => (sender, json!({"action": "delete", "messageId": id})),
             };
-            let reply: Value = who
-                .request(frame, Duration::from_secs(10))
-                .await
-                .ok_or(format!("no reply to {kind}"))?;
-            if reply["type"] != "ok" {
-                return Err(format!("{kind}: {reply}"));
-            }
+            exchange(who, kind, frame).await?;
         }
         Ok::<(), String>(())
     });
@@ -54,13 +45,19 @@ pub async fn measure(
     Ok(diff(&before, &after))
 }
 
-async fn heartbeat(c: &Client) -> Result<(), String> {
-    let reply = c
-        .request(json!({"action": "heartbeat"}), Duration::from_secs(10))
+fn heartbeat() -> Value {
+    json!({"action": "heartbeat"})
+}
+
+/// Sends `frame` (of `kind`) and checks its reply: `pong` for a heartbeat, `ok` for the others.
+async fn exchange(who: &Client, kind: &str, frame: Value) -> Result<(), String> {
+    let reply = who
+        .request(frame, Duration::from_secs(10))
         .await
-        .ok_or("no reply to heartbeat")?;
-    if reply["type"] != "pong" {
-        return Err(format!("heartbeat: {reply}"));
+        .ok_or(format!("no reply to {kind}"))?;
+    let expected = if kind == "heartbeat" { "pong" } else { "ok" };
+    if reply["type"] != expected {
+        return Err(format!("{kind}: {reply}"));
     }
     Ok(())
 }

@@ -68,14 +68,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Client {
-    /// Connects `user`; with `group_acks` it acknowledges what it receives, as clients do: one-on-one messages
+    /// Connects `user`, which acknowledges what it receives, as clients do: one-on-one messages
     /// within 100 ms, groups batched (`upToSeq`) by the [`GroupAcks`] rule.
     pub async fn connect(
         url: &str,
         user: &str,
         token: &str,
         recorder: Arc<Recorder>,
-        group_acks: Option<GroupAcks>,
+        group_acks: GroupAcks,
     ) -> Result<Arc<Client>, String> {
         let (ws, _) = tokio_tungstenite::connect_async(format!("{url}/?token={token}"))
             .await
@@ -144,36 +144,34 @@ impl Client {
             // The connection is gone: requests still waiting get no reply (their senders retry elsewhere).
             lock(&reader_pending).clear();
         });
-        if let Some(rule) = group_acks {
-            let (ack_out, ack_state) = (out.clone(), acks);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
-                loop {
-                    tick.tick().await;
-                    let frames: Vec<Value> = {
-                        let mut a = lock(&ack_state);
-                        let mut f = Vec::new();
-                        for chunk in std::mem::take(&mut a.direct).chunks(100) {
-                            f.push(json!({"action": "ack", "messageIds": chunk}));
+        let (ack_out, ack_state) = (out.clone(), acks);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                let frames: Vec<Value> = {
+                    let mut a = lock(&ack_state);
+                    let mut f = Vec::new();
+                    for chunk in std::mem::take(&mut a.direct).chunks(100) {
+                        f.push(json!({"action": "ack", "messageIds": chunk}));
+                    }
+                    let now = Instant::now();
+                    a.groups.retain(|g, p| {
+                        let due = p.due(&group_acks, now);
+                        if due {
+                            f.push(json!({"action": "ack", "group": g, "upToSeq": p.seq}));
                         }
-                        let now = Instant::now();
-                        a.groups.retain(|g, p| {
-                            let due = p.due(&rule, now);
-                            if due {
-                                f.push(json!({"action": "ack", "group": g, "upToSeq": p.seq}));
-                            }
-                            !due
-                        });
-                        f
-                    };
-                    for f in frames {
-                        if ack_out.send(Out::Frame(Message::Text(f.to_string().into()))).is_err() {
-                            return;
-                        }
+                        !due
+                    });
+                    f
+                };
+                for f in frames {
+                    if ack_out.send(Out::Frame(Message::Text(f.to_string().into()))).is_err() {
+                        return;
                     }
                 }
-            });
-        }
+            }
+        });
         Ok(Arc::new(Client {
             user: user.to_owned(),
             out,

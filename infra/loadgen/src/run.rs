@@ -35,7 +35,7 @@ async fn connect_all(o: &Options, users: &[String], rec: &Arc<Recorder>) -> Resu
         let joins = chunk.iter().map(|u| {
             let t = token(&secret, u);
             let rec = rec.clone();
-            async move { Client::connect(&o.url, u, &t, rec, Some(o.group_acks())).await }
+            async move { Client::connect(&o.url, u, &t, rec, o.group_acks()).await }
         });
         for c in futures::future::join_all(joins).await {
             out.push(c?);
@@ -221,7 +221,7 @@ async fn reconnect(o: &Options, s: &Sender, rec: &Arc<Recorder>, all: &Clients) 
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(4));
     let new = loop {
         let t = token(&secret, &s.user);
-        match Client::connect(&o.url, &s.user, &t, rec.clone(), Some(o.group_acks())).await {
+        match Client::connect(&o.url, &s.user, &t, rec.clone(), o.group_acks()).await {
             Ok(c) => break c,
             Err(e) if !backoff.wait().await => return Err(format!("reconnect: {e}")),
             Err(_) => {}
