@@ -5,7 +5,8 @@ Usage: bytes_stored.py EMULATOR_URL (natter-local prints it: "emulator http://12
 Scans every table and sizes each item as DynamoDB bills storage: attribute names and values in UTF-8 (numbers
 about one byte per two digits, plus one), plus 100 bytes of overhead per item, and the same again for each global
 secondary index entry an item has (its keys and projected attributes). Prints, per table, items and bytes, and
-per one-on-one message the bytes that stay (Messages, MessageIndex) against what expires within a day (SendClaims).
+per one-on-one message the bytes that stay (Messages, MessageIndex) against what expires within a day (SendClaims,
+and the Mailbox rows: acknowledged ones are tombstones kept for a day).
 """
 import sys
 
@@ -68,10 +69,12 @@ def main():
     messages, message_bytes = logical("MessagesTable")
     _, index_bytes = logical("MessageIndexTable")
     claims, claim_bytes = logical("SendClaimsTable")
+    boxed, mailbox_bytes = logical("MailboxTable")
     if messages:
         print(f"\nper message: Messages {message_bytes / messages:.0f} B (with its index entries), "
               f"MessageIndex {index_bytes / messages:.0f} B, kept {(message_bytes + index_bytes) / messages:.0f} B; "
-              f"SendClaims {claim_bytes / max(claims, 1):.0f} B for a day")
+              f"SendClaims {claim_bytes / max(claims, 1):.0f} B and Mailbox {mailbox_bytes / max(boxed, 1):.0f} B "
+              f"for a day")
 
 
 main()

@@ -39,6 +39,7 @@ tables! {
     groups: "GROUPS_TABLE" => "Groups",
     group_members: "GROUP_MEMBERS_TABLE" => "GroupMembers",
     messages: "MESSAGES_TABLE" => "Messages",
+    mailbox: "MAILBOX_TABLE" => "Mailbox",
     message_index: "MESSAGE_INDEX_TABLE" => "MessageIndex",
     group_history: "GROUP_HISTORY_TABLE" => "GroupHistory",
     sessions: "SESSIONS_TABLE" => "Sessions",

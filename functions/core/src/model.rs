@@ -32,6 +32,15 @@ pub struct StoredMessage {
     pub attachments: Vec<Attachment>,
 }
 
+/// A one-on-one message its recipient acknowledged: whose `delivered` receipt to send, and when it was first
+/// delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub id: MessageId,
+    pub from: UserId,
+    pub delivered_at: i64,
+}
+
 impl StoredMessage {
     /// A message as `send` stores it: no edit, no reaction yet.
     pub fn new(id: MessageId, from: UserId, target: Target, body: Body, client_msg_id: ClientMsgId) -> Self {

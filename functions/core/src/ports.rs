@@ -9,12 +9,15 @@ use crate::{
     ids::{Body, ConnectionId, GroupId, MessageId, UserId},
     jobs::{IndexJob, Job},
     model::{
-        Added, Claim, ClaimKey, ConversationPage, FriendRow, FriendState, Group, GroupEntry, Invite, Mark, Marked,
-        Member, NewConnection, Opened, Presence, RowChange, Session, StoredMessage, Transition,
+        Added, Claim, ClaimKey, ConversationPage, Delivered, FriendRow, FriendState, Group, GroupEntry, Invite, Mark,
+        Marked, Member, NewConnection, Opened, Presence, RowChange, Session, StoredMessage, Transition,
     },
     notify::{Device, DeviceToken},
 };
-use std::{collections::HashMap, future::Future};
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+};
 
 pub type Res<T> = Result<T, BackendError>;
 
@@ -163,6 +166,14 @@ pub trait PullStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Res<(Vec<StoredMessage>, bool)>> + Send;
 
+    /// Of `ids` (messages to `recipient`, and maybe others), those `recipient` has not acknowledged (read
+    /// strongly): what history shows as sent rather than delivered.
+    fn undelivered(
+        &self,
+        recipient: &UserId,
+        ids: &[MessageId],
+    ) -> impl Future<Output = Res<HashSet<MessageId>>> + Send;
+
     /// A group's history between two sequence numbers (`after` exclusive, `up_to` inclusive), oldest first.
     fn group_entries(
         &self,
@@ -221,22 +232,29 @@ pub trait MessageStore: Send + Sync {
     /// Drops a claim that led to no message (the send was refused).
     fn forget(&self, key: &ClaimKey, claim: &Claim) -> impl Future<Output = Res<()>> + Send;
 
-    /// Stores a message unless it exists; returns the existing one if it does (the first attempt wins).
+    /// Stores a message unless it exists; returns the existing one if it does (the first attempt wins). A
+    /// one-on-one message also enters its recipient's mailbox, unless it was there before (pending or
+    /// acknowledged): when this fails, the message may be stored all the same.
     fn put_message(&self, message: &StoredMessage) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
+
+    /// Puts a stored one-on-one message in its recipient's mailbox unless it was ever there (pending, or
+    /// acknowledged since the send's claim was made): for a retry that found its message stored, whose first
+    /// attempt may have failed between the two writes of `put_message`.
+    fn keep_in_mailbox(&self, message: &StoredMessage) -> impl Future<Output = Res<()>> + Send;
 
     /// A stored message, read consistently.
     fn get_message(&self, id: &MessageId) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
     /// Marks one-on-one messages addressed to `acker` delivered and takes them out of its mailbox. Returns those
     /// that were addressed to `acker` (acked now or before); others are ignored. A message this call delivered
-    /// carries `delivered_at == Some(now)`; one delivered before keeps its first time (the ack's rate-limit count
+    /// carries `delivered_at == now`; one delivered before keeps its first time (the ack's rate-limit count
     /// tells the two apart by it).
     fn mark_delivered(
         &self,
         acker: &UserId,
         ids: &[MessageId],
         now: i64,
-    ) -> impl Future<Output = Res<Vec<StoredMessage>>> + Send;
+    ) -> impl Future<Output = Res<Vec<Delivered>>> + Send;
 }
 
 /// Changes to a stored message after it was sent (edit, delete for everyone, reactions) and the conversation

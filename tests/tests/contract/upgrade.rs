@@ -7,7 +7,7 @@ use natter_core::{
     ids::{Body, ClientMsgId, MessageId, UserId},
     jobs::IndexJob,
     model::StoredMessage,
-    ports::{IndexStore, PullStore},
+    ports::{IndexStore, MessageStore, PullStore},
 };
 use natter_tests::testkit::TestStack;
 
@@ -112,4 +112,50 @@ async fn messages_indexed_before_issue_19_count_unread_once_until_a_read_and_sho
         !item.item.unwrap().contains_key("unread"),
         "the old attribute is gone with the read"
     );
+}
+
+/// Before the Mailbox table, a message waiting for its recipient's ack carried `inbox` (the key of the Inbox
+/// index) and the ack marked the message itself. Those still waiting at the upgrade must reach `sync` with the
+/// new ones, in id order, show as undelivered, and be acknowledged the old way, once.
+#[tokio::test]
+async fn messages_waiting_in_the_old_inbox_index_are_synced_with_the_mailbox_and_acknowledged_once() {
+    let stack = TestStack::new(None).await;
+    let old = MessageId::generate(T0);
+    let put = stack.dynamo.put_item().table_name(stack.table("MessagesTable"));
+    put.item("message_id", s(&old.to_string()))
+        .item("timestamp", n(old.timestamp()))
+        .item("sender", s("alice"))
+        .item("recipient", s("bob"))
+        .item("inbox", s("bob"))
+        .item("body", s("before the upgrade"))
+        .item("client_msg_id", s("c-old"))
+        .send()
+        .await
+        .unwrap();
+    let store = stack.store();
+    let new = StoredMessage::new(
+        MessageId::generate(T0 + 100),
+        user("alice"),
+        Target::To(user("bob")),
+        Body::parse("after the upgrade").unwrap(),
+        ClientMsgId::parse("c-new").unwrap(),
+    );
+    store.put_message(&new).await.unwrap();
+    let inbox = || async {
+        let (page, more) = store.inbox(&user("bob"), None, 10).await.unwrap();
+        assert!(!more);
+        page.into_iter().map(|m| m.id).collect::<Vec<_>>()
+    };
+    assert_eq!(inbox().await, [old, new.id], "both, oldest first");
+    let (first, more) = store.inbox(&user("bob"), None, 1).await.unwrap();
+    assert_eq!((first[0].id, more), (old, true), "one page at a time across both");
+    let both = [old, new.id];
+    assert_eq!(store.undelivered(&user("bob"), &both).await.unwrap().len(), 2);
+
+    let acked = store.mark_delivered(&user("bob"), &[old], T0 + 500).await.unwrap();
+    assert_eq!((acked[0].id, acked[0].delivered_at), (old, T0 + 500));
+    assert_eq!(inbox().await, [new.id]);
+    assert_eq!(store.undelivered(&user("bob"), &both).await.unwrap().len(), 1);
+    let again = store.mark_delivered(&user("bob"), &[old], T0 + 900).await.unwrap();
+    assert_eq!(again[0].delivered_at, T0 + 500, "acknowledged once");
 }

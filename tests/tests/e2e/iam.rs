@@ -8,9 +8,10 @@ use serde_json::json;
 #[tokio::test]
 async fn a_call_the_functions_policy_does_not_allow_is_refused_as_aws_refuses_it() {
     let (mut opts, _logs) = natter_tests::options();
-    // The template as it is, less the ack function's right to read Messages.
+    // The template as it is, less the ack function's right to read the Mailbox table.
     let template = std::fs::read_to_string(&opts.template).unwrap();
-    let granted = "Resource: [!GetAtt GroupsTable.Arn, !GetAtt MessagesTable.Arn]";
+    let granted =
+        "Action: [dynamodb:BatchGetItem, dynamodb:UpdateItem]\n              Resource: [!GetAtt MailboxTable.Arn]";
     assert_eq!(
         template.matches(granted).count(),
         1,
@@ -19,7 +20,10 @@ async fn a_call_the_functions_policy_does_not_allow_is_refused_as_aws_refuses_it
     let narrowed = std::env::temp_dir().join(format!("natter-iam-{}.yaml", std::process::id()));
     std::fs::write(
         &narrowed,
-        template.replace(granted, "Resource: [!GetAtt GroupsTable.Arn]"),
+        template.replace(
+            granted,
+            "Action: [dynamodb:UpdateItem]\n              Resource: [!GetAtt MailboxTable.Arn]",
+        ),
     )
     .unwrap();
     opts.template = narrowed.clone();
@@ -34,9 +38,9 @@ async fn a_call_the_functions_policy_does_not_allow_is_refused_as_aws_refuses_it
         .await;
     assert_eq!(
         r["type"], "error",
-        "the ack needs to read Messages, which its role may not: {r}"
+        "the ack needs to read the acker's mailbox, which its role may not: {r}"
     );
-    // What the role allows still works: sending needs no Messages read.
+    // What the role allows still works: sending needs no read by the ack function.
     assert_eq!(alice.send_message("m-2", "bob", "again").await["type"], "ack");
     local.stop().await;
     let _ = std::fs::remove_file(narrowed);

@@ -194,3 +194,45 @@ async fn a_history_job_dead_lettered_while_sessions_were_down_is_redriven_and_co
     assert!(local.redriver.redrive("UsersTable").await.is_err());
     local.stop().await;
 }
+
+/// The message and its place in the recipient's mailbox are two writes: the mailbox's can fail with the message
+/// stored. The retry finds the message stored and must still put it in the mailbox (bob is offline, so only
+/// `sync` brings it to him); once bob acknowledged it, a later retry must not put it back.
+#[tokio::test]
+async fn a_send_whose_mailbox_write_failed_reaches_the_offline_recipient_once_after_the_retry() {
+    let local = start().await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    Client::connect(&local.ws_url, "bob").await.close().await;
+    let f = faults(&local);
+
+    f.throttle_tables(&[table(&local, "MailboxTable")]);
+    let r = send(&mut alice, "box-1", "bob", "half boxed").await;
+    assert_eq!(r["code"], "unavailable", "{r}");
+    f.throttle_tables(&[]);
+    assert_eq!(
+        stored(&local, "half boxed").await,
+        1,
+        "the message was stored, its mailbox entry was not"
+    );
+
+    let ack = alice.send_message("box-1", "bob", "half boxed").await;
+    let mut bob = Client::connect(&local.ws_url, "bob").await;
+    let synced = |s: &Value| -> Vec<Value> { s["messages"].as_array().cloned().unwrap_or_default() };
+    let s = bob.request(json!({"action": "sync"})).await;
+    let got = synced(&s);
+    assert_eq!(got.len(), 1, "{s}");
+    assert_eq!(got[0]["messageId"], ack["messageId"]);
+
+    let r = bob
+        .request(json!({"action": "ack", "messageIds": [ack["messageId"]]}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    let again = alice.send_message("box-1", "bob", "half boxed").await;
+    assert_eq!(again["messageId"], ack["messageId"]);
+    let s = bob.request(json!({"action": "sync"})).await;
+    assert!(
+        synced(&s).is_empty(),
+        "acknowledged, and not back after another retry: {s}"
+    );
+    local.stop().await;
+}

@@ -134,11 +134,10 @@ async fn an_offline_recipients_message_is_stored_and_indexed_with_one_unread() {
     assert_eq!(w.stub.post_count(), 0);
     let messages = w.stack.scan("MessagesTable").await;
     assert_eq!(messages.len(), 1);
-    assert_eq!(
-        messages[0]["inbox"].as_s().unwrap(),
-        "bob",
-        "in bob's mailbox until he acks"
-    );
+    let rows = w.stack.scan("MailboxTable").await;
+    assert_eq!(rows.len(), 1, "in bob's mailbox until he acks");
+    assert_eq!(rows[0]["recipient"].as_s().unwrap(), "bob");
+    assert_eq!(rows[0]["message_id"].as_s().unwrap(), &id);
 
     w.index().await;
     let rows = w.stack.scan("MessageIndexTable").await;

@@ -28,9 +28,7 @@ where
     ) -> Result<(), Failure> {
         let acked = self.store.mark_delivered(acker, ids, now).await;
         // A message delivered by this ack carries its time: the store keeps the first ack's.
-        let moved = acked
-            .as_ref()
-            .is_ok_and(|a| a.iter().any(|m| m.delivered_at == Some(now)));
+        let moved = acked.as_ref().is_ok_and(|a| a.iter().any(|m| m.delivered_at == now));
         self.pay_unless_moved(acker, arrived_ms, moved).await?;
         let acked = acked?;
         let mut by_sender: BTreeMap<UserId, Vec<MessageId>> = BTreeMap::new();

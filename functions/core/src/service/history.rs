@@ -46,9 +46,13 @@ where
                     None => None,
                 };
                 let page = self.store.conversation(user, peer, before.as_ref(), limit).await?;
-                // The peer's read mark tells the status of the user's own messages.
-                let (bodies, peer_session) =
-                    futures::try_join!(self.store.messages(&page.ids), self.store.session(peer, user))?;
+                // The peer's read mark and mailbox tell the status of the user's own messages (the peer's mailbox
+                // holds no other messages of the page).
+                let (bodies, peer_session, undelivered) = futures::try_join!(
+                    self.store.messages(&page.ids),
+                    self.store.session(peer, user),
+                    self.store.undelivered(peer, &page.ids)
+                )?;
                 let read_up_to = peer_session.and_then(|s| s.last_read_ts);
                 // Past its retention, a message is gone even while DynamoDB has not deleted it yet.
                 let list = page
@@ -61,7 +65,7 @@ where
                         if m.from == *user {
                             push.status = Some(if read_up_to.is_some_and(|r| m.timestamp() <= r) {
                                 MessageStatus::Read
-                            } else if m.delivered_at.is_some() {
+                            } else if !undelivered.contains(&m.id) {
                                 MessageStatus::Delivered
                             } else {
                                 MessageStatus::Sent

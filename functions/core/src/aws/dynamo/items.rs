@@ -48,7 +48,8 @@ pub mod attr {
     pub const EXPIRES_AT: &str = "expires_at";
     /// Frames counted in one rate-limit window (a `{connection}#w{window}` item of Connections).
     pub const FRAMES: &str = "frames";
-    /// The sparse index of Messages over `inbox`: a user's unacknowledged one-on-one messages.
+    /// The sparse index of Messages over `inbox`: a user's unacknowledged one-on-one messages, as they were kept
+    /// before the Mailbox table (read until its last entry is acknowledged or expired; see `mailbox.rs`).
     pub const INBOX_INDEX: &str = "Inbox";
     pub const GROUP_ID: &str = "group_id";
     pub const FRIEND_ID: &str = "friend_id";
@@ -209,7 +210,8 @@ pub struct MessageItem {
     pub recipient: Option<UserId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<GroupId>,
-    /// The recipient's id until it acknowledges the message: the key of the sparse Inbox index.
+    /// The recipient's id until it acknowledged the message: the key of the sparse Inbox index. Only messages
+    /// stored before the Mailbox table have it; new ones are never written with it (see `mailbox.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inbox: Option<UserId>,
     /// Removed when the sender deletes the message for everyone.
@@ -244,7 +246,7 @@ impl MessageItem {
             message_id: m.id,
             timestamp: m.timestamp(),
             sender: m.from.clone(),
-            inbox: recipient.clone(),
+            inbox: None,
             recipient,
             group_id,
             body: m.body.clone(),
@@ -294,6 +296,19 @@ impl TryFrom<MessageItem> for StoredMessage {
             attachments: i.attachments,
         })
     }
+}
+
+/// A Mailbox row: a one-on-one message its recipient has not acknowledged yet, or, once it has, a tombstone
+/// (with `delivered_at`) kept while a retry of the send may still come (see `mailbox.rs`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MailboxItem {
+    pub recipient: UserId,
+    pub message_id: MessageId,
+    pub sender: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// The newest message of a conversation, as Groups and Sessions items keep it: four optional attributes that
@@ -499,7 +514,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_on_one_messages_enter_the_inbox_and_round_trip() {
+    fn one_on_one_messages_stay_out_of_the_old_inbox_index_and_round_trip() {
         let m = StoredMessage {
             seq: Some(2),
             expires_at: Some(9),
@@ -512,10 +527,11 @@ mod tests {
             )
         };
         let item = MessageItem::new(&m);
-        assert_eq!(item.inbox.as_ref().map(UserId::as_str), Some("bob"));
+        // Their mailbox entry is a Mailbox row now: an `inbox` would also write the old index.
+        assert_eq!(item.inbox, None);
         let av: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> = serde_dynamo::to_item(&item).unwrap();
         assert!(
-            !av.contains_key("group_id") && !av.contains_key("delivered_at"),
+            !av.contains_key("group_id") && !av.contains_key("delivered_at") && !av.contains_key("inbox"),
             "absent, not NULL"
         );
         let back: MessageItem = serde_dynamo::from_item(av).unwrap();

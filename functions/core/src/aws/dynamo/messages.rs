@@ -1,6 +1,6 @@
 //! [`MessageStore`] on DynamoDB: the send claims (SendClaims: a conditional put decides the first attempt, a
-//! lease and a `done` mark make retries exact) and the messages themselves (Messages, whose sparse Inbox index
-//! is each recipient's mailbox until it acks).
+//! lease and a `done` mark make retries exact), the messages themselves (Messages), and a one-on-one message's
+//! place in its recipient's mailbox until it acks (Mailbox, see `mailbox.rs`).
 
 use super::{
     DynamoStore, Item,
@@ -11,8 +11,8 @@ use super::{
 use crate::{
     frames::Target,
     ids::{MessageId, UserId},
-    model::{Claim, ClaimKey, StoredMessage},
-    ports::{MessageStore, PullStore, Res},
+    model::{Claim, ClaimKey, Delivered, StoredMessage},
+    ports::{MessageStore, Res},
 };
 use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures::{StreamExt, stream};
@@ -124,6 +124,141 @@ impl MessageStore for DynamoStore {
     }
 
     async fn put_message(&self, message: &StoredMessage) -> Res<Option<StoredMessage>> {
+        let stored = self.put_message_item(message);
+        match &message.target {
+            // The mailbox row beside the message, at once: see `mailbox.rs` for what a half-failure leaves.
+            Target::To(to) => {
+                let (stored, boxed) = futures::join!(stored, self.mailbox_put(message, to));
+                let stored = stored?;
+                boxed?;
+                Ok(stored)
+            }
+            Target::Group(_) => stored.await,
+        }
+    }
+
+    async fn keep_in_mailbox(&self, message: &StoredMessage) -> Res<()> {
+        let Target::To(to) = &message.target else {
+            return Ok(());
+        };
+        // A strong read first: a refused conditional put is billed as a write, and the row is nearly always there.
+        if self.mailbox_rows(to, &[message.id]).await?.is_empty() {
+            self.mailbox_put(message, to).await?;
+        }
+        Ok(())
+    }
+
+    async fn get_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.messages)
+            .set_key(Some(message_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed("GetItem"))?;
+        r.item
+            .map(|i| from_item::<MessageItem>("message", i).and_then(StoredMessage::try_from))
+            .transpose()
+    }
+
+    async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<Delivered>> {
+        // One strong read of the acker's mailbox rows first: a conditional write is billed even when its
+        // condition fails, so an ack of 100 ids that are not the acker's would cost 100 writes. Only pending rows
+        // are written; a tombstone gets its receipt again without a write. Ids without a row (messages stored
+        // before the Mailbox table, acknowledged long ago, or not the acker's) are looked up in Messages.
+        let rows = self.mailbox_rows(acker, ids).await?;
+        let mut out = Vec::new();
+        let mut work = Vec::new();
+        for row in rows.values() {
+            match row.delivered_at {
+                Some(delivered_at) => out.push(Delivered {
+                    id: row.message_id,
+                    from: row.sender.clone(),
+                    delivered_at,
+                }),
+                None => work.push(Pending::Mailbox(row.message_id)),
+            }
+        }
+        let rest: Vec<MessageId> = ids.iter().filter(|id| !rows.contains_key(id)).copied().collect();
+        for item in self.message_items(&rest).await? {
+            if item.recipient.as_ref() != Some(acker) {
+                continue;
+            }
+            match (item.delivered_at, item.inbox.is_some()) {
+                (Some(delivered_at), _) => out.push(Delivered {
+                    id: item.message_id,
+                    from: item.sender,
+                    delivered_at,
+                }),
+                (None, true) => work.push(Pending::Legacy(item.message_id)),
+                // Its tombstone expired: acknowledged long ago, at a time no longer kept.
+                (None, false) => out.push(Delivered {
+                    id: item.message_id,
+                    from: item.sender,
+                    delivered_at: item.timestamp,
+                }),
+            }
+        }
+        let results: Vec<Res<Option<Delivered>>> = stream::iter(work)
+            .map(move |p| async move { self.ack_pending(acker, p, now).await })
+            .buffer_unordered(ACK_CONCURRENCY)
+            .collect()
+            .await;
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+}
+
+/// A message an ack delivers: a pending row of the Mailbox table, or an entry of the old Inbox index.
+enum Pending {
+    Mailbox(MessageId),
+    Legacy(MessageId),
+}
+
+impl DynamoStore {
+    /// Delivers one pending message to `acker`; `None` if it was not pending after all.
+    async fn ack_pending(&self, acker: &UserId, pending: Pending, now: i64) -> Res<Option<Delivered>> {
+        match pending {
+            Pending::Mailbox(id) => Ok(self.mailbox_ack(acker, &id, now).await?.and_then(|row| {
+                Some(Delivered {
+                    id,
+                    from: row.sender,
+                    delivered_at: row.delivered_at?,
+                })
+            })),
+            Pending::Legacy(id) => Ok(self.ack_one(acker, &id, now).await?.and_then(|m| {
+                Some(Delivered {
+                    id,
+                    from: m.from,
+                    delivered_at: m.delivered_at?,
+                })
+            })),
+        }
+    }
+
+    /// A conditional update of a claim; whether it applied.
+    async fn claim_update(&self, key: &ClaimKey, update: &str, condition: Option<&str>, values: Item) -> Res<bool> {
+        let exprs = [update, condition.unwrap_or_default()];
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.send_claims)
+            .key(attr::CLAIM, s(key.as_str()))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names(names_in(&exprs, &[attr::LEASE_UNTIL, attr::DONE, attr::SEQ]))
+            .set_expression_attribute_values(values_in(&exprs, values))
+            .send()
+            .await;
+        applied("UpdateItem", r)
+    }
+
+    /// The Messages item of `message`, put unless one is stored already (then that one, as stored).
+    async fn put_message_item(&self, message: &StoredMessage) -> Res<Option<StoredMessage>> {
         let item = to_item("message", &MessageItem::new(message))?;
         let r = self
             .client
@@ -142,70 +277,8 @@ impl MessageStore for DynamoStore {
         }
     }
 
-    async fn get_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
-        let r = self
-            .client
-            .get_item()
-            .table_name(&self.tables.messages)
-            .set_key(Some(message_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failed("GetItem"))?;
-        r.item
-            .map(|i| from_item::<MessageItem>("message", i).and_then(StoredMessage::try_from))
-            .transpose()
-    }
-
-    async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<StoredMessage>> {
-        // One strong read of every id first: a conditional write is billed even when its condition fails, so an
-        // ack of 100 ids that are not the acker's would cost 100 writes. Only messages addressed to the acker and
-        // not yet delivered are written; those acked before get their receipt again without a write.
-        let found = PullStore::messages(self, ids).await?;
-        let mut out = Vec::new();
-        let mut to_write = Vec::new();
-        for m in found.into_values() {
-            if m.target != Target::To(acker.clone()) {
-                continue;
-            }
-            if m.delivered_at.is_some() {
-                out.push(m);
-            } else {
-                to_write.push(m.id);
-            }
-        }
-        let results: Vec<Res<Option<StoredMessage>>> = stream::iter(to_write)
-            .map(move |id| async move { self.ack_one(acker, &id, now).await })
-            .buffer_unordered(ACK_CONCURRENCY)
-            .collect()
-            .await;
-        for r in results {
-            out.extend(r?);
-        }
-        Ok(out)
-    }
-}
-
-impl DynamoStore {
-    /// A conditional update of a claim; whether it applied.
-    async fn claim_update(&self, key: &ClaimKey, update: &str, condition: Option<&str>, values: Item) -> Res<bool> {
-        let exprs = [update, condition.unwrap_or_default()];
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.tables.send_claims)
-            .key(attr::CLAIM, s(key.as_str()))
-            .update_expression(update)
-            .set_condition_expression(condition.map(str::to_owned))
-            .set_expression_attribute_names(names_in(&exprs, &[attr::LEASE_UNTIL, attr::DONE, attr::SEQ]))
-            .set_expression_attribute_values(values_in(&exprs, values))
-            .send()
-            .await;
-        applied("UpdateItem", r)
-    }
-
-    /// Marks one message delivered and takes it out of the mailbox, if it is addressed to `acker`; the message
-    /// as it is now.
+    /// Marks a message of the old Inbox index delivered and takes it out of the index, if it is addressed to
+    /// `acker`; the message as it is now.
     async fn ack_one(&self, acker: &UserId, id: &MessageId, now: i64) -> Res<Option<StoredMessage>> {
         let r = self
             .client

@@ -5,7 +5,8 @@
 //! - [`outcome`]: how a call ended (a failed condition, a cancelled transaction and its reasons, a retryable
 //!   failure), read one way everywhere.
 //! - One module per port: [`directory`] (Users), [`presence`] (Connections and Presence), [`limits`] (the frame
-//!   counters), [`messages`] (SendClaims, Messages: send and ack), [`index`] (MessageIndex and Sessions: the
+//!   counters), [`messages`] (SendClaims, Messages: send and ack), [`mailbox`] (Mailbox: what a recipient has
+//!   not acknowledged, and the old Inbox index it replaces), [`index`] (MessageIndex and Sessions: the
 //!   history consumer), [`read`] (read marks in Sessions), [`groups`] (Groups, GroupMembers, GroupHistory),
 //!   [`invites`] (Invites), [`friends`], [`pull`] (the reads behind `sync` and `history`), [`changes`] (edits,
 //!   deletes and reactions of a stored message, and the previews that follow them), [`devices`] (push devices
@@ -24,6 +25,7 @@ mod index;
 mod invites;
 pub(crate) mod items;
 mod limits;
+mod mailbox;
 mod messages;
 mod outcome;
 mod presence;

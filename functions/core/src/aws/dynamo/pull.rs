@@ -1,4 +1,4 @@
-//! [`PullStore`] on DynamoDB: the reads behind `sync` and `history`: sessions, the Inbox index (the mailbox),
+//! [`PullStore`] on DynamoDB: the reads behind `sync` and `history`: sessions, the mailbox (`mailbox.rs`),
 //! GroupHistory ranges, MessageIndex pages of one conversation, message bodies and memberships.
 
 use super::{
@@ -65,32 +65,25 @@ impl PullStore for DynamoStore {
     }
 
     async fn inbox(&self, user: &UserId, after: Option<&MessageId>, limit: usize) -> Res<(Vec<StoredMessage>, bool)> {
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.tables.messages)
-            .index_name(attr::INBOX_INDEX)
-            .limit(limit as i32 + 1)
-            .expression_attribute_values(":u", s(user.as_str()));
-        q = match after {
-            Some(id) => q
-                .key_condition_expression("#inbox = :u AND #message_id > :after")
-                .set_expression_attribute_names(names(&[attr::INBOX, attr::MESSAGE_ID]))
-                .expression_attribute_values(":after", s(id.to_string())),
-            None => q
-                .key_condition_expression("#inbox = :u")
-                .set_expression_attribute_names(names(&[attr::INBOX])),
-        };
-        let r = q.send().await.map_err(failed("Query"))?;
-        let mut messages = r
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| from_item::<MessageItem>("message", i).and_then(StoredMessage::try_from))
-            .collect::<Res<Vec<_>>>()?;
-        let more = messages.len() > limit || r.last_evaluated_key.is_some() && messages.len() >= limit;
+        // The Mailbox rows and the old Inbox index's entries (messages stored before the Mailbox table) at once,
+        // merged by id: both are ordered by id, so one cursor position serves both.
+        let (fresh, legacy) = futures::try_join!(
+            self.mailbox_pending(user, after, limit),
+            self.legacy_inbox(user, after, limit)
+        )?;
+        let bodies = self.messages(&fresh.0).await?;
+        // A row whose message is not stored (yet, or ever: its send failed and was not retried) is skipped.
+        let mut messages: Vec<StoredMessage> = fresh.0.iter().filter_map(|id| bodies.get(id).cloned()).collect();
+        messages.extend(legacy.0);
+        messages.sort_by_key(|m| m.id);
+        messages.dedup_by_key(|m| m.id);
+        let more = fresh.1 || legacy.1 || messages.len() > limit;
         messages.truncate(limit);
         Ok((messages, more))
+    }
+
+    async fn undelivered(&self, recipient: &UserId, ids: &[MessageId]) -> Res<HashSet<MessageId>> {
+        self.mailbox_undelivered(recipient, ids).await
     }
 
     async fn group_entries(&self, group: &GroupId, after: u64, up_to: u64, limit: usize) -> Res<Vec<GroupEntry>> {
@@ -138,13 +131,9 @@ impl PullStore for DynamoStore {
     }
 
     async fn messages(&self, ids: &[MessageId]) -> Res<HashMap<MessageId, StoredMessage>> {
-        // Strong: an id from an index or a history row can be newer than an eventual read of its message (which
-        // would look expired), and a sender's history shows the delivered mark an ack set a moment ago.
-        let unique: HashSet<&MessageId> = ids.iter().collect();
-        let keys = unique.into_iter().map(message_key).collect();
         let mut out = HashMap::new();
-        for item in self.get_many(&self.tables.messages, keys, None, Read::Strong).await? {
-            let m: StoredMessage = from_item::<MessageItem>("message", item)?.try_into()?;
+        for item in self.message_items(ids).await? {
+            let m: StoredMessage = item.try_into()?;
             out.insert(m.id, m);
         }
         Ok(out)
@@ -169,6 +158,16 @@ impl PullStore for DynamoStore {
 const COUNT_CONCURRENCY: usize = 8;
 
 impl DynamoStore {
+    /// The Messages items of `ids`, as stored.
+    pub(super) async fn message_items(&self, ids: &[MessageId]) -> Res<Vec<MessageItem>> {
+        // Strong: an id from an index or a history row can be newer than an eventual read of its message (which
+        // would look expired), and a sender's history shows the delivered mark an ack set a moment ago.
+        let unique: HashSet<&MessageId> = ids.iter().collect();
+        let keys = unique.into_iter().map(message_key).collect();
+        let items = self.get_many(&self.tables.messages, keys, None, Read::Strong).await?;
+        items.into_iter().map(|i| from_item("message", i)).collect()
+    }
+
     /// `owner`'s MessageIndex rows with `peer`, newest first, before `before`: up to `limit` (time, id) pairs and
     /// whether the partition may hold more.
     async fn conversation_rows(

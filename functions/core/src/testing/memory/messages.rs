@@ -4,7 +4,7 @@ use super::MemoryStore;
 use crate::{
     frames::Target,
     ids::{MessageId, UserId},
-    model::{Claim, ClaimKey, StoredMessage},
+    model::{Claim, ClaimKey, Delivered, StoredMessage},
     ports::{MessageStore, Res},
 };
 
@@ -80,12 +80,28 @@ impl MessageStore for MemoryStore {
         }
         s.messages.insert(m.id, m.clone());
         if let Target::To(to) = &m.target {
+            // As on DynamoDB, the mailbox entry is a write of its own: it can fail with the message stored.
+            self.faults.check("mailbox_put")?;
             s.inbox.entry(to.clone()).or_default().insert(m.id);
         }
         Ok(None)
     }
 
-    async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<StoredMessage>> {
+    async fn keep_in_mailbox(&self, m: &StoredMessage) -> Res<()> {
+        self.faults.check("keep_in_mailbox")?;
+        let mut s = self.state.lock().unwrap();
+        let Target::To(to) = &m.target else { return Ok(()) };
+        // Acknowledged (the fake keeps the mark on the message): never back in the mailbox.
+        if s.messages
+            .get(&m.id)
+            .is_some_and(|stored| stored.delivered_at.is_none())
+        {
+            s.inbox.entry(to.clone()).or_default().insert(m.id);
+        }
+        Ok(())
+    }
+
+    async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<Delivered>> {
         self.faults.check("mark_delivered")?;
         let mut s = self.state.lock().unwrap();
         let mut out = Vec::new();
@@ -94,8 +110,11 @@ impl MessageStore for MemoryStore {
             if m.target != Target::To(acker.clone()) {
                 continue;
             }
-            m.delivered_at.get_or_insert(now);
-            out.push(m.clone());
+            out.push(Delivered {
+                id: *id,
+                from: m.from.clone(),
+                delivered_at: *m.delivered_at.get_or_insert(now),
+            });
             if let Some(inbox) = s.inbox.get_mut(acker) {
                 inbox.remove(id);
             }

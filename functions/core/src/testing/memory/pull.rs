@@ -7,7 +7,7 @@ use crate::{
     model::{ConversationPage, GroupEntry, Member, StoredMessage},
     ports::{PullStore, Res},
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 impl PullStore for MemoryStore {
     async fn sessions(&self, user: &UserId, limit: usize) -> Res<Vec<crate::model::Session>> {
@@ -68,6 +68,17 @@ impl PullStore for MemoryStore {
                 .collect(),
             more,
         ))
+    }
+
+    async fn undelivered(&self, recipient: &UserId, ids: &[MessageId]) -> Res<HashSet<MessageId>> {
+        self.faults.check("undelivered")?;
+        let s = self.state.lock().unwrap();
+        let pending = s.inbox.get(recipient);
+        Ok(ids
+            .iter()
+            .filter(|id| pending.is_some_and(|p| p.contains(id)))
+            .copied()
+            .collect())
     }
 
     async fn group_entries(&self, group: &GroupId, after: u64, up_to: u64, limit: usize) -> Res<Vec<GroupEntry>> {

@@ -1,0 +1,228 @@
+//! The Mailbox table: each recipient's one-on-one messages it has not acknowledged, one row per message keyed by
+//! (recipient, message id). `sync` reads the pending rows; history reads them for the delivered ticks.
+//!
+//! Why a table of its own: the mailbox used to be the sparse Inbox index of Messages, which cost four writes per
+//! message (the message and its index entry at send; at ack, the message's delivered mark and the entry's
+//! removal). A row here costs two (its put beside the message's, and the ack), and the message is written once.
+//!
+//! The two puts of a send are separate, so they can half-fail; the send then answers `unavailable` and the
+//! client's retry finds its message stored ([`crate::service`]'s settle). That retry cannot tell "the row was
+//! never put" from "the recipient acknowledged it": so the ack keeps the row as a tombstone (its `delivered_at`
+//! set) instead of deleting it, until the send's claim has expired, and the retry puts a row only where none is,
+//! tombstone or not. A message with no row at all was acknowledged so long ago that its tombstone is gone.
+//!
+//! Messages stored before this table are still in the Inbox index: `sync`, the ack and history read both, until
+//! the last of those entries is acknowledged or expired and the index can be dropped (docs/architecture.md).
+
+use super::{
+    DynamoStore, Item, Read,
+    expr::*,
+    items::{MailboxItem, MessageItem, attr},
+    outcome::{Written, failed, written},
+};
+use crate::{
+    ids::{MessageId, UserId},
+    model::StoredMessage,
+    ports::Res,
+};
+use aws_sdk_dynamodb::{operation::query::builders::QueryFluentBuilder, types::ReturnValue};
+use std::collections::{HashMap, HashSet};
+
+fn mailbox_key(recipient: &UserId, id: &MessageId) -> Item {
+    HashMap::from([
+        (attr::RECIPIENT.to_owned(), s(recipient.as_str())),
+        (attr::MESSAGE_ID.to_owned(), s(id.to_string())),
+    ])
+}
+
+impl DynamoStore {
+    /// Puts `message` in `to`'s mailbox unless a row for it is there already (pending, or a tombstone).
+    pub(super) async fn mailbox_put(&self, message: &StoredMessage, to: &UserId) -> Res<()> {
+        let row = MailboxItem {
+            recipient: to.clone(),
+            message_id: message.id,
+            sender: message.from.clone(),
+            delivered_at: None,
+            expires_at: message.expires_at,
+        };
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.tables.mailbox)
+            .set_item(Some(to_item("mailbox row", &row)?))
+            .condition_expression("attribute_not_exists(#message_id)")
+            .set_expression_attribute_names(names(&[attr::MESSAGE_ID]))
+            .send()
+            .await;
+        match written("PutItem", r)? {
+            Written::Applied(_) | Written::Refused(_) => Ok(()),
+        }
+    }
+
+    /// `recipient`'s rows for `ids`, pending or tombstones, read strongly.
+    pub(super) async fn mailbox_rows(
+        &self,
+        recipient: &UserId,
+        ids: &[MessageId],
+    ) -> Res<HashMap<MessageId, MailboxItem>> {
+        let unique: HashSet<&MessageId> = ids.iter().collect();
+        let keys = unique.into_iter().map(|id| mailbox_key(recipient, id)).collect();
+        let mut out = HashMap::new();
+        for item in self.get_many(&self.tables.mailbox, keys, None, Read::Strong).await? {
+            let row: MailboxItem = from_item("mailbox row", item)?;
+            out.insert(row.message_id, row);
+        }
+        Ok(out)
+    }
+
+    /// Turns a pending row into a tombstone: delivered at `now` (unless an ack came first), kept until the send's
+    /// claim has expired. The row as it is now.
+    pub(super) async fn mailbox_ack(&self, recipient: &UserId, id: &MessageId, now: i64) -> Res<Option<MailboxItem>> {
+        let kept_until = now / 1000 + self.settings.claim_ttl_secs;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.tables.mailbox)
+            .set_key(Some(mailbox_key(recipient, id)))
+            .update_expression("SET #delivered_at = if_not_exists(#delivered_at, :now), #expires_at = :kept")
+            .condition_expression("attribute_exists(#message_id)")
+            .set_expression_attribute_names(names(&[attr::DELIVERED_AT, attr::EXPIRES_AT, attr::MESSAGE_ID]))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":kept", n(kept_until))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match written("UpdateItem", r)? {
+            Written::Applied(out) => Ok(Some(from_item("mailbox row", out.attributes.unwrap_or_default())?)),
+            Written::Refused(_) => Ok(None),
+        }
+    }
+
+    /// The ids of `user`'s pending rows after `after`, oldest first: up to `limit`, and whether more may follow.
+    /// Tombstones are read and dropped (a filter): a page reads on until it has `limit` + 1 pending rows or the
+    /// partition ends, so a day of acknowledged messages never ends a page early.
+    pub(super) async fn mailbox_pending(
+        &self,
+        user: &UserId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> Res<(Vec<MessageId>, bool)> {
+        let q = self.mailbox_query(user).limit((2 * limit + 2) as i32);
+        let q = match after {
+            Some(id) => q
+                .key_condition_expression("#recipient = :u AND #message_id > :after")
+                .expression_attribute_values(":after", s(id.to_string())),
+            None => q.key_condition_expression("#recipient = :u"),
+        };
+        let (mut ids, mut start) = (Vec::new(), None);
+        loop {
+            let mut page = q
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(failed("Query"))?;
+            ids.extend(page_ids(page.items.take().unwrap_or_default())?);
+            start = page.last_evaluated_key.take();
+            if start.is_none() || ids.len() > limit {
+                break;
+            }
+        }
+        let more = ids.len() > limit || start.is_some();
+        ids.truncate(limit);
+        Ok((ids, more))
+    }
+
+    /// Of `ids`, those `recipient` has not acknowledged: pending rows in its mailbox, or entries of the old Inbox
+    /// index. One range query on each (the ids' span), at once.
+    pub(super) async fn mailbox_undelivered(&self, recipient: &UserId, ids: &[MessageId]) -> Res<HashSet<MessageId>> {
+        let (Some(lo), Some(hi)) = (ids.iter().min(), ids.iter().max()) else {
+            return Ok(HashSet::new());
+        };
+        let range = "#recipient = :u AND #message_id BETWEEN :lo AND :hi";
+        let fresh = self
+            .mailbox_query(recipient)
+            .key_condition_expression(range)
+            .expression_attribute_values(":lo", s(lo.to_string()))
+            .expression_attribute_values(":hi", s(hi.to_string()));
+        let legacy = self
+            .client
+            .query()
+            .table_name(&self.tables.messages)
+            .index_name(attr::INBOX_INDEX)
+            .key_condition_expression("#inbox = :u AND #message_id BETWEEN :lo AND :hi")
+            .projection_expression("#message_id")
+            .set_expression_attribute_names(names(&[attr::INBOX, attr::MESSAGE_ID]))
+            .expression_attribute_values(":u", s(recipient.as_str()))
+            .expression_attribute_values(":lo", s(lo.to_string()))
+            .expression_attribute_values(":hi", s(hi.to_string()));
+        let (fresh, legacy) = futures::try_join!(self.query_all(fresh), self.query_all(legacy))?;
+        let wanted: HashSet<&MessageId> = ids.iter().collect();
+        Ok(page_ids(fresh.into_iter().chain(legacy).collect())?
+            .into_iter()
+            .filter(|id| wanted.contains(id))
+            .collect())
+    }
+
+    /// The old Inbox index's entries of `user` after `after`, oldest first, with their messages (the index
+    /// projects them all): up to `limit`, and whether more may follow.
+    pub(super) async fn legacy_inbox(
+        &self,
+        user: &UserId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> Res<(Vec<StoredMessage>, bool)> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.tables.messages)
+            .index_name(attr::INBOX_INDEX)
+            .limit(limit as i32 + 1)
+            .expression_attribute_values(":u", s(user.as_str()));
+        q = match after {
+            Some(id) => q
+                .key_condition_expression("#inbox = :u AND #message_id > :after")
+                .set_expression_attribute_names(names(&[attr::INBOX, attr::MESSAGE_ID]))
+                .expression_attribute_values(":after", s(id.to_string())),
+            None => q
+                .key_condition_expression("#inbox = :u")
+                .set_expression_attribute_names(names(&[attr::INBOX])),
+        };
+        let r = q.send().await.map_err(failed("Query"))?;
+        let mut messages = r
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| from_item::<MessageItem>("message", i).and_then(StoredMessage::try_from))
+            .collect::<Res<Vec<_>>>()?;
+        let more = messages.len() > limit || r.last_evaluated_key.is_some() && messages.len() >= limit;
+        messages.truncate(limit);
+        Ok((messages, more))
+    }
+
+    /// A strong query of `user`'s pending rows (tombstones filtered out), their ids only; the key condition is
+    /// the caller's, over `#recipient` and `#message_id`.
+    fn mailbox_query(&self, user: &UserId) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.tables.mailbox)
+            // Strong: a message stored a moment ago, or acknowledged a moment ago, shows as it is.
+            .consistent_read(true)
+            .filter_expression("attribute_not_exists(#delivered_at)")
+            .projection_expression("#message_id")
+            .set_expression_attribute_names(names(&[attr::RECIPIENT, attr::MESSAGE_ID, attr::DELIVERED_AT]))
+            .expression_attribute_values(":u", s(user.as_str()))
+    }
+}
+
+/// The message ids of a query's items.
+fn page_ids(items: Vec<Item>) -> Res<Vec<MessageId>> {
+    items
+        .into_iter()
+        .map(|i| {
+            let id = i.get(attr::MESSAGE_ID).and_then(|v| v.as_s().ok());
+            id.and_then(|id| MessageId::parse(id).ok())
+                .ok_or_else(|| crate::error::BackendError::corrupt("mailbox row", "no valid message id"))
+        })
+        .collect()
+}
