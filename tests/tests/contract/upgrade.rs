@@ -25,6 +25,17 @@ fn user(name: &str) -> UserId {
     UserId::parse(name).unwrap()
 }
 
+/// A message alice sends bob after the upgrade.
+fn message_after_the_upgrade() -> StoredMessage {
+    StoredMessage::new(
+        MessageId::generate(T0 + 100),
+        user("alice"),
+        Target::To(user("bob")),
+        Body::parse("after the upgrade").unwrap(),
+        ClientMsgId::parse("c-new").unwrap(),
+    )
+}
+
 async fn unread(stack: &TestStack, owner: &str, peer: &str) -> u64 {
     let sessions = stack.store().sessions(&user(owner), 10).await.unwrap();
     let with_peer = sessions.into_iter().find(|x| x.peer == Some(user(peer)));
@@ -70,13 +81,7 @@ async fn messages_indexed_before_issue_19_count_unread_once_until_a_read_and_sho
     );
 
     let store = stack.store();
-    let new = StoredMessage::new(
-        MessageId::generate(T0 + 100),
-        user("alice"),
-        Target::To(user("bob")),
-        Body::parse("after the upgrade").unwrap(),
-        ClientMsgId::parse("c-new").unwrap(),
-    );
+    let new = message_after_the_upgrade();
     store
         .index_direct(&IndexJob::new(&new, &user("bob")), None)
         .await
@@ -133,13 +138,7 @@ async fn messages_waiting_in_the_old_inbox_index_are_synced_with_the_mailbox_and
         .await
         .unwrap();
     let store = stack.store();
-    let new = StoredMessage::new(
-        MessageId::generate(T0 + 100),
-        user("alice"),
-        Target::To(user("bob")),
-        Body::parse("after the upgrade").unwrap(),
-        ClientMsgId::parse("c-new").unwrap(),
-    );
+    let new = message_after_the_upgrade();
     store.put_message(&new).await.unwrap();
     let inbox = || async {
         let (page, more) = store.inbox(&user("bob"), None, 10).await.unwrap();
