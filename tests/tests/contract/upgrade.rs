@@ -150,6 +150,18 @@ async fn messages_waiting_in_the_old_inbox_index_are_synced_with_the_mailbox_and
     assert_eq!((first[0].id, more), (old, true), "one page at a time across both");
     let both = [old, new.id];
     assert_eq!(store.undelivered(&user("bob"), &both).await.unwrap().len(), 2);
+    // A retry of the old message's send finds it stored: it waits in the old index, so it gets no row.
+    let old_message = store.get_message(&old).await.unwrap().unwrap();
+    store.keep_in_mailbox(&old_message).await.unwrap();
+    assert_eq!(inbox().await, [old, new.id], "still once each");
+    let rows = stack
+        .dynamo
+        .scan()
+        .table_name(stack.table("MailboxTable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rows.count(), 1, "only the new message has a row");
 
     let acked = store.mark_delivered(&user("bob"), &[old], T0 + 500).await.unwrap();
     assert_eq!((acked[0].id, acked[0].delivered_at), (old, T0 + 500));

@@ -239,6 +239,25 @@ async fn history_pages_of_50_walk_back_through_120_messages_and_reads_send_a_rec
     // Bob acks the newest and reads the conversation: unread 0, and alice gets a read receipt.
     w.call("ack", "bob", json!({"action": "ack", "messageIds": [sent[119]]}))
         .await;
+    let newest = w
+        .call(
+            "history",
+            "alice",
+            json!({"action": "history", "with": "bob", "limit": 2}),
+        )
+        .await
+        .unwrap();
+    let statuses: Vec<_> = newest["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["delivered", "sent"],
+        "the acked one is delivered, the one before is not: {newest}"
+    );
     let (_, conversations) = w.sync_all("bob").await;
     assert_eq!(conversations[0]["unread"], 120);
     assert_eq!(

@@ -46,14 +46,17 @@ where
                     None => None,
                 };
                 let page = self.store.conversation(user, peer, before.as_ref(), limit).await?;
-                // The peer's read mark and mailbox tell the status of the user's own messages (the peer's mailbox
-                // holds no other messages of the page).
-                let (bodies, peer_session, undelivered) = futures::try_join!(
-                    self.store.messages(&page.ids),
-                    self.store.session(peer, user),
-                    self.store.undelivered(peer, &page.ids)
-                )?;
+                // The peer's read mark tells the status of the user's own messages, and for those it does not
+                // cover, the peer's mailbox (one read per such message: at most a page, whatever the mailbox holds).
+                let (bodies, peer_session) =
+                    futures::try_join!(self.store.messages(&page.ids), self.store.session(peer, user))?;
                 let read_up_to = peer_session.and_then(|s| s.last_read_ts);
+                let unread_by_peer: Vec<MessageId> = bodies
+                    .values()
+                    .filter(|m| m.from == *user && read_up_to.is_none_or(|r| m.timestamp() > r))
+                    .map(|m| m.id)
+                    .collect();
+                let undelivered = self.store.undelivered(peer, &unread_by_peer).await?;
                 // Past its retention, a message is gone even while DynamoDB has not deleted it yet.
                 let list = page
                     .ids

@@ -133,18 +133,20 @@ impl DynamoStore {
         Ok((ids, more))
     }
 
-    /// Of `ids`, those `recipient` has not acknowledged: pending rows in its mailbox, or entries of the old Inbox
-    /// index. One range query on each (the ids' span), at once.
+    /// Of `ids`, those `recipient` has not acknowledged: pending rows of its mailbox (one strong read of exactly
+    /// those keys, so the cost is bounded by `ids` whatever the mailbox holds), or, for ids without a row,
+    /// entries of the old Inbox index (a range query over their span, which only ever shrinks).
     pub(super) async fn mailbox_undelivered(&self, recipient: &UserId, ids: &[MessageId]) -> Res<HashSet<MessageId>> {
-        let (Some(lo), Some(hi)) = (ids.iter().min(), ids.iter().max()) else {
-            return Ok(HashSet::new());
+        let rows = self.mailbox_rows(recipient, ids).await?;
+        let mut pending: HashSet<MessageId> = rows
+            .values()
+            .filter(|r| r.delivered_at.is_none())
+            .map(|r| r.message_id)
+            .collect();
+        let rest: HashSet<&MessageId> = ids.iter().filter(|id| !rows.contains_key(id)).collect();
+        let (Some(lo), Some(hi)) = (rest.iter().min(), rest.iter().max()) else {
+            return Ok(pending);
         };
-        let range = "#recipient = :u AND #message_id BETWEEN :lo AND :hi";
-        let fresh = self
-            .mailbox_query(recipient)
-            .key_condition_expression(range)
-            .expression_attribute_values(":lo", s(lo.to_string()))
-            .expression_attribute_values(":hi", s(hi.to_string()));
         let legacy = self
             .client
             .query()
@@ -156,12 +158,15 @@ impl DynamoStore {
             .expression_attribute_values(":u", s(recipient.as_str()))
             .expression_attribute_values(":lo", s(lo.to_string()))
             .expression_attribute_values(":hi", s(hi.to_string()));
-        let (fresh, legacy) = futures::try_join!(self.query_all(fresh), self.query_all(legacy))?;
-        let wanted: HashSet<&MessageId> = ids.iter().collect();
-        Ok(page_ids(fresh.into_iter().chain(legacy).collect())?
-            .into_iter()
-            .filter(|id| wanted.contains(id))
-            .collect())
+        let legacy = page_ids(self.query_all(legacy).await?)?;
+        pending.extend(legacy.into_iter().filter(|id| rest.contains(id)));
+        Ok(pending)
+    }
+
+    /// Whether `message` waits in the old Inbox index (stored before the Mailbox table), read strongly.
+    pub(super) async fn in_legacy_inbox(&self, message: &MessageId) -> Res<bool> {
+        let items = self.message_items(std::slice::from_ref(message)).await?;
+        Ok(items.first().is_some_and(|i| i.inbox.is_some()))
     }
 
     /// The old Inbox index's entries of `user` after `after`, oldest first, with their messages (the index

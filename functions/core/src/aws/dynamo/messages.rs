@@ -141,8 +141,13 @@ impl MessageStore for DynamoStore {
         let Target::To(to) = &message.target else {
             return Ok(());
         };
-        // A strong read first: a refused conditional put is billed as a write, and the row is nearly always there.
-        if self.mailbox_rows(to, &[message.id]).await?.is_empty() {
+        // Strong reads first: a refused conditional put is billed as a write, and the row is nearly always there.
+        // A message stored before the Mailbox table waits in the old index instead, and must not wait in both.
+        let (rows, legacy) = futures::try_join!(
+            self.mailbox_rows(to, std::slice::from_ref(&message.id)),
+            self.in_legacy_inbox(&message.id)
+        )?;
+        if rows.is_empty() && !legacy {
             self.mailbox_put(message, to).await?;
         }
         Ok(())
