@@ -165,8 +165,18 @@ impl DynamoStore {
 
     /// Whether `message` waits in the old Inbox index (stored before the Mailbox table), read strongly.
     pub(super) async fn in_legacy_inbox(&self, message: &MessageId) -> Res<bool> {
-        let items = self.message_items(std::slice::from_ref(message)).await?;
-        Ok(items.first().is_some_and(|i| i.inbox.is_some()))
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.messages)
+            .set_key(Some(super::messages::message_key(message)))
+            .projection_expression("#inbox")
+            .set_expression_attribute_names(names(&[attr::INBOX]))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed("GetItem"))?;
+        Ok(r.item.is_some_and(|i| i.contains_key(attr::INBOX)))
     }
 
     /// The old Inbox index's entries of `user` after `after`, oldest first, with their messages (the index
