@@ -187,6 +187,12 @@ async fn an_offline_user_gets_150_missed_messages_once_oldest_first_with_unread_
     assert!(after.is_empty(), "acknowledged messages do not come back: {after:?}");
 }
 
+/// The first page of alice's history with bob, two messages long.
+async fn alices_newest_two(w: &World) -> Value {
+    let page = json!({"action": "history", "with": "bob", "limit": 2});
+    w.call("history", "alice", page).await.unwrap()
+}
+
 #[tokio::test]
 async fn history_pages_of_50_walk_back_through_120_messages_and_reads_send_a_receipt() {
     let w = world().await;
@@ -239,14 +245,7 @@ async fn history_pages_of_50_walk_back_through_120_messages_and_reads_send_a_rec
     // Bob acks the newest and reads the conversation: unread 0, and alice gets a read receipt.
     w.call("ack", "bob", json!({"action": "ack", "messageIds": [sent[119]]}))
         .await;
-    let newest = w
-        .call(
-            "history",
-            "alice",
-            json!({"action": "history", "with": "bob", "limit": 2}),
-        )
-        .await
-        .unwrap();
+    let newest = alices_newest_two(&w).await;
     let statuses: Vec<_> = newest["messages"]
         .as_array()
         .unwrap()
@@ -279,14 +278,7 @@ async fn history_pages_of_50_walk_back_through_120_messages_and_reads_send_a_rec
         .find(|p| p["type"] == "receipt" && p["status"] == "read")
         .unwrap();
     assert_eq!(receipt["by"], "bob");
-    let newest = w
-        .call(
-            "history",
-            "alice",
-            json!({"action": "history", "with": "bob", "limit": 2}),
-        )
-        .await
-        .unwrap();
+    let newest = alices_newest_two(&w).await;
     assert_eq!(newest["messages"][0]["status"], "read");
     assert_eq!(receipt["upTo"], newest["messages"][0]["timestamp"]);
 }
