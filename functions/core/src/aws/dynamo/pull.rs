@@ -67,19 +67,34 @@ impl PullStore for DynamoStore {
     async fn inbox(&self, user: &UserId, after: Option<&MessageId>, limit: usize) -> Res<(Vec<StoredMessage>, bool)> {
         // The Mailbox rows and the old Inbox index's entries (messages stored before the Mailbox table) at once,
         // merged by id: both are ordered by id, so one cursor position serves both.
-        let (fresh, legacy) = futures::try_join!(
-            self.mailbox_pending(user, after, limit),
-            self.legacy_inbox(user, after, limit)
-        )?;
-        let bodies = self.messages(&fresh.0).await?;
-        // A row whose message is not stored (yet, or ever: its send failed and was not retried) is skipped.
-        let mut messages: Vec<StoredMessage> = fresh.0.iter().filter_map(|id| bodies.get(id).cloned()).collect();
-        messages.extend(legacy.0);
-        messages.sort_by_key(|m| m.id);
-        messages.dedup_by_key(|m| m.id);
-        let more = fresh.1 || legacy.1 || messages.len() > limit;
-        messages.truncate(limit);
-        Ok((messages, more))
+        let mut after = after.copied();
+        loop {
+            let (fresh, legacy) = futures::try_join!(
+                self.mailbox_pending(user, after.as_ref(), limit),
+                self.legacy_inbox(user, after.as_ref(), limit)
+            )?;
+            // A source with more has been read only up to its last id: nothing past the nearer of those ends may
+            // be returned, or the next page (which starts after the last returned) would skip what lies between.
+            let fresh_end = fresh.1.then(|| fresh.0.last().copied()).flatten();
+            let legacy_end = legacy.1.then(|| legacy.0.last().map(|m| m.id)).flatten();
+            let horizon = fresh_end.into_iter().chain(legacy_end).min();
+            let bodies = self.messages(&fresh.0).await?;
+            // A row whose message is not stored (yet, or ever: its send failed and was not retried) is skipped.
+            let mut messages: Vec<StoredMessage> = fresh.0.iter().filter_map(|id| bodies.get(id).cloned()).collect();
+            messages.extend(legacy.0);
+            messages.sort_by_key(|m| m.id);
+            messages.dedup_by_key(|m| m.id);
+            messages.retain(|m| horizon.is_none_or(|h| m.id <= h));
+            let more = horizon.is_some() || messages.len() > limit;
+            if messages.is_empty() && more {
+                // Only rows without a message up to the horizon: read on past them rather than answer an empty
+                // page whose cursor would not move.
+                after = horizon;
+                continue;
+            }
+            messages.truncate(limit);
+            return Ok((messages, more));
+        }
     }
 
     async fn undelivered(&self, recipient: &UserId, ids: &[MessageId]) -> Res<HashSet<MessageId>> {
