@@ -237,10 +237,11 @@ pub trait MessageStore: Send + Sync {
     /// acknowledged): when this fails, the message may be stored all the same.
     fn put_message(&self, message: &StoredMessage) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
-    /// Puts a stored one-on-one message in its recipient's mailbox unless it was ever there (pending, or
-    /// acknowledged since the send's claim was made): for a retry that found its message stored, whose first
-    /// attempt may have failed between the two writes of `put_message`.
-    fn keep_in_mailbox(&self, message: &StoredMessage) -> impl Future<Output = Res<()>> + Send;
+    /// The stored one-on-one message `id` to `to` (read strongly), for a retry of its send that found the claim.
+    /// If the first attempt stored the message but not its mailbox entry (`put_message` can half-fail), the
+    /// entry is put now, unless the message was in the mailbox before (pending, or acknowledged within the
+    /// claim's lifetime).
+    fn stored_direct(&self, id: &MessageId, to: &UserId) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
 
     /// A stored message, read consistently.
     fn get_message(&self, id: &MessageId) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;

@@ -1,5 +1,5 @@
-//! Data a deployed stack wrote before a change of layout, read by the code after it (DynamoDB only: the fakes
-//! have no past).
+//! Data the ports cannot write themselves, read by the code: what a deployed stack wrote before a change of
+//! layout, and what a half-failed write leaves (DynamoDB only: the fakes have no past).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use natter_core::{
@@ -156,8 +156,7 @@ async fn messages_waiting_in_the_old_inbox_index_are_synced_with_the_mailbox_and
     let both = [old, new.id];
     assert_eq!(store.undelivered(&user("bob"), &both).await.unwrap().len(), 2);
     // A retry of the old message's send finds it stored: it waits in the old index, so it gets no row.
-    let old_message = store.get_message(&old).await.unwrap().unwrap();
-    store.keep_in_mailbox(&old_message).await.unwrap();
+    assert!(store.stored_direct(&old, &user("bob")).await.unwrap().is_some());
     assert_eq!(inbox().await, [old, new.id], "still once each");
     let rows = stack
         .dynamo
@@ -214,4 +213,44 @@ async fn mailbox_pages_walk_past_rows_without_a_message_and_across_the_old_index
         }
     }
     assert_eq!(seen, [boxed.id, waiting], "every message once, oldest first");
+}
+
+/// A one-on-one message stored without its mailbox row (the row's put failed): a retry within the claim's
+/// lifetime puts the row; past it, a missing row means "acknowledged long ago", and nothing is put.
+#[tokio::test]
+async fn a_retry_puts_the_missing_mailbox_row_only_within_the_claims_lifetime() {
+    let stack = TestStack::new(None).await;
+    let store = stack.store();
+    let rows = || async {
+        let scan = stack.dynamo.scan().table_name(stack.table("MailboxTable"));
+        let items = scan.send().await.unwrap().items.unwrap_or_default();
+        items
+            .into_iter()
+            .map(|i| i["message_id"].as_s().unwrap().clone())
+            .collect::<Vec<_>>()
+    };
+    let (recent, old) = (MessageId::generate(natter_core::now_ms()), MessageId::generate(T0));
+    for id in [recent, old] {
+        let put = stack.dynamo.put_item().table_name(stack.table("MessagesTable"));
+        put.item("message_id", s(&id.to_string()))
+            .item("timestamp", n(id.timestamp()))
+            .item("sender", s("alice"))
+            .item("recipient", s("bob"))
+            .item("body", s("stored, not boxed"))
+            .item("client_msg_id", s(&format!("c-{id}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    for id in [recent, old] {
+        assert!(store.stored_direct(&id, &user("bob")).await.unwrap().is_some());
+    }
+    assert_eq!(rows().await, [recent.to_string()], "only the recent one is put back");
+    assert!(
+        store
+            .stored_direct(&MessageId::generate(T0 + 1), &user("bob"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -31,7 +31,7 @@ impl<S: MessageStore, P, Q: JobQueue> App<S, P, Q> {
                 return Ok(Settled::Done(seen));
             }
             if let Some(message) = self.stored_direct(&seen).await? {
-                futures::try_join!(self.index_again(&message), self.keep_in_mailbox(&message))?;
+                self.index_again(&message).await?;
                 return Ok(Settled::Done(seen));
             }
             let now = crate::now_ms();
@@ -56,22 +56,12 @@ impl<S: MessageStore, P, Q: JobQueue> App<S, P, Q> {
     }
 
     /// The stored message of a one-on-one claim (a strong read): such a send is done as far as a retry is concerned.
+    /// Its mailbox entry is put now if the first attempt stored the message but not the entry.
     async fn stored_direct(&self, claim: &Claim) -> Result<Option<StoredMessage>, BackendError> {
-        if !matches!(claim.target, Some(Target::To(_))) {
+        let Some(Target::To(to)) = &claim.target else {
             return Ok(None);
-        }
-        self.store.get_message(&claim.message_id).await
-    }
-
-    /// Puts a one-on-one message found stored in its recipient's mailbox, if it never was: the first attempt may
-    /// have failed between the message's put and the mailbox's (see `MessageStore::put_message`). Only while the
-    /// send's claim is meant to live: the mailbox keeps an acknowledged message's tombstone that long, and past
-    /// it a missing entry means "acknowledged long ago" (an expired claim may linger before DynamoDB deletes it).
-    async fn keep_in_mailbox(&self, message: &StoredMessage) -> Result<(), BackendError> {
-        if crate::now_ms() - message.timestamp() >= self.settings.claim_ttl_secs * 1000 {
-            return Ok(());
-        }
-        self.store.keep_in_mailbox(message).await
+        };
+        self.store.stored_direct(&claim.message_id, to).await
     }
 
     /// Queues the indexing of a one-on-one message again, flagged `again`: a retry cannot tell whether its first

@@ -490,3 +490,38 @@ async fn run_presence(app: &TestApp) {
         app.notify_presence(&j, now_ms()).await.unwrap();
     }
 }
+
+/// The message and its mailbox entry are two writes: when the entry's fails, the send is `unavailable` with the
+/// message stored. The retry finds the message, and must put the entry so that the offline recipient's sync has
+/// it, once; after the recipient acknowledged it, another retry must not put it back.
+#[tokio::test]
+async fn a_send_whose_mailbox_entry_failed_is_synced_once_after_its_retry() {
+    let app = app(&["alice", "bob"]);
+    let frame = SendFrame {
+        client_msg_id: ClientMsgId::parse("half").unwrap(),
+        target: Target::To(u("bob")),
+        body: Body::parse("half boxed").unwrap(),
+        seq: None,
+        device: None,
+        attachments: Vec::new(),
+    };
+    let alice = caller("alice");
+    let retry = || app.send(&alice, &frame, now_ms(), now_ms() + 5000);
+    app.store.faults.fail_next("mailbox_put", 1);
+    let failed = retry().await;
+    assert_eq!(failed.unwrap_err().code(), ErrorCode::Unavailable);
+    assert_eq!(app.store.state.lock().unwrap().messages.len(), 1, "stored all the same");
+    let synced = || async {
+        let p = page(app.sync(&u("bob"), None, now_ms()).await.unwrap());
+        p.messages.iter().map(|m| m.message_id).collect::<Vec<_>>()
+    };
+    assert!(synced().await.is_empty(), "not in the mailbox yet");
+
+    let ack = retry().await.unwrap();
+    assert_eq!(synced().await, [ack.message_id]);
+    app.ack_direct(&u("bob"), &[ack.message_id], now_ms(), now_ms())
+        .await
+        .unwrap();
+    assert_eq!(retry().await.unwrap().message_id, ack.message_id);
+    assert!(synced().await.is_empty(), "acknowledged: not back after another retry");
+}

@@ -18,6 +18,8 @@ use super::{
     DynamoStore, Item, Read,
     expr::*,
     items::{MailboxItem, MessageItem, attr},
+    keys_and_attributes,
+    messages::message_key,
     outcome::{Written, failed, written},
 };
 use crate::{
@@ -163,20 +165,37 @@ impl DynamoStore {
         Ok(pending)
     }
 
-    /// Whether `message` waits in the old Inbox index (stored before the Mailbox table), read strongly.
-    pub(super) async fn in_legacy_inbox(&self, message: &MessageId) -> Res<bool> {
-        let r = self
-            .client
-            .get_item()
-            .table_name(&self.tables.messages)
-            .set_key(Some(super::messages::message_key(message)))
-            .projection_expression("#inbox")
-            .set_expression_attribute_names(names(&[attr::INBOX]))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failed("GetItem"))?;
-        Ok(r.item.is_some_and(|i| i.contains_key(attr::INBOX)))
+    /// The stored message `id` to `to`, and its mailbox row put if it never had one (`MessageStore::stored_direct`).
+    /// One strong read of both, at once: a refused conditional put is billed as a write, and the row is nearly
+    /// always there. A message stored before this table waits in the old index instead (its `inbox`), and must
+    /// not wait in both. Past the claim's lifetime nothing is put: the tombstone of an acknowledged message lives
+    /// that long, so a missing row then means "acknowledged long ago" (an expired claim may linger before
+    /// DynamoDB deletes it).
+    pub(super) async fn stored_and_kept_in_mailbox(&self, id: &MessageId, to: &UserId) -> Res<Option<StoredMessage>> {
+        let (messages, mailbox) = (&self.tables.messages, &self.tables.mailbox);
+        let mut got = self
+            .batch_get(HashMap::from([
+                (
+                    messages.clone(),
+                    keys_and_attributes(vec![message_key(id)], None, Read::Strong)?,
+                ),
+                (
+                    mailbox.clone(),
+                    keys_and_attributes(vec![mailbox_key(to, id)], None, Read::Strong)?,
+                ),
+            ]))
+            .await?;
+        let Some(item) = got.remove(messages).and_then(|items| items.into_iter().next()) else {
+            return Ok(None);
+        };
+        let item: MessageItem = from_item("message", item)?;
+        let boxed = item.inbox.is_some() || got.remove(mailbox).is_some_and(|rows| !rows.is_empty());
+        let message = StoredMessage::try_from(item)?;
+        let within_claim = crate::now_ms() - message.timestamp() < self.settings.claim_ttl_secs * 1000;
+        if !boxed && within_claim {
+            self.mailbox_put(&message, to).await?;
+        }
+        Ok(Some(message))
     }
 
     /// The old Inbox index's entries of `user` after `after`, oldest first, with their messages (the index

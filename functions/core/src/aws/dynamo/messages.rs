@@ -137,20 +137,8 @@ impl MessageStore for DynamoStore {
         }
     }
 
-    async fn keep_in_mailbox(&self, message: &StoredMessage) -> Res<()> {
-        let Target::To(to) = &message.target else {
-            return Ok(());
-        };
-        // Strong reads first: a refused conditional put is billed as a write, and the row is nearly always there.
-        // A message stored before the Mailbox table waits in the old index instead, and must not wait in both.
-        let (rows, legacy) = futures::try_join!(
-            self.mailbox_rows(to, std::slice::from_ref(&message.id)),
-            self.in_legacy_inbox(&message.id)
-        )?;
-        if rows.is_empty() && !legacy {
-            self.mailbox_put(message, to).await?;
-        }
-        Ok(())
+    async fn stored_direct(&self, id: &MessageId, to: &UserId) -> Res<Option<StoredMessage>> {
+        self.stored_and_kept_in_mailbox(id, to).await
     }
 
     async fn get_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {

@@ -20,8 +20,13 @@ pub async fn a_retry_puts_back_only_what_was_never_acknowledged_and_history_sees
             .collect::<Vec<_>>()
     };
 
-    s.keep_in_mailbox(&a).await.unwrap();
-    assert_eq!(inbox().await, [first, second], "kept once, not twice");
+    let bob = user("bob");
+    assert_eq!(
+        s.stored_direct(&first, &bob).await.unwrap(),
+        Some(a.clone()),
+        "a retry finds it"
+    );
+    assert_eq!(inbox().await, [first, second], "still pending, once");
     let unknown = MessageId::generate(T0 + 5);
     let asked = [first, second, unknown];
     assert_eq!(
@@ -34,7 +39,7 @@ pub async fn a_retry_puts_back_only_what_was_never_acknowledged_and_history_sees
     );
 
     s.mark_delivered(&user("bob"), &[first], T0 + 20).await.unwrap();
-    s.keep_in_mailbox(&a).await.unwrap();
+    assert!(s.stored_direct(&first, &bob).await.unwrap().is_some());
     assert_eq!(inbox().await, [second], "acknowledged: a retry does not put it back");
     assert_eq!(s.undelivered(&user("bob"), &asked).await.unwrap(), pending(&[second]));
     let again = s.mark_delivered(&user("bob"), &[first], T0 + 30).await.unwrap();

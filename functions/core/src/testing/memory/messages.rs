@@ -87,18 +87,17 @@ impl MessageStore for MemoryStore {
         Ok(None)
     }
 
-    async fn keep_in_mailbox(&self, m: &StoredMessage) -> Res<()> {
-        self.faults.check("keep_in_mailbox")?;
+    async fn stored_direct(&self, id: &MessageId, to: &UserId) -> Res<Option<StoredMessage>> {
+        self.faults.check("stored_direct")?;
         let mut s = self.state.lock().unwrap();
-        let Target::To(to) = &m.target else { return Ok(()) };
+        let Some(m) = s.messages.get(id).cloned() else {
+            return Ok(None);
+        };
         // Acknowledged (the fake keeps the mark on the message): never back in the mailbox.
-        if s.messages
-            .get(&m.id)
-            .is_some_and(|stored| stored.delivered_at.is_none())
-        {
-            s.inbox.entry(to.clone()).or_default().insert(m.id);
+        if m.delivered_at.is_none() {
+            s.inbox.entry(to.clone()).or_default().insert(*id);
         }
-        Ok(())
+        Ok(Some(m))
     }
 
     async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<Delivered>> {
