@@ -109,28 +109,32 @@ impl DynamoStore {
         after: Option<&MessageId>,
         limit: usize,
     ) -> Res<(Vec<MessageId>, bool)> {
-        let q = self.mailbox_query(user).limit((2 * limit + 2) as i32);
+        let q = self
+            .client
+            .query()
+            .table_name(&self.tables.mailbox)
+            // Strong: a message stored a moment ago, or acknowledged a moment ago, shows as it is.
+            .consistent_read(true)
+            .filter_expression("attribute_not_exists(#delivered_at)")
+            .projection_expression("#message_id")
+            .set_expression_attribute_names(names(&[attr::RECIPIENT, attr::MESSAGE_ID, attr::DELIVERED_AT]))
+            .expression_attribute_values(":u", s(user.as_str()))
+            .limit((2 * limit + 2) as i32);
         let q = match after {
             Some(id) => q
                 .key_condition_expression("#recipient = :u AND #message_id > :after")
                 .expression_attribute_values(":after", s(id.to_string())),
             None => q.key_condition_expression("#recipient = :u"),
         };
-        let (mut ids, mut start) = (Vec::new(), None);
-        loop {
-            let mut page = q
-                .clone()
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(failed("Query"))?;
-            ids.extend(page_ids(page.items.take().unwrap_or_default())?);
-            start = page.last_evaluated_key.take();
-            if start.is_none() || ids.len() > limit {
-                break;
-            }
-        }
-        let more = ids.len() > limit || start.is_some();
+        let mut items = Vec::new();
+        let unread = self
+            .pages_while(q, |page| {
+                items.extend(page.items.unwrap_or_default());
+                items.len() <= limit
+            })
+            .await?;
+        let mut ids = page_ids(items)?;
+        let more = ids.len() > limit || unread;
         ids.truncate(limit);
         Ok((ids, more))
     }
@@ -150,14 +154,10 @@ impl DynamoStore {
             return Ok(pending);
         };
         let legacy = self
-            .client
-            .query()
-            .table_name(&self.tables.messages)
-            .index_name(attr::INBOX_INDEX)
+            .legacy_index(recipient)
             .key_condition_expression("#inbox = :u AND #message_id BETWEEN :lo AND :hi")
             .projection_expression("#message_id")
             .set_expression_attribute_names(names(&[attr::INBOX, attr::MESSAGE_ID]))
-            .expression_attribute_values(":u", s(recipient.as_str()))
             .expression_attribute_values(":lo", s(lo.to_string()))
             .expression_attribute_values(":hi", s(hi.to_string()));
         let legacy = page_ids(self.query_all(legacy).await?)?;
@@ -206,13 +206,7 @@ impl DynamoStore {
         after: Option<&MessageId>,
         limit: usize,
     ) -> Res<(Vec<StoredMessage>, bool)> {
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.tables.messages)
-            .index_name(attr::INBOX_INDEX)
-            .limit(limit as i32 + 1)
-            .expression_attribute_values(":u", s(user.as_str()));
+        let mut q = self.legacy_index(user).limit(limit as i32 + 1);
         q = match after {
             Some(id) => q
                 .key_condition_expression("#inbox = :u AND #message_id > :after")
@@ -234,17 +228,13 @@ impl DynamoStore {
         Ok((messages, more))
     }
 
-    /// A strong query of `user`'s pending rows (tombstones filtered out), their ids only; the key condition is
-    /// the caller's, over `#recipient` and `#message_id`.
-    fn mailbox_query(&self, user: &UserId) -> QueryFluentBuilder {
+    /// A query of `user`'s entries in the old Inbox index; the key condition, over `#inbox` and `#message_id`, is
+    /// the caller's.
+    fn legacy_index(&self, user: &UserId) -> QueryFluentBuilder {
         self.client
             .query()
-            .table_name(&self.tables.mailbox)
-            // Strong: a message stored a moment ago, or acknowledged a moment ago, shows as it is.
-            .consistent_read(true)
-            .filter_expression("attribute_not_exists(#delivered_at)")
-            .projection_expression("#message_id")
-            .set_expression_attribute_names(names(&[attr::RECIPIENT, attr::MESSAGE_ID, attr::DELIVERED_AT]))
+            .table_name(&self.tables.messages)
+            .index_name(attr::INBOX_INDEX)
             .expression_attribute_values(":u", s(user.as_str()))
     }
 }

@@ -201,6 +201,21 @@ impl DynamoStore {
 
     /// Runs a query to its last page, handing each page to `take`.
     async fn each_page(&self, query: QueryFluentBuilder, mut take: impl FnMut(QueryOutput) + Send) -> Res<()> {
+        self.pages_while(query, |page| {
+            take(page);
+            true
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Runs a query page by page, handing each to `take`, until `take` answers `false` or the last page; whether
+    /// pages were left unread.
+    async fn pages_while(
+        &self,
+        query: QueryFluentBuilder,
+        mut take: impl FnMut(QueryOutput) -> bool + Send,
+    ) -> Res<bool> {
         let mut start = None;
         loop {
             let mut page = query
@@ -210,9 +225,9 @@ impl DynamoStore {
                 .await
                 .map_err(failed("Query"))?;
             start = page.last_evaluated_key.take();
-            take(page);
-            if start.is_none() {
-                return Ok(());
+            let go_on = take(page);
+            if start.is_none() || !go_on {
+                return Ok(start.is_some());
             }
         }
     }
