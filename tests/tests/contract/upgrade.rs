@@ -25,15 +25,16 @@ fn user(name: &str) -> UserId {
     UserId::parse(name).unwrap()
 }
 
-/// A message from alice to bob as it was stored before the Mailbox table, waiting in the old Inbox index.
-async fn put_waiting_in_the_old_index(stack: &TestStack, id: MessageId) {
+/// A message from alice to bob put straight into Messages, bypassing the store: waiting in the old Inbox index
+/// (as stored before the Mailbox table), or with no mailbox entry at all (as a half-failed send leaves it).
+async fn put_raw_message(stack: &TestStack, id: MessageId, in_old_index: bool) {
     let put = stack.dynamo.put_item().table_name(stack.table("MessagesTable"));
+    let put = if in_old_index { put.item("inbox", s("bob")) } else { put };
     put.item("message_id", s(&id.to_string()))
         .item("timestamp", n(id.timestamp()))
         .item("sender", s("alice"))
         .item("recipient", s("bob"))
-        .item("inbox", s("bob"))
-        .item("body", s("before the upgrade"))
+        .item("body", s("stored by hand"))
         .item("client_msg_id", s(&format!("c-{id}")))
         .send()
         .await
@@ -141,7 +142,7 @@ async fn messages_indexed_before_issue_19_count_unread_once_until_a_read_and_sho
 async fn messages_waiting_in_the_old_inbox_index_are_synced_with_the_mailbox_and_acknowledged_once() {
     let stack = TestStack::new(None).await;
     let old = MessageId::generate(T0);
-    put_waiting_in_the_old_index(&stack, old).await;
+    put_raw_message(&stack, old, true).await;
     let store = stack.store();
     let new = message_after_the_upgrade();
     store.put_message(&new).await.unwrap();
@@ -201,7 +202,7 @@ async fn mailbox_pages_walk_past_rows_without_a_message_and_across_the_old_index
     );
     store.put_message(&boxed).await.unwrap();
     let waiting = MessageId::generate(T0 + 30);
-    put_waiting_in_the_old_index(&stack, waiting).await;
+    put_raw_message(&stack, waiting, true).await;
 
     let (mut seen, mut after) = (Vec::new(), None);
     for _ in 0..10 {
@@ -231,16 +232,7 @@ async fn a_retry_puts_the_missing_mailbox_row_only_within_the_claims_lifetime() 
     };
     let (recent, old) = (MessageId::generate(natter_core::now_ms()), MessageId::generate(T0));
     for id in [recent, old] {
-        let put = stack.dynamo.put_item().table_name(stack.table("MessagesTable"));
-        put.item("message_id", s(&id.to_string()))
-            .item("timestamp", n(id.timestamp()))
-            .item("sender", s("alice"))
-            .item("recipient", s("bob"))
-            .item("body", s("stored, not boxed"))
-            .item("client_msg_id", s(&format!("c-{id}")))
-            .send()
-            .await
-            .unwrap();
+        put_raw_message(&stack, id, false).await;
     }
     for id in [recent, old] {
         assert!(store.stored_direct(&id, &user("bob")).await.unwrap().is_some());
