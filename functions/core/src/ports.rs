@@ -226,9 +226,6 @@ pub trait MessageStore: Send + Sync {
     /// Ends this attempt's lease early so a retry can resume at once (after a failure).
     fn release(&self, key: &ClaimKey, lease_until: i64) -> impl Future<Output = Res<()>> + Send;
 
-    /// Marks the send complete (with the group sequence it got): retries only get the ack from now on.
-    fn finish(&self, key: &ClaimKey, seq: Option<u64>) -> impl Future<Output = Res<()>> + Send;
-
     /// Drops a claim that led to no message (the send was refused).
     fn forget(&self, key: &ClaimKey, claim: &Claim) -> impl Future<Output = Res<()>> + Send;
 
@@ -342,6 +339,10 @@ pub trait GroupStore: Send + Sync {
 
     /// Writes a group message's GroupHistory row.
     fn record_group_message(&self, message: &StoredMessage) -> impl Future<Output = Res<()>> + Send;
+
+    /// The id of the message the group's history holds at `seq`, read strongly. A group send writes that row
+    /// last, so a retry reads it as the send's done mark.
+    fn recorded_at(&self, group: &GroupId, seq: u64) -> impl Future<Output = Res<Option<MessageId>>> + Send;
 
     /// Moves a member's mark forward to `seq` (never backwards).
     fn mark(&self, group: &GroupId, user: &UserId, mark: Mark, seq: u64) -> impl Future<Output = Res<Marked>> + Send;

@@ -49,6 +49,13 @@ async fn a_group_message_reaches_every_online_device_with_one_sequence() {
         a1.messages_within(Duration::from_millis(500)).await.is_empty(),
         "not to the sending connection"
     );
+    // A retry (the ack was lost) gets the same ack, found by the message's history row, and pushes nothing.
+    let retry = group_send(&mut a1, "g-1", &g, "summit at noon").await;
+    assert_eq!((&retry["messageId"], &retry["seq"]), (&ack["messageId"], &ack["seq"]));
+    assert!(
+        b1.messages_within(Duration::from_millis(500)).await.is_empty(),
+        "the retry is not pushed again"
+    );
 
     // The server orders the group: consecutive sequences, whoever sends.
     let second = group_send(&mut b1, "g-2", &g, "bring water").await;

@@ -253,6 +253,75 @@ async fn group_sends_get_consecutive_sequences_and_retries_do_not_burn_one() {
     assert_eq!(app.store.state.lock().unwrap().groups[&g].last_seq, 3);
 }
 
+fn fanouts_queued(app: &TestApp) -> usize {
+    let jobs = app.queue.jobs.lock().unwrap();
+    jobs.iter().filter(|j| matches!(j, Job::Fanout(_))).count()
+}
+
+/// A group send writes no done mark: its GroupHistory row, written after the fan-out is queued, is one.
+#[tokio::test]
+async fn a_group_send_retried_after_its_lease_ran_out_is_acked_with_its_number_and_fans_out_once() {
+    let app = app(&["ann", "ben"]);
+    let g = create(&app, "ann", &["ben"]).await;
+    let ann = Caller {
+        user: u("ann"),
+        connection: c("a1"),
+    };
+    let first = app
+        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap();
+    // The ack was lost and the client retries long after: the claim's lease has run out.
+    for claim in app.store.state.lock().unwrap().claims.values_mut() {
+        assert!(!claim.done, "no done mark is written");
+        claim.lease_until = 1;
+    }
+    let retry = app
+        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap();
+    assert_eq!((retry.message_id, retry.seq), (first.message_id, Some(1)));
+    assert_eq!(fanouts_queued(&app), 1, "the retry queued no second fan-out");
+    assert_eq!(app.store.state.lock().unwrap().groups[&g].last_seq, 1);
+}
+
+#[tokio::test]
+async fn a_group_send_whose_history_row_failed_is_finished_by_its_retry() {
+    let app = app(&["ann", "ben"]);
+    let g = create(&app, "ann", &["ben"]).await;
+    let ann = Caller {
+        user: u("ann"),
+        connection: c("a1"),
+    };
+    app.store.faults.fail_next("record_group_message", 1);
+    let failed = app
+        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), ErrorCode::Unavailable);
+    assert_eq!(fanouts_queued(&app), 1, "the fan-out was queued before the row failed");
+    let retry = app
+        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap();
+    assert_eq!(retry.seq, Some(1), "the retry keeps the number the message holds");
+    let s = app.store.state.lock().unwrap();
+    assert_eq!(
+        s.group_history.get(&(g.clone(), 1)).map(|e| e.message_id),
+        Some(retry.message_id),
+        "the history holds the message"
+    );
+    assert_eq!(s.groups[&g].last_seq, 1);
+    drop(s);
+    // The resumed send cannot tell whether the first fan-out ran, so it queues one again (members drop the
+    // repeat by its messageId); a further retry finds the row and queues nothing.
+    assert_eq!(fanouts_queued(&app), 2);
+    app.send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
+        .await
+        .unwrap();
+    assert_eq!(fanouts_queued(&app), 2);
+}
+
 #[tokio::test]
 async fn a_non_member_send_is_forbidden_and_stores_nothing() {
     let app = app(&["ann", "ben", "eve"]);

@@ -1,9 +1,8 @@
 //! `send`: idempotent on (sender, clientMsgId), even for concurrent retries, one-on-one and in groups.
 //!
 //! The first attempt claims the key (a conditional put) with a fresh message id and a lease, stores the message,
-//! pushes it (or queues its group fan-out), queues its follow-up work and marks the claim done. A retry that finds
-//! the claim:
-//! - done: answers with the same ack and delivers nothing;
+//! pushes it (or queues its group fan-out) and queues its follow-up work. A retry that finds the claim:
+//! - done (the send's work is all there, see below): answers with the same ack and delivers nothing;
 //! - unfinished, lease running: waits for the attempt that holds it (a concurrent retry);
 //! - unfinished, lease over: the first attempt failed or died; the retry takes the claim over and finishes the same
 //!   message (same id and timestamp, and in a group the same sequence number if one was taken and stored; a
@@ -18,8 +17,11 @@
 //! message per frame, not an index job's writes. The frame's rate-limit count runs alongside the claim and the
 //! lookup rather than before them (a refused frame drops the claim it made). That is one write fewer per message
 //! and three sequential round trips before the ack (count with claim and lookup; message; queueing with the
-//! pushes) instead of five. Group sends keep the done mark: it records the sequence number a retry must answer
-//! with.
+//! pushes) instead of five.
+//!
+//! Group sends write no done mark either: their GroupHistory row, written after the fan-out is queued, is the
+//! mark. A retry reads the stored message (for its sequence number) and the row at that number; with both it
+//! answers with the ack and queues nothing. Claims marked `done` by earlier releases are still honoured.
 
 use super::{
     App,
@@ -136,18 +138,15 @@ where
         }
     }
 
-    /// Marks the claim done after `work` succeeded (recording the sequence it returns); releases it after a
-    /// failure so a retry can resume at once.
+    /// Runs a group send's `work`, releasing the claim after a failure so a retry can resume at once. Nothing is
+    /// written after a success: the GroupHistory row `work` puts last is the send's done mark.
     async fn complete(
         &self,
         key: &ClaimKey,
         claim: &Claim,
         work: impl Future<Output = Result<Option<u64>, BackendError>>,
     ) -> Result<Option<u64>, Failure> {
-        let result = match work.await {
-            Ok(seq) => self.store.finish(key, seq).await.map(|()| seq),
-            Err(e) => Err(e),
-        };
+        let result = work.await;
         if result.is_err() {
             self.release_quietly(key, claim).await;
         }
@@ -406,8 +405,10 @@ where
         Ok(ack(frame, &claim, seq))
     }
 
-    /// Stores a group message (Messages and GroupHistory), marks the group read for its sender up to it, and
-    /// queues the fan-out. O(1) writes whatever the group's size.
+    /// Stores a group message, marks the group read for its sender up to it, queues the fan-out and then writes
+    /// the message's GroupHistory row, in that order: the row is the send's done mark (a retry that finds it
+    /// answers with the ack and queues nothing; one that does not resumes, and a fan-out queued twice is dropped
+    /// by the clients' `messageId`). O(1) writes whatever the group's size.
     async fn complete_group(&self, caller: &Caller, message: StoredMessage) -> Result<(), BackendError> {
         let Target::Group(group) = message.target.clone() else {
             return Err(BackendError::corrupt(
@@ -418,13 +419,11 @@ where
         let group = &group;
         let seq = message.seq.unwrap_or_default();
         // Sending reads the group: one's own messages never count as unread (unread = last_seq - last_read_seq).
-        let (stored, recorded, marked) = futures::join!(
+        let (stored, marked) = futures::join!(
             self.store.put_message(&message),
-            self.store.record_group_message(&message),
             self.store.mark(group, &caller.user, Mark::Read, seq),
         );
         let message = stored?.unwrap_or(message);
-        recorded?;
         marked?;
         let job = Job::Fanout(FanoutJob {
             message: Box::new(message.to_push()),
@@ -433,6 +432,7 @@ where
             change: None,
         });
         self.queue.enqueue(&job).await?;
+        self.store.record_group_message(&message).await?;
         info!(message_id = %message.id, %group, seq, "sent to group");
         Ok(())
     }

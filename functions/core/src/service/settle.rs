@@ -7,7 +7,7 @@ use crate::{
     frames::Target,
     jobs::{IndexJob, Job},
     model::{Claim, ClaimKey, StoredMessage},
-    ports::{JobQueue, MessageStore},
+    ports::{GroupStore, JobQueue, MessageStore},
 };
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ pub(super) enum Settled {
 /// How close to the invocation deadline a waiting retry gives up (and answers `unavailable`).
 const DEADLINE_MARGIN_MS: i64 = 500;
 
-impl<S: MessageStore, P, Q: JobQueue> App<S, P, Q> {
+impl<S: MessageStore + GroupStore, P, Q: JobQueue> App<S, P, Q> {
     /// Decides what a retry does with a claim it found taken.
     pub(super) async fn settle(&self, key: &ClaimKey, mut seen: Claim, deadline: i64) -> Result<Settled, BackendError> {
         let mut wait_ms = 20;
@@ -33,6 +33,9 @@ impl<S: MessageStore, P, Q: JobQueue> App<S, P, Q> {
             if let Some(message) = self.stored_direct(&seen).await? {
                 self.index_again(&message).await?;
                 return Ok(Settled::Done(seen));
+            }
+            if let Some(seq) = self.recorded_group(&seen).await? {
+                return Ok(Settled::Done(Claim { seq: Some(seq), ..seen }));
             }
             let now = crate::now_ms();
             if seen.lease_until <= now {
@@ -62,6 +65,19 @@ impl<S: MessageStore, P, Q: JobQueue> App<S, P, Q> {
             return Ok(None);
         };
         self.store.stored_direct(&claim.message_id, to).await
+    }
+
+    /// The sequence number of a group claim's message if its send is done: the message is stored and the group's
+    /// history holds it (two strong reads, the second needing the first's number; see `complete_group`).
+    async fn recorded_group(&self, claim: &Claim) -> Result<Option<u64>, BackendError> {
+        let Some(Target::Group(group)) = &claim.target else {
+            return Ok(None);
+        };
+        let Some(seq) = self.store.get_message(&claim.message_id).await?.and_then(|m| m.seq) else {
+            return Ok(None);
+        };
+        let recorded = self.store.recorded_at(group, seq).await?;
+        Ok((recorded == Some(claim.message_id)).then_some(seq))
     }
 
     /// Queues the indexing of a one-on-one message again, flagged `again`: a retry cannot tell whether its first

@@ -104,11 +104,10 @@ pub async fn claims_are_decided_by_the_first_attempt<S: Store>(s: &S) {
         Some(first.clone()),
         "a second attempt gets the first one's claim"
     );
-    s.finish(&key, Some(7)).await.unwrap();
-    let done = s.read_claim(&key).await.unwrap().unwrap();
+    let read = s.read_claim(&key).await.unwrap().unwrap();
     assert_eq!(
-        (done.message_id, done.done, done.seq, &done.target),
-        (first.message_id, true, Some(7), &first.target),
+        (read.message_id, read.done, read.seq, &read.target),
+        (first.message_id, false, None, &first.target),
         "the claim remembers its conversation"
     );
     s.forget(&key, &second).await.unwrap();
@@ -156,8 +155,16 @@ pub async fn a_lease_is_taken_over_only_as_it_was_seen<S: Store>(s: &S) {
     );
     s.release(&key, 500).await.unwrap();
     assert_eq!(s.read_claim(&key).await.unwrap().unwrap().lease_until, 0);
-    s.finish(&key, None).await.unwrap();
+    // Claims marked done by earlier releases (sends no longer write the mark) are final.
+    let key = ClaimKey::new(&user("alice"), &ClientMsgId::parse("m3").unwrap());
+    let done = Claim {
+        done: true,
+        seq: Some(7),
+        ..claim(T0, 100)
+    };
+    s.claim(&key, &done, 1).await.unwrap();
     let seen = s.read_claim(&key).await.unwrap().unwrap();
+    assert_eq!((seen.done, seen.seq), (true, Some(7)));
     assert!(
         !s.take_over(&key, &seen, 900).await.unwrap(),
         "a done claim is never taken over"
@@ -455,6 +462,7 @@ pub async fn group_history_ranges_and_membership<S: Store>(s: &S) {
     s.create_group(&group_of(&g, "alice", 1), &[Member::joining(user("alice"), T0, 0)])
         .await
         .unwrap();
+    let mut ids = Vec::new();
     for seq in 1..=5 {
         let m = StoredMessage {
             seq: Some(seq),
@@ -462,7 +470,13 @@ pub async fn group_history_ranges_and_membership<S: Store>(s: &S) {
             ..message(MessageId::generate(T0 + seq as i64), "alice", "bob", "g")
         };
         s.record_group_message(&m).await.unwrap();
+        ids.push(m.id);
     }
+    assert_eq!(
+        (s.recorded_at(&g, 3).await.unwrap(), s.recorded_at(&g, 6).await.unwrap()),
+        (Some(ids[2]), None),
+        "a row is read by its number (a group send's done mark)"
+    );
     let seqs = |v: Vec<crate::model::GroupEntry>| v.into_iter().map(|e| e.seq).collect::<Vec<_>>();
     assert_eq!(seqs(s.group_entries(&g, 1, 4, 10).await.unwrap()), [2, 3, 4]);
     assert_eq!(seqs(s.group_entries(&g, 0, 5, 2).await.unwrap()), [1, 2]);

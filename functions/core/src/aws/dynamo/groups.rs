@@ -13,7 +13,7 @@ use super::{
 use crate::{
     error::BackendError,
     frames::{LastMessage, Target},
-    ids::{GroupId, UserId},
+    ids::{GroupId, MessageId, UserId},
     model::{Added, Group, Mark, Marked, Member, StoredMessage},
     ports::{GroupStore, GroupsPage, Res},
 };
@@ -355,6 +355,22 @@ impl GroupStore for DynamoStore {
             .await
             .map_err(failed("PutItem"))?;
         Ok(())
+    }
+
+    async fn recorded_at(&self, group: &GroupId, seq: u64) -> Res<Option<MessageId>> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.tables.group_history)
+            .key(attr::GROUP_ID, s(group.as_str()))
+            .key(attr::SEQ, n(seq))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed("GetItem"))?;
+        r.item
+            .map(|i| from_item::<GroupHistoryItem>("group history row", i).map(|row| row.message_id))
+            .transpose()
     }
 
     async fn mark(&self, group: &GroupId, user: &UserId, mark: Mark, seq: u64) -> Res<Marked> {

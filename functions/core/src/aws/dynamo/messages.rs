@@ -96,18 +96,6 @@ impl MessageStore for DynamoStore {
         .map(drop)
     }
 
-    async fn finish(&self, key: &ClaimKey, seq: Option<u64>) -> Res<()> {
-        let mut values = HashMap::from([(":true".to_owned(), Av::Bool(true))]);
-        let update = match seq {
-            Some(v) => {
-                values.insert(":seq".into(), n(v));
-                "SET #done = :true, #seq = :seq"
-            }
-            None => "SET #done = :true",
-        };
-        self.claim_update(key, update, None, values).await.map(drop)
-    }
-
     async fn forget(&self, key: &ClaimKey, claim: &Claim) -> Res<()> {
         // Only the claim this attempt made: another attempt's claim for the same key stays.
         let r = self

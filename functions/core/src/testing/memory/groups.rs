@@ -3,7 +3,7 @@
 use super::MemoryStore;
 use crate::{
     frames::{LastMessage, Target},
-    ids::{GroupId, UserId},
+    ids::{GroupId, MessageId, UserId},
     model::{Added, Group, GroupEntry, Mark, Marked, Member, StoredMessage},
     ports::{GroupStore, GroupsPage, Res},
 };
@@ -150,6 +150,12 @@ impl GroupStore for MemoryStore {
             );
         }
         Ok(())
+    }
+
+    async fn recorded_at(&self, group: &GroupId, seq: u64) -> Res<Option<MessageId>> {
+        self.faults.check("recorded_at")?;
+        let s = self.state.lock().unwrap();
+        Ok(s.group_history.get(&(group.clone(), seq)).map(|e| e.message_id))
     }
 
     async fn mark(&self, group: &GroupId, user: &UserId, mark: Mark, seq: u64) -> Res<Marked> {

@@ -49,15 +49,6 @@ impl MessageStore for MemoryStore {
         Ok(())
     }
 
-    async fn finish(&self, key: &ClaimKey, seq: Option<u64>) -> Res<()> {
-        self.faults.check("finish")?;
-        if let Some(c) = self.state.lock().unwrap().claims.get_mut(key) {
-            c.done = true;
-            c.seq = seq;
-        }
-        Ok(())
-    }
-
     async fn get_message(&self, id: &MessageId) -> Res<Option<StoredMessage>> {
         self.faults.check("get_message")?;
         Ok(self.state.lock().unwrap().messages.get(id).cloned())
