@@ -305,14 +305,15 @@ async fn a_group_send_whose_history_row_failed_is_finished_by_its_retry() {
         .await
         .unwrap();
     assert_eq!(retry.seq, Some(1), "the retry keeps the number the message holds");
-    let s = app.store.state.lock().unwrap();
-    assert_eq!(
-        s.group_history.get(&(g.clone(), 1)).map(|e| e.message_id),
-        Some(retry.message_id),
-        "the history holds the message"
-    );
-    assert_eq!(s.groups[&g].last_seq, 1);
-    drop(s);
+    {
+        let s = app.store.state.lock().unwrap();
+        assert_eq!(
+            s.group_history.get(&(g.clone(), 1)).map(|e| e.message_id),
+            Some(retry.message_id),
+            "the history holds the message"
+        );
+        assert_eq!(s.groups[&g].last_seq, 1);
+    }
     // The resumed send cannot tell whether the first fan-out ran, so it queues one again (members drop the
     // repeat by its messageId); a further retry finds the row and queues nothing.
     assert_eq!(fanouts_queued(&app), 2);
