@@ -42,8 +42,8 @@ trap - EXIT
 
 echo "==> cold starts"
 COMMANDS+=("natter-local coldstart --runs 20 --bin-dir target/release --extra NodeSdk=bench/node/bootstrap")
-# Bounded: on some machines `natter-local coldstart` never finishes (an open issue); the load tables above are
-# worth keeping without it, and bench/init_time.py measures init without natter-local.
+# About 15 s. Bounded all the same: until its functions got a local stand-in for AWS during init, it could run for
+# an hour, and the load tables above are worth keeping without it (bench/init_time.py measures init on its own).
 if ! timeout 300 ./target/release/natter-local coldstart --runs 20 --bin-dir target/release \
   --extra NodeSdk=bench/node/bootstrap --out "$OUT/coldstart.json" > /dev/null; then
   echo "cold starts skipped: natter-local coldstart did not finish in 300 s (use bench/init_time.py)"
