@@ -236,3 +236,49 @@ async fn a_send_whose_mailbox_write_failed_reaches_the_offline_recipient_once_af
     );
     local.stop().await;
 }
+
+/// A group send's history row is its last write and its done mark. When that write fails the send is
+/// `unavailable` with the fan-out already queued; the retry must put the row (or the message is missing from
+/// history for good) and gets the same sequence; later retries find the row and push nothing.
+#[tokio::test]
+async fn a_group_send_whose_history_write_failed_is_in_history_once_after_the_retry() {
+    let local = start().await;
+    let mut ann = Client::connect(&local.ws_url, "ann").await;
+    let mut ben = Client::connect(&local.ws_url, "ben").await;
+    natter_tests::befriend(&mut ann, &mut ben).await;
+    let r = ann
+        .request(json!({"action": "group", "op": "create", "name": "Hikers", "members": ["ben"]}))
+        .await;
+    let g = r["group"]["id"].as_str().expect("a group").to_owned();
+    let group_send = json!({"action": "send", "clientMsgId": "h-1", "group": g, "body": "summit at noon"});
+    let f = faults(&local);
+
+    f.throttle_tables(&[table(&local, "GroupHistoryTable")]);
+    let r = ann.request(group_send.clone()).await;
+    assert_eq!(r["code"], "unavailable", "{r}");
+    f.throttle_tables(&[]);
+
+    let ack = ann.request(group_send.clone()).await;
+    assert_eq!((&ack["type"], &ack["seq"]), (&json!("ack"), &json!(1)), "{ack}");
+    let pushed = ben.wait_for("the group message", |v| v["type"] == "message").await;
+    assert_eq!(pushed["messageId"], ack["messageId"]);
+    let h = ben.request(json!({"action": "history", "group": g})).await;
+    let ids: Vec<&Value> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["messageId"])
+        .collect();
+    assert_eq!(ids, [&ack["messageId"]], "in history once: {h}");
+
+    // The first attempt queued a fan-out and so did the resumed one: a repeat, dropped by its id. Once both are
+    // through, a further retry finds the history row and pushes nothing.
+    ben.messages_within(Duration::from_millis(1500)).await;
+    let again = ann.request(group_send).await;
+    assert_eq!((&again["messageId"], &again["seq"]), (&ack["messageId"], &json!(1)));
+    assert!(
+        ben.messages_within(Duration::from_millis(1000)).await.is_empty(),
+        "a retry of a finished send pushes nothing"
+    );
+    local.stop().await;
+}
