@@ -3,7 +3,7 @@
 use super::Caller;
 use crate::{
     error::Failure,
-    frames::{ErrorCode, GroupOp, SendFrame, ServerFrame, Target},
+    frames::{AckReply, ErrorCode, GroupOp, SendFrame, ServerFrame, Target},
     ids::{Body, ClientMsgId, GroupId, GroupName, UserId},
     jobs::{FanoutJob, Job},
     model::Mark,
@@ -49,6 +49,15 @@ fn group_send(cmid: &str, g: &GroupId) -> SendFrame {
         device: None,
         attachments: Vec::new(),
     }
+}
+
+/// ann's `send` of `cmid` to `g`, from her connection a1.
+async fn ann_sends(app: &TestApp, cmid: &str, g: &GroupId) -> Result<AckReply, Failure> {
+    let ann = Caller {
+        user: u("ann"),
+        connection: c("a1"),
+    };
+    app.send(&ann, &group_send(cmid, g), now_ms(), now_ms() + 5000).await
 }
 
 fn members_of(frame: ServerFrame) -> Vec<String> {
@@ -209,46 +218,19 @@ async fn when_the_owner_leaves_the_longest_standing_member_owns_and_the_last_one
 async fn group_sends_get_consecutive_sequences_and_retries_do_not_burn_one() {
     let app = app(&["ann", "ben"]);
     let g = create(&app, "ann", &["ben"]).await;
-    let ann = Caller {
-        user: u("ann"),
-        connection: c("a1"),
-    };
-    let first = app
-        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
-        .await
-        .unwrap();
-    let retry = app
-        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
-        .await
-        .unwrap();
-    let second = app
-        .send(&ann, &group_send("m2", &g), now_ms(), now_ms() + 5000)
-        .await
-        .unwrap();
+    let first = ann_sends(&app, "m1", &g).await.unwrap();
+    let retry = ann_sends(&app, "m1", &g).await.unwrap();
+    let second = ann_sends(&app, "m2", &g).await.unwrap();
     assert_eq!((first.seq, retry.seq, second.seq), (Some(1), Some(1), Some(2)));
     assert_eq!(first.message_id, retry.message_id);
-    let fanouts = app
-        .queue
-        .jobs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|j| matches!(j, Job::Fanout(_)))
-        .count();
-    assert_eq!(fanouts, 2, "the retry queued nothing");
+    assert_eq!(fanouts_queued(&app), 2, "the retry queued nothing");
     // A failure after the sequence was taken and stored: the retry resumes with the same number.
     app.store.faults.fail_next("mark", 1);
     assert_eq!(
-        app.send(&ann, &group_send("m3", &g), now_ms(), now_ms() + 5000)
-            .await
-            .unwrap_err()
-            .code(),
+        ann_sends(&app, "m3", &g).await.unwrap_err().code(),
         ErrorCode::Unavailable
     );
-    let resumed = app
-        .send(&ann, &group_send("m3", &g), now_ms(), now_ms() + 5000)
-        .await
-        .unwrap();
+    let resumed = ann_sends(&app, "m3", &g).await.unwrap();
     assert_eq!(resumed.seq, Some(3));
     assert_eq!(app.store.state.lock().unwrap().groups[&g].last_seq, 3);
 }
@@ -263,23 +245,13 @@ fn fanouts_queued(app: &TestApp) -> usize {
 async fn a_group_send_retried_after_its_lease_ran_out_is_acked_with_its_number_and_fans_out_once() {
     let app = app(&["ann", "ben"]);
     let g = create(&app, "ann", &["ben"]).await;
-    let ann = Caller {
-        user: u("ann"),
-        connection: c("a1"),
-    };
-    let first = app
-        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
-        .await
-        .unwrap();
+    let first = ann_sends(&app, "m1", &g).await.unwrap();
     // The ack was lost and the client retries long after: the claim's lease has run out.
     for claim in app.store.state.lock().unwrap().claims.values_mut() {
         assert!(!claim.done, "no done mark is written");
         claim.lease_until = 1;
     }
-    let retry = app
-        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
-        .await
-        .unwrap();
+    let retry = ann_sends(&app, "m1", &g).await.unwrap();
     assert_eq!((retry.message_id, retry.seq), (first.message_id, Some(1)));
     assert_eq!(fanouts_queued(&app), 1, "the retry queued no second fan-out");
     assert_eq!(app.store.state.lock().unwrap().groups[&g].last_seq, 1);
@@ -289,21 +261,11 @@ async fn a_group_send_retried_after_its_lease_ran_out_is_acked_with_its_number_a
 async fn a_group_send_whose_history_row_failed_is_finished_by_its_retry() {
     let app = app(&["ann", "ben"]);
     let g = create(&app, "ann", &["ben"]).await;
-    let ann = Caller {
-        user: u("ann"),
-        connection: c("a1"),
-    };
     app.store.faults.fail_next("record_group_message", 1);
-    let failed = app
-        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
-        .await
-        .unwrap_err();
+    let failed = ann_sends(&app, "m1", &g).await.unwrap_err();
     assert_eq!(failed.code(), ErrorCode::Unavailable);
     assert_eq!(fanouts_queued(&app), 1, "the fan-out was queued before the row failed");
-    let retry = app
-        .send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
-        .await
-        .unwrap();
+    let retry = ann_sends(&app, "m1", &g).await.unwrap();
     assert_eq!(retry.seq, Some(1), "the retry keeps the number the message holds");
     {
         let s = app.store.state.lock().unwrap();
@@ -317,9 +279,7 @@ async fn a_group_send_whose_history_row_failed_is_finished_by_its_retry() {
     // The resumed send cannot tell whether the first fan-out ran, so it queues one again (members drop the
     // repeat by its messageId); a further retry finds the row and queues nothing.
     assert_eq!(fanouts_queued(&app), 2);
-    app.send(&ann, &group_send("m1", &g), now_ms(), now_ms() + 5000)
-        .await
-        .unwrap();
+    ann_sends(&app, "m1", &g).await.unwrap();
     assert_eq!(fanouts_queued(&app), 2);
 }
 
@@ -344,14 +304,8 @@ async fn a_non_member_send_is_forbidden_and_stores_nothing() {
 async fn sending_reads_the_group_for_the_sender_and_marks_never_move_back() {
     let app = app(&["ann", "ben"]);
     let g = create(&app, "ann", &["ben"]).await;
-    let ann = Caller {
-        user: u("ann"),
-        connection: c("a1"),
-    };
     for i in 1..=4 {
-        app.send(&ann, &group_send(&format!("m{i}"), &g), now_ms(), now_ms() + 5000)
-            .await
-            .unwrap();
+        ann_sends(&app, &format!("m{i}"), &g).await.unwrap();
     }
     let unread = |user: &str| {
         let s = app.store.state.lock().unwrap();
