@@ -1,4 +1,6 @@
-//! The fan-out consumer: a group message to every online member's connections.
+//! The fan-out consumer: a group message to every online member's connections. A group that fits one chunk is
+//! pushed by its send instead (`send.rs`, `complete_group`), through the same `push_to_members`; the queue carries
+//! the larger groups, changes, and a small group's push that failed.
 //!
 //! A root job reads once the ids of those who were members when the message was sent; groups larger than one chunk are split into chunk jobs queued back on
 //! the fan-out queue (10 per SendMessageBatch), so delivery runs in parallel invocations. Each chunk reads its
@@ -54,8 +56,21 @@ where
                 all.into_iter().take(chunk).collect()
             }
         };
-        let away = self.deliver_to_members(job, &members, now).await?;
-        if small && job.change.is_none() && self.settings.notify_offline && !away.is_empty() {
+        self.push_to_members(job, &members, small, now).await
+    }
+
+    /// Pushes the job's frame to `members`' live connections; for a whole group that fits one chunk (`whole`),
+    /// also queues the notifications of its away members. The fan-out consumer's chunk, and a small group's
+    /// send itself (`send.rs`).
+    pub(super) async fn push_to_members(
+        &self,
+        job: &FanoutJob,
+        members: &[UserId],
+        whole: bool,
+        now: i64,
+    ) -> Result<(), BackendError> {
+        let away = self.deliver_to_members(job, members, now).await?;
+        if whole && job.change.is_none() && self.settings.notify_offline && !away.is_empty() {
             self.notify_away(job, &away).await;
         }
         Ok(())

@@ -214,16 +214,33 @@ async fn when_the_owner_leaves_the_longest_standing_member_owns_and_the_last_one
     );
 }
 
+/// ben online on b1: what a group send pushes him can be counted.
+async fn ben_online(app: &TestApp) {
+    app.connect(&u("ben"), &c("b1"), now_ms()).await.unwrap();
+}
+
+/// The group messages pushed to ben's connection b1 so far.
+fn pushed_to_ben(app: &TestApp) -> usize {
+    let posts = app.pusher.posts_to("b1");
+    posts.iter().filter(|f| f["type"] == "message").count()
+}
+
+fn fanouts_queued(app: &TestApp) -> usize {
+    let jobs = app.queue.jobs.lock().unwrap();
+    jobs.iter().filter(|j| matches!(j, Job::Fanout(_))).count()
+}
+
 #[tokio::test]
 async fn group_sends_get_consecutive_sequences_and_retries_do_not_burn_one() {
     let app = app(&["ann", "ben"]);
     let g = create(&app, "ann", &["ben"]).await;
+    ben_online(&app).await;
     let first = ann_sends(&app, "m1", &g).await.unwrap();
     let retry = ann_sends(&app, "m1", &g).await.unwrap();
     let second = ann_sends(&app, "m2", &g).await.unwrap();
     assert_eq!((first.seq, retry.seq, second.seq), (Some(1), Some(1), Some(2)));
     assert_eq!(first.message_id, retry.message_id);
-    assert_eq!(fanouts_queued(&app), 2, "the retry queued nothing");
+    assert_eq!(pushed_to_ben(&app), 2, "the retry pushed nothing");
     // A failure after the sequence was taken and stored: the retry resumes with the same number.
     app.store.faults.fail_next("mark", 1);
     assert_eq!(
@@ -235,16 +252,45 @@ async fn group_sends_get_consecutive_sequences_and_retries_do_not_burn_one() {
     assert_eq!(app.store.state.lock().unwrap().groups[&g].last_seq, 3);
 }
 
-fn fanouts_queued(app: &TestApp) -> usize {
-    let jobs = app.queue.jobs.lock().unwrap();
-    jobs.iter().filter(|j| matches!(j, Job::Fanout(_))).count()
+/// A group that fits one fan-out chunk is pushed by the send itself; a larger one through the fan-out queue; a
+/// small group whose push fails at send falls back to the queue.
+#[tokio::test]
+async fn a_small_group_is_pushed_by_its_send_and_a_larger_one_through_the_queue() {
+    let app = app(&["ann", "ben", "cat", "dan"]);
+    let small = create(&app, "ann", &["ben"]).await;
+    ben_online(&app).await;
+    ann_sends(&app, "m1", &small).await.unwrap();
+    assert_eq!(
+        (pushed_to_ben(&app), fanouts_queued(&app)),
+        (1, 0),
+        "pushed at send, nothing queued"
+    );
+
+    app.store.faults.fail_next("presence", 1);
+    ann_sends(&app, "m2", &small).await.unwrap();
+    assert_eq!(
+        (pushed_to_ben(&app), fanouts_queued(&app)),
+        (1, 1),
+        "the failed push is queued"
+    );
+
+    // Four members, chunks of three.
+    let large = create(&app, "ann", &["ben", "cat", "dan"]).await;
+    app.queue.jobs.lock().unwrap().clear();
+    ann_sends(&app, "m3", &large).await.unwrap();
+    assert_eq!(
+        (pushed_to_ben(&app), fanouts_queued(&app)),
+        (1, 1),
+        "the fan-out pushes it"
+    );
 }
 
-/// A group send writes no done mark: its GroupHistory row, written after the fan-out is queued, is one.
+/// A group send writes no done mark: its GroupHistory row, written after the push, is one.
 #[tokio::test]
-async fn a_group_send_retried_after_its_lease_ran_out_is_acked_with_its_number_and_fans_out_once() {
+async fn a_group_send_retried_after_its_lease_ran_out_is_acked_with_its_number_and_pushed_once() {
     let app = app(&["ann", "ben"]);
     let g = create(&app, "ann", &["ben"]).await;
+    ben_online(&app).await;
     let first = ann_sends(&app, "m1", &g).await.unwrap();
     // The ack was lost and the client retries long after: the claim's lease has run out.
     for claim in app.store.state.lock().unwrap().claims.values_mut() {
@@ -253,7 +299,7 @@ async fn a_group_send_retried_after_its_lease_ran_out_is_acked_with_its_number_a
     }
     let retry = ann_sends(&app, "m1", &g).await.unwrap();
     assert_eq!((retry.message_id, retry.seq), (first.message_id, Some(1)));
-    assert_eq!(fanouts_queued(&app), 1, "the retry queued no second fan-out");
+    assert_eq!(pushed_to_ben(&app), 1, "the retry pushed nothing");
     assert_eq!(app.store.state.lock().unwrap().groups[&g].last_seq, 1);
 }
 
@@ -261,10 +307,11 @@ async fn a_group_send_retried_after_its_lease_ran_out_is_acked_with_its_number_a
 async fn a_group_send_whose_history_row_failed_is_finished_by_its_retry() {
     let app = app(&["ann", "ben"]);
     let g = create(&app, "ann", &["ben"]).await;
+    ben_online(&app).await;
     app.store.faults.fail_next("record_group_message", 1);
     let failed = ann_sends(&app, "m1", &g).await.unwrap_err();
     assert_eq!(failed.code(), ErrorCode::Unavailable);
-    assert_eq!(fanouts_queued(&app), 1, "the fan-out was queued before the row failed");
+    assert_eq!(pushed_to_ben(&app), 1, "pushed before the row failed");
     let retry = ann_sends(&app, "m1", &g).await.unwrap();
     assert_eq!(retry.seq, Some(1), "the retry keeps the number the message holds");
     {
@@ -276,11 +323,11 @@ async fn a_group_send_whose_history_row_failed_is_finished_by_its_retry() {
         );
         assert_eq!(s.groups[&g].last_seq, 1);
     }
-    // The resumed send cannot tell whether the first fan-out ran, so it queues one again (members drop the
-    // repeat by its messageId); a further retry finds the row and queues nothing.
-    assert_eq!(fanouts_queued(&app), 2);
+    // The resumed send cannot tell whether the first push went out, so it pushes again (dropped by its
+    // messageId); a further retry finds the row and pushes nothing.
+    assert_eq!(pushed_to_ben(&app), 2);
     ann_sends(&app, "m1", &g).await.unwrap();
-    assert_eq!(fanouts_queued(&app), 2);
+    assert_eq!(pushed_to_ben(&app), 2);
 }
 
 #[tokio::test]

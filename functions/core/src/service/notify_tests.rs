@@ -168,7 +168,8 @@ async fn group_of(app: &TestApp, members: &[&str]) -> crate::ids::GroupId {
     }
 }
 
-/// alice sends to the group; the fan-out runs; the notify jobs it queued, in order.
+/// alice sends to the group; the fan-out runs (a small group's runs in the send itself, a larger group's job
+/// here); the notify jobs queued, in order.
 async fn fan_out_a_message(app: &TestApp, g: &crate::ids::GroupId, cmid: &str) -> Vec<NotifyJob> {
     let frame = crate::frames::SendFrame {
         client_msg_id: crate::ids::ClientMsgId::parse(cmid).unwrap(),
@@ -181,23 +182,19 @@ async fn fan_out_a_message(app: &TestApp, g: &crate::ids::GroupId, cmid: &str) -
     app.send(&crate::testing::caller("alice", "a1"), &frame, T, T + 10_000)
         .await
         .unwrap();
-    let fanouts: Vec<_> = app.queue.take(|j| match j {
-        crate::jobs::Job::Fanout(f) => Some(f),
-        _ => None,
-    });
-    for f in &fanouts {
-        app.fanout(f, T).await.unwrap();
+    let mut notified = Vec::new();
+    for job in app.queue.take(Some) {
+        match job {
+            Job::Fanout(f) => app.fanout(&f, T).await.unwrap(),
+            Job::Notify(n) => notified.push(n),
+            _ => {}
+        }
     }
-    app.queue
-        .jobs
-        .lock()
-        .unwrap()
-        .drain(..)
-        .filter_map(|j| match j {
-            crate::jobs::Job::Notify(n) => Some(n),
-            _ => None,
-        })
-        .collect()
+    notified.extend(app.queue.take(|j| match j {
+        Job::Notify(n) => Some(n),
+        _ => None,
+    }));
+    notified
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! `send`: idempotent on (sender, clientMsgId), even for concurrent retries, one-on-one and in groups.
 //!
 //! The first attempt claims the key (a conditional put) with a fresh message id and a lease, stores the message,
-//! pushes it (or queues its group fan-out) and queues its follow-up work. A retry that finds the claim:
+//! pushes it (a group's here when the group fits one fan-out chunk, through the fan-out queue otherwise) and queues
+//! its follow-up work. A retry that finds the claim:
 //! - done (the send's work is all there, see below): answers with the same ack and delivers nothing;
 //! - unfinished, lease running: waits for the attempt that holds it (a concurrent retry);
 //! - unfinished, lease over: the first attempt failed or died; the retry takes the claim over and finishes the same
@@ -19,9 +20,9 @@
 //! and three sequential round trips before the ack (count with claim and lookup; message; queueing with the
 //! pushes) instead of five.
 //!
-//! Group sends write no done mark either: their GroupHistory row, written after the fan-out is queued, is the
-//! mark. A retry reads the stored message (for its sequence number) and the row at that number; with both it
-//! answers with the ack and queues nothing. Claims marked `done` by earlier releases are still honoured.
+//! Group sends write no done mark either: their GroupHistory row, written after the push (or the fan-out job), is
+//! the mark. A retry reads the stored message (for its sequence number) and the row at that number; with both it
+//! answers with the ack and pushes nothing. Claims marked `done` by earlier releases are still honoured.
 
 use super::{
     App,
@@ -347,10 +348,10 @@ where
             match futures::try_join!(member, self.check_attachments(&caller.user, &frame.attachments))? {
                 ((None, _), _) => Err(not_found(format!("no group `{group}`"))),
                 ((Some(_), None), _) => Err(forbidden("not a member of this group")),
-                ((Some(_), Some(_)), attachments) => Ok(attachments),
+                ((Some(g), Some(_)), attachments) => Ok((attachments, g.member_count)),
             }
         };
-        let (claim, resumed, attachments) = match self
+        let (claim, resumed, (attachments, member_count)) = match self
             .start(&caller.user, &key, &frame.target, now, deadline, check)
             .await?
         {
@@ -399,17 +400,30 @@ where
                 }
             };
             let seq = message.seq;
-            self.complete_group(caller, message).await.map(|()| seq)
+            let small = member_count <= self.settings.fanout_chunk as u64;
+            self.complete_group(caller, message, small, now).await.map(|()| seq)
         };
         let seq = self.complete(&key, &claim, work).await?;
         Ok(ack(frame, &claim, seq))
     }
 
-    /// Stores a group message, marks the group read for its sender up to it, queues the fan-out and then writes
-    /// the message's GroupHistory row, in that order: the row is the send's done mark (a retry that finds it
-    /// answers with the ack and queues nothing; one that does not resumes, and a fan-out queued twice is dropped
-    /// by the clients' `messageId`). O(1) writes whatever the group's size.
-    async fn complete_group(&self, caller: &Caller, message: StoredMessage) -> Result<(), BackendError> {
+    /// Stores a group message, marks the group read for its sender up to it, pushes it to the members (a `small`
+    /// group, one chunk, here; a larger one through the fan-out queue) and then writes the message's GroupHistory
+    /// row, in that order: the row is the send's done mark (a retry that finds it answers with the ack and pushes
+    /// nothing; one that does not resumes, and a second push is dropped by the clients' `messageId`). O(1) writes
+    /// whatever the group's size.
+    ///
+    /// Why a small group is pushed here: through the queue its message cost an SQS send, receive and delete and
+    /// a fan-out invocation, and waited for the queue's poll, to reach a handful of connections; here the
+    /// members' query runs beside the message's write, so the ack waits one round trip more (their presence)
+    /// and the push four fewer. If the push here fails, the job is queued as before.
+    async fn complete_group(
+        &self,
+        caller: &Caller,
+        message: StoredMessage,
+        small: bool,
+        now: i64,
+    ) -> Result<(), BackendError> {
         let Target::Group(group) = message.target.clone() else {
             return Err(BackendError::corrupt(
                 "claim",
@@ -419,19 +433,46 @@ where
         let group = &group;
         let seq = message.seq.unwrap_or_default();
         // Sending reads the group: one's own messages never count as unread (unread = last_seq - last_read_seq).
-        let (stored, marked) = futures::join!(
+        let recipients = async {
+            if small {
+                Some(self.store.recipients(group, seq).await)
+            } else {
+                None
+            }
+        };
+        let (stored, marked, recipients) = futures::join!(
             self.store.put_message(&message),
             self.store.mark(group, &caller.user, Mark::Read, seq),
+            recipients,
         );
         let message = stored?.unwrap_or(message);
         marked?;
-        let job = Job::Fanout(FanoutJob {
+        let job = FanoutJob {
             message: Box::new(message.to_push()),
             exclude: Some(caller.connection.clone()),
             members: None,
             change: None,
-        });
-        self.queue.enqueue(&job).await?;
+        };
+        let pushed_here = match recipients {
+            // (A group that grew past one chunk since the check goes through the queue, which splits it.)
+            Some(Ok(members)) if members.len() <= self.settings.fanout_chunk => {
+                match self.push_to_members(&job, &members, true, now).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        warn!(error = %e, %group, "a small group's push failed at send; queued for the fan-out");
+                        false
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                warn!(error = %e, %group, "a small group's members could not be read at send; queued");
+                false
+            }
+            Some(Ok(_)) | None => false,
+        };
+        if !pushed_here {
+            self.queue.enqueue(&Job::Fanout(job)).await?;
+        }
         self.store.record_group_message(&message).await?;
         info!(message_id = %message.id, %group, seq, "sent to group");
         Ok(())
