@@ -107,14 +107,21 @@ where
         members: &[UserId],
         now: i64,
     ) -> Result<Vec<UserId>, BackendError> {
-        let mut presence = self.store.presence(members).await?;
         // The sender's own other devices, read strongly: a device that connected a moment ago would miss what it
         // sent from another (its catch-up skips one's own messages). One read unit per message, in the chunk that
-        // holds the sender; the other members' fresh connections get it from their sync's catch-up.
+        // holds the sender, beside the members' read; the other members' fresh connections get it from their
+        // sync's catch-up.
         let sender = &job.message.from;
-        if members.contains(sender) {
-            presence.extend(self.store.presence_latest(std::slice::from_ref(sender)).await?);
-        }
+        let senders = async {
+            if members.contains(sender) {
+                self.store.presence_latest(std::slice::from_ref(sender)).await
+            } else {
+                Ok(Default::default())
+            }
+        };
+        let (presence, senders) = futures::join!(self.store.presence(members), senders);
+        let mut presence = presence?;
+        presence.extend(senders?);
         let refs: Vec<&UserId> = members.iter().collect();
         let targets = connections_of(&presence, &refs, job.exclude.as_ref(), now);
         let frame = match &job.change {
