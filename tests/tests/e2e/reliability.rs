@@ -238,8 +238,9 @@ async fn a_send_whose_mailbox_write_failed_reaches_the_offline_recipient_once_af
 }
 
 /// A group send's history row is its last write and its done mark. When that write fails the send is
-/// `unavailable` with the fan-out already queued; the retry must put the row (or the message is missing from
-/// history for good) and gets the same sequence; later retries find the row and push nothing.
+/// `unavailable` with the message already pushed (a small group is pushed by its send); the retry must put the
+/// row (or the message is missing from history for good) and gets the same sequence; later retries find the row
+/// and push nothing.
 #[tokio::test]
 async fn a_group_send_whose_history_write_failed_is_in_history_once_after_the_retry() {
     let local = start().await;
@@ -271,8 +272,8 @@ async fn a_group_send_whose_history_write_failed_is_in_history_once_after_the_re
         .collect();
     assert_eq!(ids, [&ack["messageId"]], "in history once: {h}");
 
-    // The first attempt queued a fan-out and so did the resumed one: a repeat, dropped by its id. Once both are
-    // through, a further retry finds the history row and pushes nothing.
+    // The first attempt pushed and so did the resumed one: a repeat, dropped by its id. Once both are through, a
+    // further retry finds the history row and pushes nothing.
     ben.messages_within(Duration::from_millis(1500)).await;
     let again = ann.request(group_send).await;
     assert_eq!((&again["messageId"], &again["seq"]), (&ack["messageId"], &json!(1)));
