@@ -74,6 +74,8 @@ pub struct TestStack {
     pub sdk: SdkConfig,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// The Messages table's stream, read as far as `stored_messages` went.
+    messages_stream: tokio::sync::Mutex<Option<natter_local::streams::ShardReader>>,
 }
 
 impl TestStack {
@@ -117,6 +119,7 @@ impl TestStack {
             sdk,
             dynamo,
             sqs,
+            messages_stream: Default::default(),
         }
     }
 
@@ -210,6 +213,41 @@ impl TestStack {
     }
 
     /// Receives (and deletes) up to 10 messages of a queue.
+    /// The records of the Messages stream since the last call that IndexFunction's event source delivers (its
+    /// filter applied), as the DynamoDB event it is invoked with; `Records` is empty if there are none.
+    pub async fn stored_messages(&self) -> Value {
+        let source = self.function("IndexFunction").stream_sources.into_iter().next();
+        let source = source.expect("IndexFunction reads the Messages stream");
+        let table = natter_local::template::plain(&self.stack.names.refs[&source.table]);
+        let mut reader = self.messages_stream.lock().await;
+        if reader.is_none() {
+            let http = natter_local::streams::Http::default();
+            let opened = natter_local::streams::ShardReader::open(http, &self.endpoint, &table).await;
+            *reader = Some(opened.expect("the Messages table has a stream"));
+        }
+        let reader = reader.as_mut().unwrap_or_else(|| unreachable!());
+        // The first read finds the shards and reads them; an emulator has a write's record there at once. A
+        // stream that was never written to may have no shard yet: a few tries, then nothing.
+        let mut records = Vec::new();
+        for _ in 0..10 {
+            let got = reader.read().await;
+            if got.is_empty() && reader.following() {
+                break;
+            }
+            records.extend(got);
+        }
+        let arn = reader.stream_arn().to_owned();
+        let records: Vec<Value> = records
+            .into_iter()
+            .filter(|r| source.passes(r))
+            .map(|mut r| {
+                r["eventSourceARN"] = arn.clone().into();
+                r
+            })
+            .collect();
+        serde_json::json!({ "Records": records })
+    }
+
     pub async fn drain(&self, queue_logical_id: &str) -> Vec<String> {
         let url = self.stack.queue_url(queue_logical_id).expect("queue");
         let mut out = Vec::new();

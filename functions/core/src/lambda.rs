@@ -231,34 +231,61 @@ where
     F: Fn(J) -> Fut,
     Fut: Future<Output = Result<(), BackendError>>,
 {
+    // Parse first: a malformed record fails alone.
+    let records = event
+        .records
+        .into_iter()
+        .map(|record| {
+            let id = record.message_id.clone().unwrap_or_default();
+            let job = match record.body.as_deref().map(serde_json::from_str::<J>) {
+                Some(Ok(job)) => Ok(Some(job)),
+                Some(Err(e)) => Err(format!("malformed job: {e}")),
+                None => Err("job without a body".to_owned()),
+            };
+            (id, job)
+        })
+        .collect();
+    process_records_by_key(meter, records, concurrency, key, work).await
+}
+
+/// The lanes of [`process_batch_by_key`] over records already parsed, each with the identifier Lambda expects
+/// back for a failure (an SQS message id, a stream record's sequence number): `Ok(None)` is a record with nothing
+/// to do, `Err` one that could not be parsed and fails alone.
+pub async fn process_records_by_key<J, K, F, Fut>(
+    meter: &Meter,
+    records: Vec<(String, Result<Option<J>, String>)>,
+    concurrency: usize,
+    key: K,
+    work: F,
+) -> SqsBatchResponse
+where
+    K: Fn(&J) -> (String, i64),
+    F: Fn(J) -> Fut,
+    Fut: Future<Output = Result<(), BackendError>>,
+{
     let started = meter.begin();
-    let records = event.records.len();
+    let count = records.len();
     let kind = std::any::type_name::<J>()
         .rsplit("::")
         .next()
         .unwrap_or("job")
         .to_owned();
     let mut failed: Vec<String> = Vec::new();
-    // Parse first: a malformed record fails alone.
-    // Lanes by key; each job with its order in the lane and its SQS message id.
+    // Lanes by key; each job with its order in the lane and its record's identifier.
     type Lane<J> = (String, Vec<(i64, String, J)>);
     let mut lanes: Vec<Lane<J>> = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        match record.body.as_deref().map(serde_json::from_str::<J>) {
-            Some(Ok(job)) => {
+    for (id, job) in records {
+        match job {
+            Ok(Some(job)) => {
                 let (k, order) = key(&job);
                 match lanes.iter_mut().find(|(lane, _)| !k.is_empty() && *lane == k) {
                     Some((_, jobs)) => jobs.push((order, id, job)),
                     None => lanes.push((k, vec![(order, id, job)])),
                 }
             }
-            Some(Err(e)) => {
-                error!(message_id = %id, error = %e, "malformed job");
-                failed.push(id);
-            }
-            None => {
-                error!(message_id = %id, "job without a body");
+            Ok(None) => {}
+            Err(e) => {
+                error!(record = %id, error = %e, "unusable record");
                 failed.push(id);
             }
         }
@@ -270,7 +297,7 @@ where
             let mut lane_failed = Vec::new();
             for (_, id, job) in jobs {
                 if let Err(e) = work(job).await {
-                    error!(message_id = %id, error = %e, source = ?std::error::Error::source(&e), "job failed");
+                    error!(record = %id, error = %e, source = ?std::error::Error::source(&e), "job failed");
                     lane_failed.push(id);
                 }
             }
@@ -280,7 +307,7 @@ where
         .collect()
         .await;
     failed.extend(lane_failures.into_iter().flatten());
-    meter.finish(started, &kind, records);
+    meter.finish(started, &kind, count);
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()

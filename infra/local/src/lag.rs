@@ -15,15 +15,10 @@ use crate::{
     emulator::{Emulator, EmulatorError, Kind, sdk_for},
     provision::{ProvisionError, create_tables},
     stack::TableSpec,
+    streams::{Http, ShardReader},
 };
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::{Value, json};
-use std::{
-    collections::{HashSet, VecDeque},
-    sync::mpsc,
-    time::Duration,
-};
+use std::{collections::VecDeque, sync::mpsc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use tracing::warn;
 
@@ -62,7 +57,7 @@ impl Replica {
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk_for(&endpoint).await);
         create_tables(&dynamo, tables, false).await?;
         let (stop, stop_rx) = watch::channel(false);
-        let http = Http::new();
+        let http = Http::default();
         let tasks = tables
             .iter()
             .map(|t| {
@@ -123,43 +118,6 @@ async fn spawn_emulator(kind: Kind, account: String) -> Result<(String, mpsc::Se
     Ok((endpoint, stop_tx))
 }
 
-/// Raw JSON calls to an emulator: the streams API and the replica's writes need no SDK (emulators do not check
-/// signatures; a credential names the account and region).
-#[derive(Clone)]
-struct Http(Client<hyper_util::client::legacy::connect::HttpConnector, Full<axum::body::Bytes>>);
-
-impl Http {
-    fn new() -> Self {
-        Self(Client::builder(TokioExecutor::new()).build_http())
-    }
-
-    async fn call(&self, endpoint: &str, target: &str, body: &Value) -> Result<Value, String> {
-        let request = http::Request::post(endpoint)
-            .header("content-type", "application/x-amz-json-1.0")
-            .header("x-amz-target", target)
-            .header(
-                "authorization",
-                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
-            )
-            .body(Full::new(body.to_string().into()))
-            .map_err(|e| e.to_string())?;
-        // A call that hangs must not stop replication: it is given up and the next one goes on.
-        let response = tokio::time::timeout(Duration::from_secs(2), self.0.request(request))
-            .await
-            .map_err(|_| format!("{target}: no answer within 2 s"))?
-            .map_err(|e| e.to_string())?;
-        let ok = response.status().is_success();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if ok { Ok(v) } else { Err(format!("{target}: {v}")) }
-    }
-}
-
 /// Follows one table's stream and applies it to the replica, `lag` behind.
 struct Follower {
     http: Http,
@@ -181,9 +139,9 @@ struct Change {
 
 impl Follower {
     async fn run(self, mut stop: watch::Receiver<bool>) {
-        let stream = loop {
-            match self.stream_arn().await {
-                Ok(arn) => break arn,
+        let mut reader = loop {
+            match ShardReader::open(self.http.clone(), &self.primary, &self.table).await {
+                Ok(reader) => break reader,
                 Err(e) => {
                     warn!(table = %self.table, error = %e, "no stream yet; retrying");
                     tokio::select! {
@@ -193,10 +151,7 @@ impl Follower {
                 }
             }
         };
-        let mut iterators: Vec<String> = Vec::new();
-        let mut shards: HashSet<String> = HashSet::new();
         let mut pending: VecDeque<Change> = VecDeque::new();
-        let mut next_describe = Instant::now();
         // Polling backs off while the table is idle (11 tables polled every 20 ms would be a load of their own on
         // a slow emulator) and comes back at once when records flow: a change is seen at most `idle` late.
         let mut idle = Duration::from_millis(20);
@@ -204,45 +159,10 @@ impl Follower {
             if *stop.borrow() {
                 return;
             }
-            let now = Instant::now();
-            // New shards appear as a stream grows; emulators mostly keep one.
-            if now >= next_describe {
-                next_describe = now + Duration::from_secs(2);
-                if let Ok(new) = self.new_shards(&stream, &mut shards).await {
-                    iterators.extend(new);
-                }
-            }
-            let mut next = Vec::new();
-            let mut got = 0;
-            for it in iterators.drain(..) {
-                match self
-                    .http
-                    .call(
-                        &self.primary,
-                        "DynamoDBStreams_20120810.GetRecords",
-                        &json!({"ShardIterator": it, "Limit": 1000}),
-                    )
-                    .await
-                {
-                    Ok(r) => {
-                        let seen = Instant::now();
-                        got += r["Records"].as_array().map_or(0, Vec::len);
-                        for record in r["Records"].as_array().into_iter().flatten() {
-                            if let Some(change) = self.change(record, seen + self.lag) {
-                                pending.push_back(change);
-                            }
-                        }
-                        if let Some(n) = r["NextShardIterator"].as_str() {
-                            next.push(n.to_owned());
-                        }
-                    }
-                    Err(e) => {
-                        warn!(table = %self.table, error = %e, "stream read failed; starting the shard again");
-                        shards.clear();
-                    }
-                }
-            }
-            iterators = next;
+            let records = reader.read().await;
+            let seen = Instant::now();
+            let got = records.len();
+            pending.extend(records.iter().filter_map(|r| self.change(r, seen + self.lag)));
             while pending.front().is_some_and(|c| c.due <= Instant::now()) {
                 let c = pending.pop_front().unwrap_or_else(|| unreachable!());
                 if let Err(e) = self.http.call(&self.replica, c.target, &c.body).await {
@@ -261,52 +181,6 @@ impl Follower {
                 _ = stop.changed() => return,
             }
         }
-    }
-
-    async fn stream_arn(&self) -> Result<String, String> {
-        let d = self
-            .http
-            .call(
-                &self.primary,
-                "DynamoDB_20120810.DescribeTable",
-                &json!({"TableName": self.table}),
-            )
-            .await?;
-        d["Table"]["LatestStreamArn"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("{} has no stream", self.table))
-    }
-
-    /// Iterators for shards not followed yet, from their start.
-    async fn new_shards(&self, stream: &str, seen: &mut HashSet<String>) -> Result<Vec<String>, String> {
-        let d = self
-            .http
-            .call(
-                &self.primary,
-                "DynamoDBStreams_20120810.DescribeStream",
-                &json!({"StreamArn": stream}),
-            )
-            .await?;
-        let mut out = Vec::new();
-        for shard in d["StreamDescription"]["Shards"].as_array().into_iter().flatten() {
-            let Some(id) = shard["ShardId"].as_str() else { continue };
-            if !seen.insert(id.to_owned()) {
-                continue;
-            }
-            let it = self
-                .http
-                .call(
-                    &self.primary,
-                    "DynamoDBStreams_20120810.GetShardIterator",
-                    &json!({"StreamArn": stream, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"}),
-                )
-                .await?;
-            if let Some(i) = it["ShardIterator"].as_str() {
-                out.push(i.to_owned());
-            }
-        }
-        Ok(out)
     }
 
     /// The replica write a stream record stands for.

@@ -6,6 +6,8 @@
 //! - [`runtime`]: the Lambda Runtime API; every function runs as its real binary, scaled out on demand.
 //! - [`gateway`]: the WebSocket API (authorizer, routes, route responses, limits) and @connections.
 //! - [`poller`]: SQS event sources (batch size, batching window, partial batch failures).
+//! - [`stream_source`]: DynamoDB stream event sources (filters, batching, retries from the failed record).
+//! - [`streams`]: reading a table's stream through the emulator (shared by `lag` and `stream_source`).
 //! - [`local`]: starting and stopping the whole stack.
 //! - [`stats`]: AWS calls per function and kind (from the functions' EMF lines), init times, CPU time.
 //! - [`coldstart`]: init time of each function binary over repeated starts.
@@ -38,6 +40,8 @@ pub mod redrive;
 pub mod runtime;
 pub mod stack;
 pub mod stats;
+pub mod stream_source;
+pub mod streams;
 pub mod template;
 mod time;
 pub mod web;

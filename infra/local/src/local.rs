@@ -300,6 +300,23 @@ impl Local {
                     tasks.push(tokio::spawn(mapping.clone().run(stop_rx.clone())));
                 }
             }
+            // A stream is read in order by one poller per shard, as Lambda does; the emulator's own endpoint,
+            // not the proxy: the service reads it, not the function.
+            let dynamodb = opts.dynamodb_endpoint.clone().or(opts.endpoint.clone());
+            for (source, endpoint) in f.spec.stream_sources.iter().zip(std::iter::repeat(dynamodb)) {
+                let Some(endpoint) = endpoint else { continue };
+                let mapping = crate::stream_source::Mapping {
+                    http: crate::streams::Http::default(),
+                    endpoint,
+                    table: plain(&stack.names.refs[&source.table]),
+                    region: naming.region.clone(),
+                    source: source.clone(),
+                    function: f.clone(),
+                    sqs: sqs.clone(),
+                    on_failure_url: source.on_failure.as_deref().and_then(|q| stack.queue_url(q)),
+                };
+                tasks.push(tokio::spawn(mapping.run(stop_rx.clone())));
+            }
         }
 
         let api = stack.api()?;

@@ -119,7 +119,8 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, t: &TableSpec, streams:
             BillingMode::Provisioned
         })
         .set_provisioned_throughput(throughput(t, &p["ProvisionedThroughput"])?);
-    if streams {
+    // The template's own streams (event sources read them), or every table's for the read-lag replica.
+    if streams || p.get("StreamSpecification").is_some() {
         req = req.stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)

@@ -20,6 +20,7 @@ pub struct FunctionSpec {
     pub timeout_secs: u64,
     pub memory_mb: u64,
     pub sqs_sources: Vec<SqsSource>,
+    pub stream_sources: Vec<crate::stream_source::StreamSource>,
 }
 
 /// An SQS event source mapping.
@@ -268,12 +269,21 @@ impl Stack {
             let num =
                 |v: Option<Value>, default: u64| v.map(|v| plain(&v).parse().unwrap_or(default)).unwrap_or(default);
             let mut sqs_sources = Vec::new();
+            let mut stream_sources = Vec::new();
             let events = self
                 .template
                 .resource(&id)
                 .and_then(|r| r["Properties"].get("Events"))
                 .cloned();
             for (_, ev) in events.as_ref().and_then(Value::as_object).into_iter().flatten() {
+                if ev["Type"] == "DynamoDB" {
+                    stream_sources.push(crate::stream_source::StreamSource::of(
+                        self,
+                        &id,
+                        &r.resolve(&ev["Properties"])?,
+                    )?);
+                    continue;
+                }
                 if ev["Type"] != "SQS" {
                     continue;
                 }
@@ -315,6 +325,7 @@ impl Stack {
                 timeout_secs,
                 memory_mb,
                 sqs_sources,
+                stream_sources,
             });
         }
         Ok(out)

@@ -2,7 +2,7 @@
 //! first, with unread counts; history pages walk back without gaps; reads reset unread and send a receipt.
 
 use natter_core::{aws::AwsApp, ids::ConnectionId, ids::UserId, lambda::ApiGatewayWebsocketProxyRequest, now_ms};
-use natter_tests::testkit::{ConnectionsStub, TestStack, invocation, reply_frame, sqs_event, ws_event};
+use natter_tests::testkit::{ConnectionsStub, TestStack, invocation, reply_frame, ws_event};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -57,14 +57,13 @@ impl World {
             .unwrap();
     }
 
-    /// Runs the history consumer over the queued jobs.
+    /// Runs the history consumer over the stored messages its stream delivers.
     async fn index(&self) {
         loop {
-            let jobs = self.stack.drain("IndexQueue").await;
-            if jobs.is_empty() {
+            let e = self.stack.stored_messages().await;
+            if e["Records"].as_array().is_none_or(Vec::is_empty) {
                 return;
             }
-            let e = sqs_event(&jobs, &self.stack.queue_arn("IndexQueue"));
             assert!(
                 natter_index::handle(&self.history, invocation(e, 20_000))
                     .await

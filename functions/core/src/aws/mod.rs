@@ -13,7 +13,7 @@ mod sns;
 mod sqs;
 pub mod wiring;
 
-pub use dynamo::DynamoStore;
+pub use dynamo::{DynamoStore, stream};
 pub use pusher::ApiGatewayPusher;
 pub use s3::S3Objects;
 pub use sns::SnsNotifier;

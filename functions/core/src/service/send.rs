@@ -12,13 +12,11 @@
 //! The lease is longer than the function timeout, so a takeover never races a live attempt.
 //!
 //! One-on-one sends write no done mark: their stored message is the mark. A retry that finds the claim and the
-//! message it names (one strong read) answers with the ack and queues the indexing again, in case the first
-//! attempt died between storing and queueing. That copy is flagged `again`, and the consumer first reads whether
-//! the message is indexed (it nearly always is), so a client retrying one send in a loop costs a read and a queue
-//! message per frame, not an index job's writes. The frame's rate-limit count runs alongside the claim and the
-//! lookup rather than before them (a refused frame drops the claim it made). That is one write fewer per message
-//! and three sequential round trips before the ack (count with claim and lookup; message; queueing with the
-//! pushes) instead of five.
+//! message it names (one strong read) answers with the ack. Nothing queues the indexing: the index function
+//! consumes the message's insert from the Messages table's stream, which holds it whether or not this attempt
+//! lives on, so a client retrying one send in a loop costs a read per frame. The frame's rate-limit count runs
+//! alongside the claim and the lookup rather than before them (a refused frame drops the claim it made). That is
+//! three sequential round trips before the ack (count with claim and lookup; message; the pushes).
 //!
 //! Group sends write no done mark either: their GroupHistory row, written after the push (or the fan-out job), is
 //! the mark. A retry reads the stored message (for its sequence number) and the row at that number; with both it
@@ -33,7 +31,7 @@ use crate::{
     error::{BackendError, Failure, bad_request, forbidden, not_found},
     frames::{AckReply, LastMessage, RecipientState, SendFrame, ServerFrame, Status, Target},
     ids::{ConnectionId, GroupId, MessageId, UserId},
-    jobs::{FanoutJob, IndexJob, Job, NotifyJob},
+    jobs::{FanoutJob, Job, NotifyJob},
     model::{Claim, ClaimKey, FriendState, Mark, Presence, StoredMessage},
     ports::{Directory, FrameCounter, FriendStore, GroupStore, JobQueue, MessageStore, PresenceStore, Pusher},
 };
@@ -229,8 +227,9 @@ where
         Ok(reply)
     }
 
-    /// Stores a one-on-one message, then pushes it and queues its indexing together (neither waits for the
-    /// other). Whether the recipient had a live connection, and when it was last seen.
+    /// Stores a one-on-one message, then pushes it. Its indexing is not queued here: the index function consumes
+    /// the insert from the Messages stream, which no failure of this attempt can lose. Whether the recipient had a
+    /// live connection, and when it was last seen.
     async fn complete_direct(
         &self,
         caller: &Caller,
@@ -257,7 +256,6 @@ where
         let mut push = message.to_push();
         self.link(std::slice::from_mut(&mut push), now).await?;
         let push = ServerFrame::Message(push).to_json();
-        let job = Job::Index(IndexJob::new(&message, to));
         // A recipient with no live connection may be notified on its devices (the consumer decides, after the
         // queue's delay, on a strong read), unless known to have none (most web users): the job would find none.
         // Best effort: a notification is not worth failing the send for.
@@ -276,14 +274,8 @@ where
                 }
             }
         };
-        // No done mark: the stored message is one (see the module's comment). If the queueing fails, this attempt
-        // answers `unavailable`, and the client's retry finds the message and queues it again (`index_again`).
-        let queue = async {
-            let (queued, ()) = futures::join!(self.queue.enqueue(&job), notify);
-            queued
-        };
-        let ((report, reached), queued) = futures::join!(self.deliver_direct(to, caller, &targets, &push, now), queue);
-        queued?;
+        // No done mark: the stored message is one (see the module's comment).
+        let ((report, reached), ()) = futures::join!(self.deliver_direct(to, caller, &targets, &push, now), notify);
         info!(message_id = %message.id, delivered = report.delivered, gone = report.gone, failed = report.failed, "sent");
         Ok(Reached {
             // The strong re-read's, or the lookup's if that failed.

@@ -5,7 +5,6 @@ use super::App;
 use crate::{
     error::BackendError,
     frames::Target,
-    jobs::{IndexJob, Job},
     model::{Claim, ClaimKey, StoredMessage},
     ports::{GroupStore, JobQueue, MessageStore},
 };
@@ -30,8 +29,9 @@ impl<S: MessageStore + GroupStore, P, Q: JobQueue> App<S, P, Q> {
             if seen.done {
                 return Ok(Settled::Done(seen));
             }
-            if let Some(message) = self.stored_direct(&seen).await? {
-                self.index_again(&message).await?;
+            // Its indexing needs nothing from a retry: the message's insert is on the Messages stream, which the
+            // index function consumes until it succeeds.
+            if self.stored_direct(&seen).await?.is_some() {
                 return Ok(Settled::Done(seen));
             }
             if let Some(seq) = self.recorded_group(&seen).await? {
@@ -78,18 +78,5 @@ impl<S: MessageStore + GroupStore, P, Q: JobQueue> App<S, P, Q> {
         };
         let recorded = self.store.recorded_at(group, seq).await?;
         Ok((recorded == Some(claim.message_id)).then_some(seq))
-    }
-
-    /// Queues the indexing of a one-on-one message again, flagged `again`: a retry cannot tell whether its first
-    /// attempt queued it (it may have died between storing and queueing), and indexing twice changes nothing.
-    async fn index_again(&self, message: &StoredMessage) -> Result<(), BackendError> {
-        let Target::To(to) = &message.target else {
-            return Ok(());
-        };
-        let job = IndexJob {
-            again: true,
-            ..IndexJob::new(message, to)
-        };
-        self.queue.enqueue(&Job::Index(job)).await
     }
 }

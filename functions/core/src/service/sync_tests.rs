@@ -40,11 +40,8 @@ async fn send(app: &TestApp, from: &str, target: Target, cmid: &str, body: &str)
 }
 
 async fn index_all(app: &TestApp) {
-    let jobs: Vec<Job> = app.queue.jobs.lock().unwrap().drain(..).collect();
-    for j in jobs {
-        if let Job::Index(h) = j {
-            app.index_direct(&h).await.unwrap();
-        }
+    for job in app.store.take_stream() {
+        app.index_direct(&job).await.unwrap();
     }
 }
 

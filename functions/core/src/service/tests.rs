@@ -1,10 +1,9 @@
 //! The rules over in-memory ports: what a user would see, including failures and retries.
 
 use crate::{
-    error::Failure,
     frames::ErrorCode,
     ids::ConnectionId,
-    jobs::{IndexJob, Job},
+    jobs::IndexJob,
     model::{Opened, Transition},
     now_ms,
     testing::{TestApp, caller, conn, send_frame, user},
@@ -28,14 +27,9 @@ fn messages(app: &TestApp) -> usize {
     app.store.state.lock().unwrap().messages.len()
 }
 
+/// The one-on-one messages on the Messages stream (inserted) for the index function, not yet taken.
 fn history_jobs(app: &TestApp) -> usize {
-    app.queue
-        .jobs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|j| matches!(j, Job::Index(_)))
-        .count()
+    app.store.state.lock().unwrap().stream.len()
 }
 
 #[tokio::test]
@@ -144,20 +138,20 @@ async fn a_retry_gets_the_same_ack_and_is_not_delivered_again() {
     assert_eq!(first, retry);
     assert_eq!(app.pusher.posts_to("b1").len(), 1);
     assert_eq!(messages(&app), 1);
-    // The retry queues the indexing again, flagged `again` (the first attempt may have died before queueing it);
-    // whichever order the consumer runs them in, bob sees the message unread once.
-    let jobs: Vec<IndexJob> = app.queue.take(|j| match j {
-        Job::Index(i) => Some(i),
-        _ => None,
-    });
-    assert_eq!(jobs.iter().map(|j| j.again).collect::<Vec<_>>(), [false, true]);
-    for job in jobs.iter().rev() {
-        app.index_direct(job).await.unwrap();
-    }
+    // One insert on the stream, however many retries; bob sees the message unread once.
+    let jobs: Vec<IndexJob> = app.store.take_stream();
+    assert_eq!(jobs.len(), 1);
+    app.index_direct(&jobs[0]).await.unwrap();
     assert_eq!(app.store.session("bob", "alice").unread, 1);
-    // Once indexed, another copy is one read: it does not even try the writes (which would fail here).
+    // A copy flagged `again` (queued by a retry in earlier releases), once indexed, is one read: it does not even
+    // try the writes (which would fail here).
     app.store.faults.fail_next("index_direct", 1);
-    app.index_direct(&jobs[1]).await.unwrap();
+    let again = IndexJob {
+        again: true,
+        ..jobs[0].clone()
+    };
+    app.index_direct(&again).await.unwrap();
+    assert_eq!(app.store.session("bob", "alice").unread, 1);
     let stored = app.store.state.lock().unwrap().messages[&first.message_id].body.clone();
     assert_eq!(stored.unwrap().as_str(), "hello", "the first attempt wins");
 }
@@ -214,22 +208,23 @@ async fn a_backend_failure_is_unavailable_and_the_retry_succeeds_exactly_once() 
 }
 
 #[tokio::test]
-async fn a_queue_failure_is_unavailable_and_the_retry_queues_indexing() {
-    let app = app(&[]);
+async fn a_queue_failure_does_not_fail_a_one_on_one_send_whose_indexing_is_on_the_stream() {
+    let app = TestApp::builder()
+        .users(&["bob"])
+        .settings(|s| s.notify_offline = true)
+        .build();
     online(&app, "alice", &["a1"]).await;
-    online(&app, "bob", &["b1"]).await;
     let c = caller("alice", "a1");
+    app.queue.jobs.lock().unwrap().clear();
+    // Bob is away: the send queues his notification, and the queue fails. The send queues nothing else.
     app.queue.faults.fail_next("enqueue", 1);
-    let err = app
-        .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Failure::Backend(_)));
     app.send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
         .await
         .unwrap();
     assert_eq!(history_jobs(&app), 1);
     assert_eq!(messages(&app), 1);
+    let queued = app.queue.jobs.lock().unwrap().clone();
+    assert!(queued.is_empty(), "{queued:?}");
 }
 
 #[tokio::test]
@@ -267,21 +262,23 @@ async fn a_send_whose_first_attempt_stored_and_died_is_acked_at_once_and_indexed
     online(&app, "alice", &["a1"]).await;
     online(&app, "bob", &["b1"]).await;
     let c = caller("alice", "a1");
-    // Stored, then the queueing failed and the release too: the claim's lease still runs.
-    app.queue.faults.fail_next("enqueue", 1);
+    // Stored, then the mailbox write failed and the release too: the claim's lease still runs.
+    app.store.faults.fail_next("mailbox_put", 1);
     app.store.faults.fail_next("release", 1);
     let _ = app
         .send(&c, &send_frame("m1", "bob", "x"), now_ms(), far())
         .await
         .unwrap_err();
-    assert_eq!(history_jobs(&app), 0);
+    assert_eq!(history_jobs(&app), 1, "the insert is on the stream");
     // The stored message is the done mark: no wait for the lease, even with little time left.
     let ack = app
         .send(&c, &send_frame("m1", "bob", "x"), now_ms(), now_ms() + 600)
         .await
         .unwrap();
     assert_eq!(messages(&app), 1);
-    assert_eq!(history_jobs(&app), 1, "the retry queued the indexing");
+    assert_eq!(history_jobs(&app), 1, "the retry inserted nothing");
+    let waiting = app.store.state.lock().unwrap().inbox[&user("bob")].len();
+    assert_eq!(waiting, 1, "the retry put the mailbox row back");
     let posts = app.pusher.posts_to("b1");
     assert!(
         posts.iter().all(|p| p["messageId"] == ack.message_id.to_string()),
@@ -414,11 +411,10 @@ async fn indexing_counts_unread_once_and_keeps_the_newest_preview() {
     app.send(&c, &send_frame("m2", "bob", "second"), now_ms(), far())
         .await
         .unwrap();
-    let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
-    // Delivered out of order and twice, as SQS may.
+    let jobs = app.store.take_stream();
+    // Delivered out of order and twice, as a retried batch may.
     for job in jobs.iter().rev().chain(jobs.iter()) {
-        let Job::Index(h) = job else { continue };
-        app.index_direct(h).await.unwrap();
+        app.index_direct(job).await.unwrap();
     }
     let s = app.store.state.lock().unwrap();
     let session = &s.sessions[&(user("bob"), user("alice"))];
@@ -451,11 +447,10 @@ async fn a_read_naming_a_message_not_yet_indexed_is_receipted_when_indexed_and_n
         .await
         .unwrap();
     assert!(read_receipts().is_empty());
-    let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
-    // Delivered twice, as SQS may: one receipt.
+    let jobs = app.store.take_stream();
+    // Delivered twice, as a retried batch may: one receipt.
     for job in jobs.iter().chain(&jobs) {
-        let Job::Index(h) = job else { continue };
-        app.index_direct(h).await.unwrap();
+        app.index_direct(job).await.unwrap();
     }
     let receipts = read_receipts();
     assert_eq!(receipts.len(), 1, "{receipts:?}");
@@ -499,10 +494,8 @@ async fn reading_resets_unread_and_sends_one_read_receipt_up_to_the_newest_messa
         .send(&c, &send_frame("m2", "bob", "two"), now_ms(), far())
         .await
         .unwrap();
-    let jobs: Vec<_> = app.queue.jobs.lock().unwrap().clone();
-    for job in &jobs {
-        let Job::Index(h) = job else { continue };
-        app.index_direct(h).await.unwrap();
+    for job in app.store.take_stream() {
+        app.index_direct(&job).await.unwrap();
     }
     assert_eq!(app.store.session("bob", "alice").unread, 2);
     // Alice reading (she received nothing from bob) changes nothing and sends nothing.

@@ -31,6 +31,7 @@ mod outcome;
 mod presence;
 mod pull;
 mod read;
+pub mod stream;
 
 use crate::{
     config::{Settings, Tables},

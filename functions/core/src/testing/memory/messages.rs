@@ -4,9 +4,18 @@ use super::MemoryStore;
 use crate::{
     frames::Target,
     ids::{MessageId, UserId},
+    jobs::IndexJob,
     model::{Claim, ClaimKey, Delivered, StoredMessage},
     ports::{MessageStore, Res},
 };
+
+impl MemoryStore {
+    /// The index jobs of the one-on-one messages stored since the last call, oldest insert first: what the
+    /// index function gets from the Messages table's stream.
+    pub fn take_stream(&self) -> Vec<IndexJob> {
+        std::mem::take(&mut self.state.lock().unwrap().stream)
+    }
+}
 
 impl MessageStore for MemoryStore {
     async fn claim(&self, key: &ClaimKey, fresh: &Claim, _expires_at: i64) -> Res<Option<Claim>> {
@@ -71,6 +80,7 @@ impl MessageStore for MemoryStore {
         }
         s.messages.insert(m.id, m.clone());
         if let Target::To(to) = &m.target {
+            s.stream.push(IndexJob::new(m, to));
             // As on DynamoDB, the mailbox entry is a write of its own: it can fail with the message stored.
             self.faults.check("mailbox_put")?;
             s.inbox.entry(to.clone()).or_default().insert(m.id);

@@ -82,6 +82,9 @@ pub struct State {
     pub messages: HashMap<MessageId, StoredMessage>,
     /// Unacknowledged one-on-one messages per recipient.
     pub inbox: HashMap<UserId, BTreeSet<MessageId>>,
+    /// The index jobs of the one-on-one messages stored and not yet taken, as the Messages stream carries them
+    /// to the index function (`MemoryStore::take_stream`).
+    pub stream: Vec<crate::jobs::IndexJob>,
     /// (owner, message) rows of the history index.
     pub index: BTreeSet<(UserId, MessageId)>,
     pub sessions: HashMap<(UserId, UserId), Session>,

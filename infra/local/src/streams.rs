@@ -1,0 +1,161 @@
+//! Reading a table's DynamoDB stream through the emulator's streams API, as raw JSON (emulators check no
+//! signature; a credential names the account and region). Shared by the read-lag replicator (`lag`) and the
+//! DynamoDB event sources (`stream_source`).
+
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use serde_json::{Value, json};
+use std::{collections::HashSet, time::Duration};
+use tokio::time::Instant;
+use tracing::warn;
+
+/// Raw JSON calls to an emulator.
+#[derive(Clone)]
+pub struct Http(Client<hyper_util::client::legacy::connect::HttpConnector, Full<axum::body::Bytes>>);
+
+impl Default for Http {
+    fn default() -> Self {
+        Self(Client::builder(TokioExecutor::new()).build_http())
+    }
+}
+
+impl Http {
+    pub async fn call(&self, endpoint: &str, target: &str, body: &Value) -> Result<Value, String> {
+        let request = http::Request::post(endpoint)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", target)
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(Full::new(body.to_string().into()))
+            .map_err(|e| e.to_string())?;
+        // A call that hangs must not stop a reader: it is given up and the next one goes on.
+        let response = tokio::time::timeout(Duration::from_secs(2), self.0.request(request))
+            .await
+            .map_err(|_| format!("{target}: no answer within 2 s"))?
+            .map_err(|e| e.to_string())?;
+        let ok = response.status().is_success();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if ok { Ok(v) } else { Err(format!("{target}: {v}")) }
+    }
+}
+
+/// Follows every shard of one table's stream from its start (TRIM_HORIZON: the tables are created with it).
+pub struct ShardReader {
+    http: Http,
+    endpoint: String,
+    table: String,
+    stream: String,
+    shards: HashSet<String>,
+    iterators: Vec<String>,
+    next_describe: Instant,
+}
+
+impl ShardReader {
+    /// A reader of `table`'s stream at `endpoint`; an error if the table has no stream (yet).
+    pub async fn open(http: Http, endpoint: &str, table: &str) -> Result<Self, String> {
+        let d = http
+            .call(
+                endpoint,
+                "DynamoDB_20120810.DescribeTable",
+                &json!({"TableName": table}),
+            )
+            .await?;
+        let stream = d["Table"]["LatestStreamArn"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{table} has no stream"))?;
+        Ok(Self {
+            http,
+            endpoint: endpoint.to_owned(),
+            table: table.to_owned(),
+            stream,
+            shards: HashSet::new(),
+            iterators: Vec::new(),
+            next_describe: Instant::now(),
+        })
+    }
+
+    pub fn stream_arn(&self) -> &str {
+        &self.stream
+    }
+
+    /// Whether it has found a shard to follow.
+    pub fn following(&self) -> bool {
+        !self.shards.is_empty()
+    }
+
+    /// One read of every shard: the records that arrived since the last read, in stream order within a shard.
+    pub async fn read(&mut self) -> Vec<Value> {
+        // New shards appear as a stream grows; emulators mostly keep one.
+        if Instant::now() >= self.next_describe {
+            self.next_describe = Instant::now() + Duration::from_secs(2);
+            if let Ok(new) = self.new_shards().await {
+                self.iterators.extend(new);
+            }
+        }
+        let mut records = Vec::new();
+        let mut next = Vec::new();
+        for it in std::mem::take(&mut self.iterators) {
+            let body = json!({"ShardIterator": it, "Limit": 1000});
+            match self
+                .http
+                .call(&self.endpoint, "DynamoDBStreams_20120810.GetRecords", &body)
+                .await
+            {
+                Ok(mut r) => {
+                    if let Value::Array(got) = r["Records"].take() {
+                        records.extend(got);
+                    }
+                    if let Some(n) = r["NextShardIterator"].as_str() {
+                        next.push(n.to_owned());
+                    }
+                }
+                Err(e) => {
+                    warn!(table = %self.table, error = %e, "stream read failed; starting the shard again");
+                    self.shards.clear();
+                }
+            }
+        }
+        self.iterators = next;
+        records
+    }
+
+    /// Iterators for shards not followed yet, from their start.
+    async fn new_shards(&mut self) -> Result<Vec<String>, String> {
+        let d = self
+            .http
+            .call(
+                &self.endpoint,
+                "DynamoDBStreams_20120810.DescribeStream",
+                &json!({"StreamArn": self.stream}),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for shard in d["StreamDescription"]["Shards"].as_array().into_iter().flatten() {
+            let Some(id) = shard["ShardId"].as_str() else { continue };
+            if !self.shards.insert(id.to_owned()) {
+                continue;
+            }
+            let it = self
+                .http
+                .call(
+                    &self.endpoint,
+                    "DynamoDBStreams_20120810.GetShardIterator",
+                    &json!({"StreamArn": self.stream, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"}),
+                )
+                .await?;
+            if let Some(i) = it["ShardIterator"].as_str() {
+                out.push(i.to_owned());
+            }
+        }
+        Ok(out)
+    }
+}
