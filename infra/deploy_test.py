@@ -182,6 +182,18 @@ def problems(source):
         if not any("aws:SecureTransport" in str(p) for p in policies):
             found.append(f"{name} takes requests without TLS")
 
+    # A stream event source never blocks its shard for a day: bounded retries, then a report somewhere paged
+    # (a stream is retried in order; with the default of -1 one failing record holds up every one behind it).
+    for name, mapping in resources(cfn, "AWS::Lambda::EventSourceMapping").items():
+        props = mapping["Properties"]
+        if "StreamArn" not in str(props.get("EventSourceArn")):
+            continue
+        if int(props.get("MaximumRetryAttempts", -1)) < 0:
+            found.append(f"{name} retries a failing stream batch until its records expire")
+        if not props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"):
+            found.append(f"{name} drops a given-up stream batch without a report")
+        if not props.get("FilterCriteria"):
+            found.append(f"{name} invokes its function for every change of the table")
     # Someone is paged for what users see and for queues that back up.
     monitoring = resources(cfn, "AWS::CloudFormation::Stack")
     if not monitoring:
@@ -231,7 +243,11 @@ def break_it(template):
     def public_bucket(t):
         t["Resources"]["AttachmentsBucket"]["Properties"].pop("PublicAccessBlockConfiguration")
 
-    return [deployment, early_stage, plain_secret, no_pitr, no_logging_wait, send_route_only, public_bucket]
+    def stream_retried_forever(t):
+        t["Resources"]["IndexFunction"]["Properties"]["Events"]["StoredMessages"]["Properties"].pop("MaximumRetryAttempts")
+
+    return [deployment, early_stage, plain_secret, no_pitr, no_logging_wait, send_route_only, public_bucket,
+            stream_retried_forever]
 
 
 def main():

@@ -176,3 +176,32 @@ async fn a_burst_into_one_conversation_indexed_by_concurrent_batches_counts_ever
     assert!(failed.iter().all(Vec::is_empty));
     assert_eq!(unread(&app, "bob", "alice").await, 30);
 }
+
+#[tokio::test]
+async fn the_sample_stream_event_indexes_its_message_once_and_skips_what_is_not_a_new_one_on_one_message() {
+    let stack = TestStack::new(None).await;
+    let app = stack.app("IndexFunction");
+    let mut e = natter_tests::testkit::event("index-stream");
+    let insert = e["Records"][0].clone();
+    // An edit of the same message, and a group message: the filter drops them on AWS; the handler skips them too.
+    let mut edit = insert.clone();
+    edit["eventName"] = "MODIFY".into();
+    edit["dynamodb"]["SequenceNumber"] = "4421584500000000017450439092".into();
+    let mut group = insert.clone();
+    let image = &mut group["dynamodb"]["NewImage"];
+    image.as_object_mut().unwrap().remove("recipient");
+    image["group_id"] = serde_json::json!({"S": "g-1"});
+    image["message_id"] = serde_json::json!({"S": "01M99TAT89R582X38N3F95FS20"});
+    group["dynamodb"]["SequenceNumber"] = "4421584500000000017450439093".into();
+    e["Records"] = serde_json::json!([insert, edit, group, insert]);
+    let r = natter_index::handle(&app, invocation(e, 20_000)).await.unwrap();
+    assert!(r.batch_item_failures.is_empty(), "{r:?}");
+    let rows = stack.scan("MessageIndexTable").await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "one row, the recipient's, for the one-on-one insert delivered twice"
+    );
+    assert_eq!(unread(&app, "bob", "alice").await, 1);
+    assert_eq!(session(&stack, "bob").await["last_preview"].as_s().unwrap(), "Hi Bob!");
+}
