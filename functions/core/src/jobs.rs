@@ -14,8 +14,9 @@ pub struct IndexJob {
     pub from: UserId,
     pub to: UserId,
     pub preview: String,
-    /// Queued again by a retry of the send, which cannot tell whether its first attempt queued it: the consumer
-    /// first checks whether the message is indexed (one read) instead of writing and being refused (several).
+    /// A copy queued by a retry of the send in releases before the Messages stream fed the indexing (the retry
+    /// could not tell whether its first attempt queued the job): the consumer first checks whether the message is
+    /// indexed (one read) instead of writing and being refused (several). Nothing sets it any more.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub again: bool,
 }

@@ -454,8 +454,8 @@ mod tests {
         assert_eq!(send.binary, "natter-send");
         assert_eq!(send.env["MESSAGES_TABLE"], "t1_MessagesTable");
         assert_eq!(
-            send.env["INDEX_QUEUE_URL"],
-            "http://127.0.0.1:5000/000000000000/t1_IndexQueue"
+            send.env["FANOUT_QUEUE_URL"],
+            "http://127.0.0.1:5000/000000000000/t1_FanoutQueue"
         );
         assert_eq!(
             send.env["MANAGEMENT_ENDPOINT"], "http://127.0.0.1:3001/dev",
@@ -471,6 +471,13 @@ mod tests {
         assert_eq!(index.sqs_sources.len(), 1);
         assert_eq!(index.sqs_sources[0].queue, "IndexQueue");
         assert!(index.sqs_sources[0].report_failures);
+        let stream = &index.stream_sources[0];
+        assert_eq!((stream.table.as_str(), stream.batch_size), ("MessagesTable", 100));
+        assert_eq!(
+            (stream.max_retries, stream.on_failure.as_deref()),
+            (10, Some("IndexDeadLetterQueue"))
+        );
+        assert_eq!(stream.filters.len(), 1);
     }
 
     #[test]

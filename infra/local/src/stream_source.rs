@@ -136,6 +136,26 @@ fn matches_leaf(option: &Value, value: Option<&Value>) -> bool {
     }
 }
 
+/// Where the retry of a batch starts: the first record reported failed, or the whole batch if an identifier
+/// matches none of its records (as Lambda does); `None` if the batch succeeded. Without ReportBatchItemFailures
+/// an invocation that returned succeeded whatever it says.
+fn retry_from(report_failures: bool, batch: &[Value], response: &Value) -> Option<usize> {
+    if !report_failures {
+        return None;
+    }
+    let failures = response["batchItemFailures"].as_array().filter(|f| !f.is_empty())?;
+    failures
+        .iter()
+        .map(|f| {
+            let id = f["itemIdentifier"].as_str().unwrap_or_default();
+            batch
+                .iter()
+                .position(|r| r["dynamodb"]["SequenceNumber"] == id)
+                .unwrap_or(0)
+        })
+        .min()
+}
+
 /// One mapping at work: the table's stream (read from the emulator itself) into the function.
 pub struct Mapping {
     pub http: Http,
@@ -218,7 +238,7 @@ impl Mapping {
         let mut attempts: i64 = 0;
         loop {
             let failed_from = match self.function.invoke(&json!({ "Records": batch })).await {
-                Ok(response) => match self.first_failed(&batch, &response) {
+                Ok(response) => match retry_from(self.source.report_failures, &batch, &response) {
                     Some(i) => i,
                     None => return true,
                 },
@@ -239,25 +259,6 @@ impl Mapping {
                 _ = stop.changed() => return false,
             }
         }
-    }
-
-    /// Where a retry starts: the first record reported failed (the whole batch if an identifier matches none of
-    /// its records, as Lambda does); `None` if the batch succeeded.
-    fn first_failed(&self, batch: &[Value], response: &Value) -> Option<usize> {
-        if !self.source.report_failures {
-            return None;
-        }
-        let failures = response["batchItemFailures"].as_array()?;
-        failures
-            .iter()
-            .map(|f| {
-                let id = f["itemIdentifier"].as_str().unwrap_or_default();
-                batch
-                    .iter()
-                    .position(|r| r["dynamodb"]["SequenceNumber"] == id)
-                    .unwrap_or(0)
-            })
-            .min()
     }
 
     async fn give_up(&self, batch: &[Value], arn: &str) {
@@ -297,6 +298,20 @@ impl Mapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_starts_at_the_first_failed_record_or_the_whole_batch_if_it_names_none() {
+        let batch: Vec<Value> = ["1", "2", "3"]
+            .iter()
+            .map(|n| json!({"dynamodb": {"SequenceNumber": n}}))
+            .collect();
+        let failed = |ids: &[&str]| json!({"batchItemFailures": ids.iter().map(|i| json!({"itemIdentifier": i})).collect::<Vec<_>>()});
+        assert_eq!(retry_from(true, &batch, &json!({"batchItemFailures": []})), None);
+        assert_eq!(retry_from(true, &batch, &Value::Null), None);
+        assert_eq!(retry_from(true, &batch, &failed(&["3", "2"])), Some(1));
+        assert_eq!(retry_from(true, &batch, &failed(&["9"])), Some(0), "unknown: all of it");
+        assert_eq!(retry_from(false, &batch, &failed(&["2"])), None);
+    }
 
     fn source(filters: Vec<Value>) -> StreamSource {
         StreamSource {
