@@ -7,6 +7,15 @@ use crate::{
 };
 use std::collections::BTreeMap;
 
+/// A one-on-one message a retry of its send found stored (`MessageStore::stored_direct`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundDirect {
+    pub message: StoredMessage,
+    /// Its mailbox row was missing and this call put it: the first attempt stored the message and failed before
+    /// its push (the row is written beside the message, before any push), so the retry must push it.
+    pub put_back: bool,
+}
+
 /// A stored message. Its timestamp is the time part of its id (see [`MessageId::timestamp`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {

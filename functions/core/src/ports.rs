@@ -9,8 +9,8 @@ use crate::{
     ids::{Body, ConnectionId, GroupId, MessageId, UserId},
     jobs::{IndexJob, Job},
     model::{
-        Added, Claim, ClaimKey, ConversationPage, Delivered, FriendRow, FriendState, Group, GroupEntry, Invite, Mark,
-        Marked, Member, NewConnection, Opened, Presence, RowChange, Session, StoredMessage, Transition,
+        Added, Claim, ClaimKey, ConversationPage, Delivered, FoundDirect, FriendRow, FriendState, Group, GroupEntry,
+        Invite, Mark, Marked, Member, NewConnection, Opened, Presence, RowChange, Session, StoredMessage, Transition,
     },
     notify::{Device, DeviceToken},
 };
@@ -237,8 +237,8 @@ pub trait MessageStore: Send + Sync {
     /// The stored one-on-one message `id` to `to` (read strongly), for a retry of its send that found the claim.
     /// If the first attempt stored the message but not its mailbox entry (`put_message` can half-fail), the
     /// entry is put now, unless the message was in the mailbox before (pending, or acknowledged within the
-    /// claim's lifetime).
-    fn stored_direct(&self, id: &MessageId, to: &UserId) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;
+    /// claim's lifetime); `put_back` says whether this call put it (of concurrent calls, one does).
+    fn stored_direct(&self, id: &MessageId, to: &UserId) -> impl Future<Output = Res<Option<FoundDirect>>> + Send;
 
     /// A stored message, read consistently.
     fn get_message(&self, id: &MessageId) -> impl Future<Output = Res<Option<StoredMessage>>> + Send;

@@ -157,7 +157,8 @@ async fn messages_waiting_in_the_old_inbox_index_are_synced_with_the_mailbox_and
     let both = [old, new.id];
     assert_eq!(store.undelivered(&user("bob"), &both).await.unwrap().len(), 2);
     // A retry of the old message's send finds it stored: it waits in the old index, so it gets no row.
-    assert!(store.stored_direct(&old, &user("bob")).await.unwrap().is_some());
+    let found = store.stored_direct(&old, &user("bob")).await.unwrap();
+    assert_eq!(found.map(|f| f.put_back), Some(false));
     assert_eq!(inbox().await, [old, new.id], "still once each");
     let rows = stack
         .dynamo
@@ -234,9 +235,25 @@ async fn a_retry_puts_the_missing_mailbox_row_only_within_the_claims_lifetime() 
     for id in [recent, old] {
         put_raw_message(&stack, id, false).await;
     }
-    for id in [recent, old] {
-        assert!(store.stored_direct(&id, &user("bob")).await.unwrap().is_some());
-    }
+    let store = &store;
+    let put_back = |id| async move {
+        store
+            .stored_direct(&id, &user("bob"))
+            .await
+            .unwrap()
+            .map(|f| f.put_back)
+    };
+    assert_eq!(
+        put_back(recent).await,
+        Some(true),
+        "a recent message without a row: put back"
+    );
+    assert_eq!(
+        put_back(old).await,
+        Some(false),
+        "past the claim's lifetime: acknowledged long ago"
+    );
+    assert_eq!(put_back(recent).await, Some(false), "put back once");
     assert_eq!(rows().await, [recent.to_string()], "only the recent one is put back");
     assert!(
         store

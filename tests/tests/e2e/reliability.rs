@@ -237,6 +237,37 @@ async fn a_send_whose_mailbox_write_failed_reaches_the_offline_recipient_once_af
     local.stop().await;
 }
 
+/// The same half-failure with bob online: his device must get the push from the retry (the first attempt failed
+/// before pushing), exactly once however many retries follow, not only at his next sync.
+#[tokio::test]
+async fn a_send_whose_mailbox_write_failed_is_pushed_to_the_online_recipient_by_the_retry_once() {
+    let local = start().await;
+    let mut alice = Client::connect(&local.ws_url, "alice").await;
+    let mut bob = Client::connect(&local.ws_url, "bob").await;
+    let f = faults(&local);
+
+    f.throttle_tables(&[table(&local, "MailboxTable")]);
+    let r = send(&mut alice, "box-2", "bob", "pushed late").await;
+    assert_eq!(r["code"], "unavailable", "{r}");
+    f.throttle_tables(&[]);
+    assert!(
+        bob.messages_within(Duration::from_millis(300)).await.is_empty(),
+        "nothing pushed by the failed attempt"
+    );
+    let ack = alice.send_message("box-2", "bob", "pushed late").await;
+    let again = alice.send_message("box-2", "bob", "pushed late").await;
+    assert_eq!(again["messageId"], ack["messageId"]);
+    let pushed: Vec<Value> = bob
+        .messages_within(Duration::from_secs(2))
+        .await
+        .into_iter()
+        .filter(|m| m["type"] == "message")
+        .collect();
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
+    assert_eq!(pushed[0]["messageId"], ack["messageId"]);
+    local.stop().await;
+}
+
 /// A group send's history row is its last write and its done mark. When that write fails the send is
 /// `unavailable` with the message already pushed (a small group is pushed by its send); the retry must put the
 /// row (or the message is missing from history for good) and gets the same sequence; later retries find the row

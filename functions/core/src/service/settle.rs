@@ -5,7 +5,7 @@ use super::App;
 use crate::{
     error::BackendError,
     frames::Target,
-    model::{Claim, ClaimKey, StoredMessage},
+    model::{Claim, ClaimKey, FoundDirect},
     ports::{GroupStore, JobQueue, MessageStore},
 };
 use std::time::Duration;
@@ -31,8 +31,15 @@ impl<S: MessageStore + GroupStore, P, Q: JobQueue> App<S, P, Q> {
             }
             // Its indexing needs nothing from a retry: the message's insert is on the Messages stream, which the
             // index function consumes until it succeeds.
-            if self.stored_direct(&seen).await?.is_some() {
-                return Ok(Settled::Done(seen));
+            if let Some(found) = self.stored_direct(&seen).await? {
+                // A mailbox row put back now means the first attempt failed before its push (the row is written
+                // beside the message, before any push): this retry finishes the send, pushing what was stored. A
+                // retry after it finds the row and only acks, so a client retrying in a loop pushes nothing.
+                return Ok(if found.put_back {
+                    Settled::Resume(seen)
+                } else {
+                    Settled::Done(seen)
+                });
             }
             if let Some(seq) = self.recorded_group(&seen).await? {
                 return Ok(Settled::Done(Claim { seq: Some(seq), ..seen }));
@@ -60,7 +67,7 @@ impl<S: MessageStore + GroupStore, P, Q: JobQueue> App<S, P, Q> {
 
     /// The stored message of a one-on-one claim (a strong read): such a send is done as far as a retry is concerned.
     /// Its mailbox entry is put now if the first attempt stored the message but not the entry.
-    async fn stored_direct(&self, claim: &Claim) -> Result<Option<StoredMessage>, BackendError> {
+    async fn stored_direct(&self, claim: &Claim) -> Result<Option<FoundDirect>, BackendError> {
         let Some(Target::To(to)) = &claim.target else {
             return Ok(None);
         };

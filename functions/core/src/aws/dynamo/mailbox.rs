@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     ids::{MessageId, UserId},
-    model::StoredMessage,
+    model::{FoundDirect, StoredMessage},
     ports::Res,
 };
 use aws_sdk_dynamodb::{operation::query::builders::QueryFluentBuilder, types::ReturnValue};
@@ -39,7 +39,8 @@ fn mailbox_key(recipient: &UserId, id: &MessageId) -> Item {
 
 impl DynamoStore {
     /// Puts `message` in `to`'s mailbox unless a row for it is there already (pending, or a tombstone).
-    pub(super) async fn mailbox_put(&self, message: &StoredMessage, to: &UserId) -> Res<()> {
+    /// Puts `message`'s row in `to`'s mailbox unless one is there (pending or a tombstone); whether it did.
+    pub(super) async fn mailbox_put(&self, message: &StoredMessage, to: &UserId) -> Res<bool> {
         let row = MailboxItem {
             recipient: to.clone(),
             message_id: message.id,
@@ -56,9 +57,7 @@ impl DynamoStore {
             .set_expression_attribute_names(names(&[attr::MESSAGE_ID]))
             .send()
             .await;
-        match written("PutItem", r)? {
-            Written::Applied(_) | Written::Refused(_) => Ok(()),
-        }
+        Ok(matches!(written("PutItem", r)?, Written::Applied(_)))
     }
 
     /// `recipient`'s rows for `ids`, pending or tombstones, read strongly.
@@ -171,7 +170,7 @@ impl DynamoStore {
     /// not wait in both. Past the claim's lifetime nothing is put: the tombstone of an acknowledged message lives
     /// that long, so a missing row then means "acknowledged long ago" (an expired claim may linger before
     /// DynamoDB deletes it).
-    pub(super) async fn stored_and_kept_in_mailbox(&self, id: &MessageId, to: &UserId) -> Res<Option<StoredMessage>> {
+    pub(super) async fn stored_and_kept_in_mailbox(&self, id: &MessageId, to: &UserId) -> Res<Option<FoundDirect>> {
         let (messages, mailbox) = (&self.tables.messages, &self.tables.mailbox);
         let mut got = self
             .batch_get(HashMap::from([
@@ -192,10 +191,8 @@ impl DynamoStore {
         let boxed = item.inbox.is_some() || got.remove(mailbox).is_some_and(|rows| !rows.is_empty());
         let message = StoredMessage::try_from(item)?;
         let within_claim = crate::now_ms() - message.timestamp() < self.settings.claim_ttl_secs * 1000;
-        if !boxed && within_claim {
-            self.mailbox_put(&message, to).await?;
-        }
-        Ok(Some(message))
+        let put_back = !boxed && within_claim && self.mailbox_put(&message, to).await?;
+        Ok(Some(FoundDirect { message, put_back }))
     }
 
     /// The old Inbox index's entries of `user` after `after`, oldest first, with their messages (the index

@@ -11,7 +11,7 @@ use super::{
 use crate::{
     frames::Target,
     ids::{MessageId, UserId},
-    model::{Claim, ClaimKey, Delivered, StoredMessage},
+    model::{Claim, ClaimKey, Delivered, FoundDirect, StoredMessage},
     ports::{MessageStore, Res},
 };
 use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -125,7 +125,7 @@ impl MessageStore for DynamoStore {
         }
     }
 
-    async fn stored_direct(&self, id: &MessageId, to: &UserId) -> Res<Option<StoredMessage>> {
+    async fn stored_direct(&self, id: &MessageId, to: &UserId) -> Res<Option<FoundDirect>> {
         self.stored_and_kept_in_mailbox(id, to).await
     }
 

@@ -23,8 +23,11 @@ pub async fn a_retry_puts_back_only_what_was_never_acknowledged_and_history_sees
     let bob = user("bob");
     assert_eq!(
         s.stored_direct(&first, &bob).await.unwrap(),
-        Some(a.clone()),
-        "a retry finds it"
+        Some(crate::model::FoundDirect {
+            message: a.clone(),
+            put_back: false
+        }),
+        "a retry finds it, its row there"
     );
     assert_eq!(inbox().await, [first, second], "still pending, once");
     let unknown = MessageId::generate(T0 + 5);
@@ -39,7 +42,8 @@ pub async fn a_retry_puts_back_only_what_was_never_acknowledged_and_history_sees
     );
 
     s.mark_delivered(&user("bob"), &[first], T0 + 20).await.unwrap();
-    assert!(s.stored_direct(&first, &bob).await.unwrap().is_some());
+    let found = s.stored_direct(&first, &bob).await.unwrap().map(|f| f.put_back);
+    assert_eq!(found, Some(false));
     assert_eq!(inbox().await, [second], "acknowledged: a retry does not put it back");
     assert_eq!(s.undelivered(&user("bob"), &asked).await.unwrap(), pending(&[second]));
     let again = s.mark_delivered(&user("bob"), &[first], T0 + 30).await.unwrap();

@@ -5,7 +5,7 @@ use crate::{
     frames::Target,
     ids::{MessageId, UserId},
     jobs::IndexJob,
-    model::{Claim, ClaimKey, Delivered, StoredMessage},
+    model::{Claim, ClaimKey, Delivered, FoundDirect, StoredMessage},
     ports::{MessageStore, Res},
 };
 
@@ -88,17 +88,15 @@ impl MessageStore for MemoryStore {
         Ok(None)
     }
 
-    async fn stored_direct(&self, id: &MessageId, to: &UserId) -> Res<Option<StoredMessage>> {
+    async fn stored_direct(&self, id: &MessageId, to: &UserId) -> Res<Option<FoundDirect>> {
         self.faults.check("stored_direct")?;
         let mut s = self.state.lock().unwrap();
         let Some(m) = s.messages.get(id).cloned() else {
             return Ok(None);
         };
         // Acknowledged (the fake keeps the mark on the message): never back in the mailbox.
-        if m.delivered_at.is_none() {
-            s.inbox.entry(to.clone()).or_default().insert(*id);
-        }
-        Ok(Some(m))
+        let put_back = m.delivered_at.is_none() && s.inbox.entry(to.clone()).or_default().insert(*id);
+        Ok(Some(FoundDirect { message: m, put_back }))
     }
 
     async fn mark_delivered(&self, acker: &UserId, ids: &[MessageId], now: i64) -> Res<Vec<Delivered>> {
