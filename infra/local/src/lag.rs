@@ -15,7 +15,7 @@ use crate::{
     emulator::{Emulator, EmulatorError, Kind, sdk_for},
     provision::{ProvisionError, create_tables},
     stack::TableSpec,
-    streams::{Http, ShardReader},
+    streams::{Http, MAX_IDLE_POLL, ShardReader},
 };
 use serde_json::{Value, json};
 use std::{collections::VecDeque, sync::mpsc, time::Duration};
@@ -127,9 +127,6 @@ struct Follower {
     lag: Duration,
 }
 
-/// The longest pause between two stream reads of an idle table.
-const MAX_IDLE_POLL: Duration = Duration::from_millis(160);
-
 /// A change seen on the stream, and when it may reach the replica.
 struct Change {
     due: Instant,
@@ -139,21 +136,12 @@ struct Change {
 
 impl Follower {
     async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut reader = loop {
-            match ShardReader::open(self.http.clone(), &self.primary, &self.table).await {
-                Ok(reader) => break reader,
-                Err(e) => {
-                    warn!(table = %self.table, error = %e, "no stream yet; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        _ = stop.changed() => return,
-                    }
-                }
-            }
+        let Some(mut reader) =
+            ShardReader::open_when_ready(self.http.clone(), &self.primary, &self.table, &mut stop).await
+        else {
+            return;
         };
         let mut pending: VecDeque<Change> = VecDeque::new();
-        // Polling backs off while the table is idle (11 tables polled every 20 ms would be a load of their own on
-        // a slow emulator) and comes back at once when records flow: a change is seen at most `idle` late.
         let mut idle = Duration::from_millis(20);
         loop {
             if *stop.borrow() {

@@ -9,7 +9,7 @@
 use crate::{
     runtime::Function,
     stack::Stack,
-    streams::{Http, ShardReader},
+    streams::{Http, MAX_IDLE_POLL, ShardReader},
     template::{TemplateError, plain},
 };
 use serde_json::{Value, json};
@@ -171,22 +171,12 @@ pub struct Mapping {
     pub on_failure_url: Option<String>,
 }
 
-/// The longest pause between two reads of an idle stream.
-const MAX_IDLE_POLL: Duration = Duration::from_millis(160);
-
 impl Mapping {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut reader = loop {
-            match ShardReader::open(self.http.clone(), &self.endpoint, &self.table).await {
-                Ok(reader) => break reader,
-                Err(e) => {
-                    warn!(table = %self.table, error = %e, "no stream yet; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        _ = stop.changed() => return,
-                    }
-                }
-            }
+        let Some(mut reader) =
+            ShardReader::open_when_ready(self.http.clone(), &self.endpoint, &self.table, &mut stop).await
+        else {
+            return;
         };
         let arn = reader.stream_arn().to_owned();
         let window = Duration::from_secs(self.source.window_secs);

@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::{Value, json};
 use std::{collections::HashSet, time::Duration};
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 use tracing::warn;
 
 /// Raw JSON calls to an emulator.
@@ -47,6 +47,11 @@ impl Http {
     }
 }
 
+/// The longest pause between two reads of an idle stream: polling backs off while a table is idle (a dozen
+/// tables polled every 20 ms would be a load of their own on a slow emulator) and comes back at once when
+/// records flow, so a change is seen at most this late.
+pub const MAX_IDLE_POLL: Duration = Duration::from_millis(160);
+
 /// Follows every shard of one table's stream from its start (TRIM_HORIZON: the tables are created with it).
 pub struct ShardReader {
     http: Http,
@@ -81,6 +86,28 @@ impl ShardReader {
             iterators: Vec::new(),
             next_describe: Instant::now(),
         })
+    }
+
+    /// A reader of `table`'s stream once it has one (a table may still be being created), or `None` if `stop`
+    /// is set first.
+    pub async fn open_when_ready(
+        http: Http,
+        endpoint: &str,
+        table: &str,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Self> {
+        loop {
+            match Self::open(http.clone(), endpoint, table).await {
+                Ok(reader) => return Some(reader),
+                Err(e) => {
+                    warn!(table, error = %e, "no stream yet; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = stop.changed() => return None,
+                    }
+                }
+            }
+        }
     }
 
     pub fn stream_arn(&self) -> &str {
