@@ -236,15 +236,7 @@ impl TestStack {
             }
             records.extend(got);
         }
-        let arn = reader.stream_arn().to_owned();
-        let records: Vec<Value> = records
-            .into_iter()
-            .filter(|r| source.passes(r))
-            .map(|mut r| {
-                r["eventSourceARN"] = arn.clone().into();
-                r
-            })
-            .collect();
+        let records = source.deliverable(records, reader.stream_arn(), &self.stack.naming.region);
         serde_json::json!({ "Records": records })
     }
 

@@ -87,6 +87,19 @@ impl StreamSource {
     pub fn passes(&self, record: &Value) -> bool {
         self.filters.is_empty() || self.filters.iter().any(|f| matches(f, record))
     }
+
+    /// Of the records read from the stream `arn`, those delivered, as Lambda's event carries them.
+    pub fn deliverable(&self, records: Vec<Value>, arn: &str, region: &str) -> Vec<Value> {
+        records
+            .into_iter()
+            .filter(|r| self.passes(r))
+            .map(|mut r| {
+                r["eventSourceARN"] = json!(arn);
+                r["awsRegion"] = json!(region);
+                r
+            })
+            .collect()
+    }
 }
 
 /// Only the filter rules natter-local evaluates (literals, `exists`, `prefix`): any other would be a filter AWS
@@ -189,11 +202,7 @@ impl Mapping {
             }
             let records = reader.read().await;
             let got = records.len();
-            for mut r in records.into_iter().filter(|r| self.source.passes(r)) {
-                r["eventSourceARN"] = json!(arn);
-                r["awsRegion"] = json!(self.region);
-                buffer.push_back(r);
-            }
+            buffer.extend(self.source.deliverable(records, &arn, &self.region));
             if !buffer.is_empty() && first_at.is_none() {
                 first_at = Some(Instant::now());
             }

@@ -5,7 +5,7 @@
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::{Value, json};
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashMap, time::Duration};
 use tokio::{sync::watch, time::Instant};
 use tracing::warn;
 
@@ -58,9 +58,18 @@ pub struct ShardReader {
     endpoint: String,
     table: String,
     stream: String,
-    shards: HashSet<String>,
-    iterators: Vec<String>,
+    shards: HashMap<String, Shard>,
     next_describe: Instant,
+}
+
+/// Where the reader is in one shard.
+#[derive(Default)]
+struct Shard {
+    /// The next read's iterator; `None` until one is asked for, after a failed read, or once the shard is closed.
+    iterator: Option<String>,
+    /// The last record read: a failed read resumes after it, so nothing is read twice or skipped.
+    last: Option<String>,
+    closed: bool,
 }
 
 impl ShardReader {
@@ -82,8 +91,7 @@ impl ShardReader {
             endpoint: endpoint.to_owned(),
             table: table.to_owned(),
             stream,
-            shards: HashSet::new(),
-            iterators: Vec::new(),
+            shards: HashMap::new(),
             next_describe: Instant::now(),
         })
     }
@@ -121,16 +129,17 @@ impl ShardReader {
 
     /// One read of every shard: the records that arrived since the last read, in stream order within a shard.
     pub async fn read(&mut self) -> Vec<Value> {
-        // New shards appear as a stream grows; emulators mostly keep one.
+        // New shards appear as a stream grows (emulators mostly keep one), and a shard whose read failed needs
+        // a new iterator.
         if Instant::now() >= self.next_describe {
             self.next_describe = Instant::now() + Duration::from_secs(2);
-            if let Ok(new) = self.new_shards().await {
-                self.iterators.extend(new);
+            if let Err(e) = self.open_shards().await {
+                warn!(table = %self.table, error = %e, "could not describe the stream");
             }
         }
         let mut records = Vec::new();
-        let mut next = Vec::new();
-        for it in std::mem::take(&mut self.iterators) {
+        for shard in self.shards.values_mut() {
+            let Some(it) = shard.iterator.take() else { continue };
             let body = json!({"ShardIterator": it, "Limit": 1000});
             match self
                 .http
@@ -139,24 +148,26 @@ impl ShardReader {
             {
                 Ok(mut r) => {
                     if let Value::Array(got) = r["Records"].take() {
+                        if let Some(n) = got.last().and_then(|l| l["dynamodb"]["SequenceNumber"].as_str()) {
+                            shard.last = Some(n.to_owned());
+                        }
                         records.extend(got);
                     }
-                    if let Some(n) = r["NextShardIterator"].as_str() {
-                        next.push(n.to_owned());
-                    }
+                    shard.iterator = r["NextShardIterator"].as_str().map(str::to_owned);
+                    shard.closed = shard.iterator.is_none();
                 }
                 Err(e) => {
-                    warn!(table = %self.table, error = %e, "stream read failed; starting the shard again");
-                    self.shards.clear();
+                    warn!(table = %self.table, error = %e, "stream read failed; resuming the shard after its last record");
+                    self.next_describe = Instant::now();
                 }
             }
         }
-        self.iterators = next;
         records
     }
 
-    /// Iterators for shards not followed yet, from their start.
-    async fn new_shards(&mut self) -> Result<Vec<String>, String> {
+    /// Iterators for the shards that have none: a new shard from its start, one whose read failed after its last
+    /// record.
+    async fn open_shards(&mut self) -> Result<(), String> {
         let d = self
             .http
             .call(
@@ -165,24 +176,25 @@ impl ShardReader {
                 &json!({"StreamArn": self.stream}),
             )
             .await?;
-        let mut out = Vec::new();
-        for shard in d["StreamDescription"]["Shards"].as_array().into_iter().flatten() {
-            let Some(id) = shard["ShardId"].as_str() else { continue };
-            if !self.shards.insert(id.to_owned()) {
+        for described in d["StreamDescription"]["Shards"].as_array().into_iter().flatten() {
+            let Some(id) = described["ShardId"].as_str() else {
                 continue;
+            };
+            let shard = self.shards.entry(id.to_owned()).or_default();
+            if shard.iterator.is_some() || shard.closed {
+                continue;
+            }
+            let mut ask = json!({"StreamArn": self.stream, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"});
+            if let Some(n) = &shard.last {
+                ask["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER".into();
+                ask["SequenceNumber"] = n.clone().into();
             }
             let it = self
                 .http
-                .call(
-                    &self.endpoint,
-                    "DynamoDBStreams_20120810.GetShardIterator",
-                    &json!({"StreamArn": self.stream, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"}),
-                )
+                .call(&self.endpoint, "DynamoDBStreams_20120810.GetShardIterator", &ask)
                 .await?;
-            if let Some(i) = it["ShardIterator"].as_str() {
-                out.push(i.to_owned());
-            }
+            shard.iterator = it["ShardIterator"].as_str().map(str::to_owned);
         }
-        Ok(out)
+        Ok(())
     }
 }
