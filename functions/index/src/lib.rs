@@ -15,7 +15,7 @@ use natter_core::{
     service::App,
 };
 use serde_json::Value;
-use std::collections::HashMap;
+use tracing::warn;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -39,31 +39,24 @@ pub async fn handle<S: Store, P: Pusher, Q: JobQueue>(
     event: LambdaEvent<Value>,
 ) -> Result<SqsBatchResponse, Error> {
     let work = |job: IndexJob| async move { app.index_direct(&job).await };
-    let from_stream = event.payload["Records"][0]["eventSource"] == "aws:dynamodb";
-    if from_stream {
+    if event.payload["Records"][0]["eventSource"] == "aws:dynamodb" {
         let batch: StreamEvent = serde_json::from_value(event.payload)?;
-        let records: Vec<_> = batch
+        let records = batch
             .records
-            .iter()
-            .map(|r| (r.sequence_number().to_owned(), r.index_job()))
+            .into_iter()
+            .map(|r| (r.sequence_number().to_owned(), r.into_index_job()))
             .collect();
-        let jobs: HashMap<String, IndexJob> = records
-            .iter()
-            .filter_map(|(id, job)| Some((id.clone(), job.as_ref().ok()?.clone()?)))
-            .collect();
-        let mut response = lambda::process_records_by_key(&app.meter, records, CONCURRENCY, conversation, work).await;
-        let mut still_failed = Vec::new();
-        for failure in response.batch_item_failures {
-            let handed_over = match jobs.get(&failure.item_identifier) {
-                Some(job) => app.queue.enqueue(&Job::Index(job.clone())).await.is_ok(),
-                None => false,
+        // A message that fails to index goes to the queue; only one that cannot is failed in the stream.
+        let index_or_hand_over = |job: IndexJob| async move {
+            let Err(e) = app.index_direct(&job).await else {
+                return Ok(());
             };
-            if !handed_over {
-                still_failed.push(failure);
-            }
-        }
-        response.batch_item_failures = still_failed;
-        return Ok(response);
+            warn!(message_id = %job.message_id, error = %e, "indexing failed; handing the message to the IndexQueue");
+            app.queue.enqueue(&Job::Index(job)).await.map_err(|_| e)
+        };
+        return Ok(
+            lambda::process_records_by_key(&app.meter, records, CONCURRENCY, conversation, index_or_hand_over).await,
+        );
     }
     let batch: SqsEvent = serde_json::from_value(event.payload)?;
     Ok(lambda::process_batch_by_key(&app.meter, batch, CONCURRENCY, conversation, work).await)

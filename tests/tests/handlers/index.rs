@@ -183,10 +183,14 @@ async fn the_sample_stream_event_indexes_its_message_once_and_skips_what_is_not_
     let app = stack.app("IndexFunction");
     let mut e = natter_tests::testkit::event("index-stream");
     let insert = e["Records"][0].clone();
-    // An edit of the same message, and a group message: the filter drops them on AWS; the handler skips them too.
+    // An edit of an older message to bob, and a group message: the filter drops them on AWS; the handler skips
+    // them too (indexed, the edit would be a second row and a second unread message).
     let mut edit = insert.clone();
     edit["eventName"] = "MODIFY".into();
     edit["dynamodb"]["SequenceNumber"] = "4421584500000000017450439092".into();
+    let older = serde_json::json!({"S": "01M99TAT89R582X38N3F95FS1Y"});
+    edit["dynamodb"]["Keys"]["message_id"] = older.clone();
+    edit["dynamodb"]["NewImage"]["message_id"] = older;
     let mut group = insert.clone();
     let image = &mut group["dynamodb"]["NewImage"];
     image.as_object_mut().unwrap().remove("recipient");

@@ -37,15 +37,11 @@ impl StreamRecord {
 
     /// The index job of the one-on-one message this record inserted; `None` for an edit, a removal or a group
     /// message; an error for an insert whose image is not a message.
-    pub fn index_job(&self) -> Result<Option<IndexJob>, String> {
+    pub fn into_index_job(self) -> Result<Option<IndexJob>, String> {
         if self.event_name != "INSERT" {
             return Ok(None);
         }
-        let image = self
-            .dynamodb
-            .new_image
-            .clone()
-            .ok_or("an insert without its new image")?;
+        let image = self.dynamodb.new_image.ok_or("an insert without its new image")?;
         let item: MessageItem = serde_dynamo::from_item(image).map_err(|e| format!("not a message: {e}"))?;
         let message = StoredMessage::try_from(item).map_err(|e| format!("not a message: {e}"))?;
         Ok(match &message.target {
